@@ -1,0 +1,28 @@
+"""vaelm: sentence-level variational auto-encoder language models (Bowman et al. 2016), native to transformers."""
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+from .configuration_vaelm import VAELMConfig
+from .modeling_vaelm import VAELMModel, VAELMOutput, VAELMPreTrainedModel, gaussian_kl
+from .tokenization_vaelm import build_tokenizer, load_tokenizer, segment
+
+__version__ = "0.1.0"
+
+# Local registration: AutoConfig/AutoModel resolve "vaelm" without remote code when the package is installed.
+AutoConfig.register("vaelm", VAELMConfig, exist_ok=True)
+AutoModel.register(VAELMConfig, VAELMModel, exist_ok=True)
+AutoModelForCausalLM.register(VAELMConfig, VAELMModel, exist_ok=True)
+# Hub registration: save_pretrained writes auto_map and copies the two source files next to the weights.
+VAELMConfig.register_for_auto_class()
+VAELMModel.register_for_auto_class("AutoModelForCausalLM")
+
+__all__ = [
+    "VAELMConfig",
+    "VAELMModel",
+    "VAELMOutput",
+    "VAELMPreTrainedModel",
+    "build_tokenizer",
+    "gaussian_kl",
+    "load_tokenizer",
+    "segment",
+]

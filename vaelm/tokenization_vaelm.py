@@ -1,0 +1,145 @@
+"""Word-level tokenizers built with `tokenizers`, wrapped as `PreTrainedTokenizerFast`, plus Chinese segmentation.
+
+Every tokenizer splits on whitespace, so Chinese text is cut into words by jieba *before* it reaches the
+tokenizer (`segment`); that keeps `tokenizer.json` free of Python code and loadable anywhere. The character-level
+option is a regex pre-tokenizer and needs no segmentation step at all.
+"""
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
+SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
+SEGMENTATIONS = ("whitespace", "jieba", "char")
+
+
+def default_segmentation(lang: str) -> str:
+    """Chinese is segmented into words with jieba; everything else is split on whitespace."""
+    return "jieba" if lang == "zh" else "whitespace"
+
+
+def segment(texts: Iterable[str], segmentation: str) -> list[str]:
+    """
+    Prepare raw sentences for the whitespace-splitting tokenizer.
+
+    Args:
+        texts (`Iterable[str]`): raw sentences.
+        segmentation (`str`): `"whitespace"` (returned as is), `"jieba"` (words joined by spaces) or `"char"`
+            (returned as is: the tokenizer itself splits characters).
+
+    Returns:
+        `list[str]`: the sentences, ready for the tokenizer.
+    """
+    if segmentation != "jieba":
+        return list(texts)
+    try:
+        import jieba
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("Chinese word segmentation needs jieba: pip install 'vaelm[zh]'.") from error
+    jieba.setLogLevel(60)
+    return [" ".join(word for word in jieba.cut(text) if word.strip()) for text in texts]
+
+
+def _words_without_unk(texts: Iterable[str]) -> Iterator[str]:
+    # PTB spells rare words as a literal <unk>; counting it would add a second, ordinary <unk> entry and leave a
+    # hole at the special id (len(tokenizer) != max id + 1).
+    for text in texts:
+        yield " ".join(word for word in text.split() if word != UNK)
+
+
+def build_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 10000,
+    min_frequency: int = 1,
+    segmentation: str = "whitespace",
+    max_sentence_length: int = 200,
+) -> PreTrainedTokenizerFast:
+    """
+    Train a word-level tokenizer on (already segmented) training sentences.
+
+    Args:
+        texts (`Iterable[str]`): training sentences, after `segment`.
+        vocab_size (`int`, *optional*, defaults to 10000): largest vocabulary, special tokens included.
+        min_frequency (`int`, *optional*, defaults to 1): words seen fewer times become `<unk>`.
+        segmentation (`str`, *optional*, defaults to `"whitespace"`): `"char"` makes every character a token.
+        max_sentence_length (`int`, *optional*, defaults to 200): recorded as the tokenizer's `model_max_length`
+            (in tokens, with `<s>` and `</s>`).
+
+    Returns:
+        `PreTrainedTokenizerFast` that encodes a sentence as `<s> w1 … wn </s>`.
+    """
+    if segmentation not in SEGMENTATIONS:
+        raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, got {segmentation!r}.")
+    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+    if segmentation == "char":
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex("."), behavior="isolated")]
+        )
+        tokenizer.decoder = decoders.Fuse()
+    else:
+        tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        if segmentation == "jieba":
+            tokenizer.decoder = decoders.Fuse()
+    trainer = trainers.WordLevelTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
+    tokenizer.train_from_iterator(_words_without_unk(texts), trainer=trainer)
+    bos_id, eos_id = tokenizer.token_to_id(BOS), tokenizer.token_to_id(EOS)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, bos_id), (EOS, eos_id)]
+    )
+    return wrap_tokenizer(tokenizer, max_sentence_length)
+
+
+def wrap_tokenizer(tokenizer: Tokenizer, max_sentence_length: int = 200) -> PreTrainedTokenizerFast:
+    """Wrap a `tokenizers.Tokenizer` so that transformers (and `AutoTokenizer`) can use and save it."""
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        model_max_length=max_sentence_length + 2,
+        padding_side="right",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def load_tokenizer(path: str | Path, **hub_kwargs) -> PreTrainedTokenizerFast:
+    """
+    Load a saved tokenizer without the custom-code prompt that `AutoTokenizer` shows for a model folder.
+
+    Args:
+        path (`str` or `Path`): a model folder, a tokenizer folder or a Hub id.
+        hub_kwargs: passed to `from_pretrained` (`revision`, `token`, …).
+    """
+    return PreTrainedTokenizerFast.from_pretrained(str(path), **hub_kwargs)
+
+
+def check_tokenizer_matches(tokenizer: PreTrainedTokenizerFast, config) -> None:
+    """Raise a `ValueError` saying what to do when a tokenizer cannot serve a model's embeddings."""
+    if len(tokenizer) != config.vocab_size:
+        raise ValueError(
+            f"The tokenizer has {len(tokenizer)} entries but the model's vocab_size is {config.vocab_size}: they were "
+            "not trained together. Use the tokenizer saved in the model folder (or drop --tokenizer)."
+        )
+    expected = {"pad": config.pad_token_id, "unk": config.unk_token_id, "bos": config.bos_token_id, "eos": config.eos_token_id}
+    found = {
+        "pad": tokenizer.pad_token_id, "unk": tokenizer.unk_token_id, "bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id
+    }
+    if expected != found:
+        raise ValueError(f"The tokenizer's special token ids {found} differ from the model's {expected}.")
+
+
+__all__ = [
+    "SPECIAL_TOKENS",
+    "build_tokenizer",
+    "check_tokenizer_matches",
+    "default_segmentation",
+    "load_tokenizer",
+    "segment",
+    "wrap_tokenizer",
+]

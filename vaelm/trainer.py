@@ -1,0 +1,280 @@
+"""`VAETrainer`: a `Trainer` whose loss is rec + β·KL with an annealed β, and the KL annealing schedules.
+
+β is a pure function of the global step (and of the run's total steps), so a resumed run continues the schedule
+exactly. The loss components are summed on every step and averaged, across processes, when the Trainer logs
+(as sentence-transformers does); evaluation always uses β = 1, so `eval_loss` is the negative ELBO.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+from .modeling_vaelm import gaussian_kl
+
+KL_SCHEDULES = ("sigmoid_pivot", "logistic", "linear", "cyclical", "constant")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; raised before the bad step updates the weights."""
+
+
+@dataclass
+class VAETrainingArguments(TrainingArguments):
+    """
+    `TrainingArguments` plus the KL term's schedule, with defaults suited to sentence VAEs.
+
+    Args:
+        kl_schedule (`str`, *optional*, defaults to `"sigmoid_pivot"`):
+            How β grows with the step t. `sigmoid_pivot` (the original script): 1/(1+exp(-(t-pivot)/pivot·k)) with
+            k = `annealing_steepness`; `logistic` (Bowman et al.): 1/(1+exp(-r·(t-pivot))) with r =
+            `annealing_rate`; `linear`: t/pivot, capped at 1; `cyclical` (Fu et al. 2019): `kl_cycles` linear
+            ramps over the run, each rising during the first `kl_cycle_ratio` of its cycle, then flat at 1;
+            `constant`: `kl_weight` throughout.
+        annealing_pivot (`int`, *optional*):
+            The schedule's pivot step; half of the run's steps when omitted.
+        annealing_steepness (`float`, *optional*, defaults to 100):
+            k of `sigmoid_pivot`; with 100, β is ≈0 before the pivot and ≈1 at 1.05·pivot.
+        annealing_rate (`float`, *optional*, defaults to 0.0025):
+            r of `logistic` (Bowman et al. 2016 used 0.0025).
+        kl_cycles (`int`, *optional*, defaults to 4): number of cycles of `cyclical`.
+        kl_cycle_ratio (`float`, *optional*, defaults to 0.5): rising part of each cycle of `cyclical`.
+        kl_weight (`float`, *optional*, defaults to 1.0): β of `constant`, and the cap of every schedule.
+        free_bits (`float`, *optional*, defaults to 0.0):
+            Per-dimension KL floor λ in nats (Kingma et al. 2016): the KL term is Σ_d max(λ, mean over the batch of
+            KL_d). 0 turns it off.
+        batch_size (`int`, *optional*):
+            The original script's name for `per_device_train_batch_size`.
+
+    With no GPU present, `use_cpu` is switched on, so that `accelerate launch` on a CPU machine forms one
+    multi-process (gloo) job.
+    """
+
+    kl_schedule: str = field(default="sigmoid_pivot", metadata={"help": "KL annealing schedule.", "choices": list(KL_SCHEDULES)})
+    annealing_pivot: int | None = field(default=None, metadata={"help": "Pivot step of the KL schedule (default: half the run)."})
+    annealing_steepness: float = field(default=100.0, metadata={"help": "k of sigmoid_pivot."})
+    annealing_rate: float = field(default=0.0025, metadata={"help": "Rate of the logistic schedule."})
+    kl_cycles: int = field(default=4, metadata={"help": "Cycles of the cyclical schedule."})
+    kl_cycle_ratio: float = field(default=0.5, metadata={"help": "Rising fraction of each cycle."})
+    kl_weight: float = field(default=1.0, metadata={"help": "β of the constant schedule and the cap of all."})
+    free_bits: float = field(default=0.0, metadata={"help": "Per-dimension KL floor in nats (0: off)."})
+    # Defaults that differ from TrainingArguments: the sentence-VAE recipe and a quiet, local run.
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
+    per_device_train_batch_size: int = field(default=64, metadata={"help": "Sentences per batch and device."})
+    per_device_eval_batch_size: int = field(default=256, metadata={"help": "Sentences per evaluation batch."})
+    max_grad_norm: float = field(default=5.0, metadata={"help": "Gradient clipping norm."})
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={"help": "Sampler: group_by_length keeps padding rare.",
+                  "choices": ["random", "sequential", "group_by_length", "batch_rebalance"]},
+    )
+    logging_steps: float = field(default=100, metadata={"help": "Log every N steps."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "The collator picks its columns itself."})
+    ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "Every parameter gets a gradient."})
+    batch_size: int | None = field(default=None, metadata={"help": "Alias of --per_device_train_batch_size (the original flag)."})
+
+    def __post_init__(self):
+        if self.batch_size is not None:
+            self.per_device_train_batch_size = self.batch_size
+        if not self.use_cpu and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
+            # Without use_cpu, `accelerate launch --multi_gpu` on a CPU machine runs N unrelated single processes.
+            self.use_cpu = True
+        super().__post_init__()
+        if self.kl_schedule not in KL_SCHEDULES:
+            raise ValueError(f"--kl_schedule must be one of {KL_SCHEDULES}, got {self.kl_schedule!r}.")
+        if self.annealing_pivot is not None and self.annealing_pivot < 1:
+            raise ValueError(f"--annealing_pivot must be a positive step count, got {self.annealing_pivot}.")
+        if self.free_bits < 0:
+            raise ValueError(f"--free_bits must be >= 0, got {self.free_bits}.")
+
+
+def kl_weight_at(step: int, args: VAETrainingArguments, total_steps: int | None = None) -> float:
+    """
+    β at a global step: a pure function, so a resumed run continues its schedule exactly.
+
+    Args:
+        step (`int`): the global step.
+        args ([`VAETrainingArguments`]): schedule and its parameters.
+        total_steps (`int`, *optional*): the run's steps; needed by `cyclical` and when `annealing_pivot` is unset.
+    """
+    cap = args.kl_weight
+    if args.kl_schedule == "constant":
+        return cap
+    pivot = args.annealing_pivot or max(1, (total_steps or 2) // 2)
+    if args.kl_schedule == "sigmoid_pivot":
+        value = _sigmoid((step - pivot) / pivot * args.annealing_steepness)
+    elif args.kl_schedule == "logistic":
+        value = _sigmoid(args.annealing_rate * (step - pivot))
+    elif args.kl_schedule == "linear":
+        value = min(1.0, step / pivot)
+    else:  # cyclical
+        period = max(1, math.ceil((total_steps or 2 * pivot) / args.kl_cycles))
+        value = min(1.0, (step % period) / (period * args.kl_cycle_ratio))
+    return cap * value
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= -700 else 0.0
+
+
+class VAETrainer(Trainer):
+    """
+    A `Trainer` for [`VAELMModel`]: loss = rec + β·KL (with optional free bits), word dropout from the model, and
+    `rec_loss`, `kl`, `beta` logged beside `loss`; evaluation logs `eval_rec_loss`, `eval_kl`, `eval_elbo` and
+    `eval_elbo_ppl` (β = 1, sums over sentences and tokens, not means of batch means).
+
+    Args:
+        args ([`VAETrainingArguments`]): training arguments with the KL schedule.
+        *positional, **keyword: as for `Trainer`.
+    """
+
+    def __init__(self, *positional, **keyword):
+        super().__init__(*positional, **keyword)
+        self._sums = {"train": self._zero_sums(), "eval": self._zero_sums()}
+
+    def _zero_sums(self) -> torch.Tensor:
+        # rec, kl, beta, steps, sentences, tokens
+        return torch.zeros(6, dtype=torch.float64, device=self.args.device)
+
+    def kl_weight(self) -> float:
+        """β of the current global step."""
+        return kl_weight_at(self.state.global_step, self.args, self.state.max_steps or None)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs, return_logits=False)
+        sentences = inputs["input_ids"].size(0)
+        tokens = inputs["attention_mask"].sum() - sentences  # n + 1 scored tokens per sentence
+        if model.training:
+            beta = self.kl_weight()
+            if self.args.free_bits > 0:
+                kl_term = gaussian_kl(outputs.mu, outputs.logvar).mean(0).clamp(min=self.args.free_bits).sum()
+            else:
+                kl_term = outputs.kl
+            loss = outputs.rec_loss + beta * kl_term
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"The training loss became {loss.item()} at step {self.state.global_step + 1} "
+                    f"(rec {outputs.rec_loss.item():.4g}, KL {outputs.kl.item():.4g}, β {beta:.3g}). Lower "
+                    "--learning_rate or --max_grad_norm, or train in fp32; the last checkpoint saved before this "
+                    "step is intact and --resume_from_checkpoint true continues from it."
+                )
+            values = [outputs.rec_loss.detach(), outputs.kl.detach(), beta, 1.0, sentences, tokens]
+            self._sums["train"] += torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.args.device) for v in values])
+        else:
+            loss = outputs.loss
+            values = [outputs.rec_per_sentence.sum(), outputs.kl * sentences, 0.0, 1.0, sentences, tokens]
+            self._sums["eval"] += torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.args.device) for v in values])
+        return (loss, outputs) if return_outputs else loss
+
+    def _reduced_sums(self, phase: str) -> list[float]:
+        sums = self._sums[phase]
+        if self.accelerator.num_processes > 1:
+            sums = self.accelerator.reduce(sums.clone(), reduction="sum")
+        self._sums[phase] = self._zero_sums()
+        return sums.tolist()
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            rec, kl, beta, steps, _, _ = self._reduced_sums("train")
+            if steps:
+                logs.update(rec_loss=round(rec / steps, 4), kl=round(kl / steps, 4), beta=round(beta / steps, 6))
+        # Evaluation metrics come as {prefix}loss, {prefix}runtime, …; train_runtime closes training instead.
+        prefix = next((key[: -len("runtime")] for key in logs if key.endswith("_runtime") and key != "train_runtime"), None)
+        if prefix is not None and f"{prefix}loss" in logs:
+            rec, kl, _, _, sentences, tokens = self._reduced_sums("eval")
+            if sentences:
+                elbo = (rec + kl) / sentences
+                logs.update({
+                    f"{prefix}rec_loss": round(rec / sentences, 4),
+                    f"{prefix}kl": round(kl / sentences, 4),
+                    f"{prefix}elbo": round(elbo, 4),
+                    f"{prefix}elbo_ppl": round(math.exp(min((rec + kl) / tokens, 700)), 3),
+                })
+        super().log(logs, start_time)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """
+    The newest `checkpoint-N` folder whose `trainer_state.json` (written last by the Trainer) parses.
+
+    A run killed while saving leaves a folder without it, or with a truncated one; such a folder is skipped.
+    """
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    candidates = []
+    for path in folder.iterdir():
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and path.is_dir():
+            candidates.append((int(match.group(1)), path))
+    for _, path in sorted(candidates, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return path
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ plot
+def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | None:
+    """
+    Draw rec, KL and β (training) and the valid ELBO against the step into a PNG.
+
+    Args:
+        log_history (`list[dict]`): `trainer.state.log_history`.
+        path (`str` or `Path`): where to write the PNG.
+
+    Returns:
+        The path, or `None` when nothing was logged.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def series(key):
+        points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
+        return ([s for s, _ in points], [v for _, v in points])
+
+    train_rec, train_kl, beta, valid_elbo = series("rec_loss"), series("kl"), series("beta"), series("eval_elbo")
+    if not train_rec[0] and not valid_elbo[0]:
+        return None
+    figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    axes[0].plot(*train_rec, label="train rec")
+    if valid_elbo[0]:
+        axes[0].plot(*valid_elbo, "o-", label="valid −ELBO")
+    axes[0].set_ylabel("nats per sentence")
+    axes[0].legend()
+    axes[1].plot(*train_kl, color="tab:orange", label="train KL")
+    eval_kl = series("eval_kl")
+    if eval_kl[0]:
+        axes[1].plot(*eval_kl, "o-", color="tab:red", label="valid KL")
+    axes[1].set_ylabel("KL (nats per sentence)")
+    axes[1].legend()
+    axes[2].plot(*beta, color="tab:green")
+    axes[2].set_ylabel("β (KL weight)")
+    axes[2].set_ylim(-0.05, max([1.05] + [b + 0.05 for b in beta[1]]))
+    for axis in axes:
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
+
+
+__all__ = [
+    "KL_SCHEDULES",
+    "NonFiniteLossError",
+    "VAETrainer",
+    "VAETrainingArguments",
+    "kl_weight_at",
+    "last_complete_checkpoint",
+    "plot_training_curves",
+]

@@ -1,0 +1,230 @@
+"""One training job, end to end: data -> tokenizer -> model -> `VAETrainer` -> a Hub-ready model folder.
+
+`vaelm-train` parses three dataclasses with `HfArgumentParser` (the original script's flags included) and calls
+[`train`]. A YAML or JSON file given as the first argument supplies defaults that later flags override.
+"""
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import GenerationConfig, HfArgumentParser, set_seed
+
+from .configuration_vaelm import VAELMConfig
+from .data import VAELMCollator, load_text_splits, tokenize_splits
+from .modeling_vaelm import VAELMModel
+from .tokenization_vaelm import build_tokenizer, check_tokenizer_matches, default_segmentation, load_tokenizer, segment
+from .trainer import VAETrainer, VAETrainingArguments, last_complete_checkpoint, plot_training_curves
+
+logger = logging.getLogger(__name__)
+
+CURVES_FILE = "training_curves.png"
+
+
+@dataclass
+class ModelArguments:
+    """Sizes of a new model (the original script's names), or a model to continue from."""
+
+    embedding_size: int = field(default=350, metadata={"help": "Word embedding size."})
+    num_units: int = field(default=200, metadata={"help": "LSTM hidden size of encoder and decoder."})
+    latent_dim: int = field(default=13, metadata={"help": "Size of the latent variable z."})
+    num_layers: int = field(default=1, metadata={"help": "Stacked LSTM layers."})
+    bidirectional_encoder: bool = field(default=False, metadata={"help": "Read sentences in both directions."})
+    keep_prob: float = field(default=0.75, metadata={"help": "Probability of keeping a decoder input word (word dropout = 1 - keep_prob)."})
+    embedding_dropout: float = field(default=0.0, metadata={"help": "Dropout on embeddings."})
+    output_dropout: float = field(default=0.0, metadata={"help": "Dropout on decoder outputs."})
+    latent_to_every_step: bool = field(default=False, metadata={"help": "Also feed z to every decoder step."})
+    tie_word_embeddings: bool = field(default=False, metadata={"help": "Share input and output word embeddings."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Continue training this model (folder or Hub id)."})
+
+    def __post_init__(self):
+        if not 0.0 < self.keep_prob <= 1.0:
+            raise ValueError(f"--keep_prob must lie in (0, 1], got {self.keep_prob}.")
+
+
+@dataclass
+class DataArguments:
+    """Where the sentences come from and how they become token ids."""
+
+    data_dir: str | None = field(default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."})
+    dataset: str | None = field(default=None, metadata={"help": "ptb, bookcorpus or a Hub dataset id (instead of --data_dir)."})
+    text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
+    streaming: bool = field(default=False, metadata={"help": "Stream a Hub dataset (needs --max_steps)."})
+    lang: str = field(default="en", metadata={"help": "Language: zh segments words with jieba.", "choices": ["en", "zh"]})
+    segmentation: str | None = field(
+        default=None, metadata={"help": "whitespace, jieba or char (default: jieba for zh).", "choices": ["whitespace", "jieba", "char"]}
+    )
+    tokenizer: str | None = field(default=None, metadata={"help": "Reuse this tokenizer (folder or Hub id) instead of building one."})
+    vocab_size: int = field(default=10000, metadata={"help": "Largest vocabulary, special tokens included."})
+    min_frequency: int = field(default=1, metadata={"help": "Words seen fewer times become <unk>."})
+    max_length: int = field(default=200, metadata={"help": "Longest training sentence in words; longer ones are dropped (or cut with --truncate_long)."})
+    truncate_long: bool = field(default=False, metadata={"help": "Cut over-long sentences instead of dropping them."})
+    final_eval_iw_samples: int = field(default=0, metadata={"help": "Run the full evaluation protocol on valid with K importance samples at the end (0: off)."})
+
+    def __post_init__(self):
+        if self.segmentation is None:
+            self.segmentation = default_segmentation(self.lang)
+        for name in ("vocab_size", "min_frequency", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, VAETrainingArguments]:
+    """Parse `vaelm-train` arguments; a leading `.yaml`/`.yml`/`.json` file supplies defaults for the flags."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        argv = config_file_flags(argv[0]) + argv[1:]
+    parser = HfArgumentParser((ModelArguments, DataArguments, VAETrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    return model_args, data_args, training_args
+
+
+def config_file_flags(path: str) -> list[str]:
+    """Turn a YAML/JSON mapping into `--key value` flags, so that flags given after it take precedence."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise FileNotFoundError(f"Cannot read config file {path}: {error.strerror}.") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"Config file {path} is not valid YAML/JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"Config file {path} must hold a mapping of flag names to values.")
+    flags = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        flags.append(f"--{key}")
+        if isinstance(value, (list, tuple)):
+            flags.extend(str(v) for v in value)
+        else:
+            flags.append(str(value).lower() if isinstance(value, bool) else str(value))
+    return flags
+
+
+def resolve_resume(value: str | None, output_dir: str) -> str | None:
+    """`true` means the newest complete checkpoint in `output_dir` (none: start fresh); anything else is a path."""
+    if value is None or value.lower() in ("false", "no", "0", ""):
+        return None
+    if value.lower() in ("true", "yes", "1", "last"):
+        checkpoint = last_complete_checkpoint(output_dir)
+        if checkpoint is None:
+            logger.warning("No complete checkpoint in %s; training from the start.", output_dir)
+        return str(checkpoint) if checkpoint else None
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise FileNotFoundError(f"--resume_from_checkpoint {value} is not a complete checkpoint folder (no trainer_state.json).")
+    return value
+
+
+def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, train_texts) :
+    """The tokenizer given with `--tokenizer` (or that of `--model_name_or_path`), or one built from `train_texts`."""
+    source = data_args.tokenizer or model_args.model_name_or_path
+    if source:
+        return load_tokenizer(source)
+    logger.info("Building a word-level tokenizer (vocab_size %d, min_frequency %d).", data_args.vocab_size, data_args.min_frequency)
+    return build_tokenizer(
+        segment(train_texts, data_args.segmentation),
+        vocab_size=data_args.vocab_size,
+        min_frequency=data_args.min_frequency,
+        segmentation=data_args.segmentation,
+        max_sentence_length=data_args.max_length,
+    )
+
+
+def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer) -> VAELMModel:
+    """A new model sized by `model_args` for `tokenizer`, or the one at `--model_name_or_path`."""
+    if model_args.model_name_or_path:
+        model = VAELMModel.from_pretrained(model_args.model_name_or_path)
+    else:
+        config = VAELMConfig(
+            vocab_size=len(tokenizer),
+            embedding_size=model_args.embedding_size,
+            hidden_size=model_args.num_units,
+            latent_size=model_args.latent_dim,
+            num_layers=model_args.num_layers,
+            bidirectional_encoder=model_args.bidirectional_encoder,
+            word_dropout=round(1.0 - model_args.keep_prob, 6),
+            embedding_dropout=model_args.embedding_dropout,
+            output_dropout=model_args.output_dropout,
+            latent_to_every_step=model_args.latent_to_every_step,
+            tie_word_embeddings=model_args.tie_word_embeddings,
+            max_sentence_length=data_args.max_length,
+            lang=data_args.lang,
+            segmentation=data_args.segmentation,
+            pad_token_id=tokenizer.pad_token_id,
+            unk_token_id=tokenizer.unk_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        model = VAELMModel(config)
+    check_tokenizer_matches(tokenizer, model.config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=model.config.bos_token_id,
+        eos_token_id=model.config.eos_token_id,
+        pad_token_id=model.config.pad_token_id,
+        max_length=model.config.max_sentence_length + 2,
+    )
+    return model
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments) -> dict:
+    """
+    Run one training job and save the final model, tokenizer, generation config and training curves.
+
+    Args:
+        model_args ([`ModelArguments`]): model sizes or a model to continue from.
+        data_args ([`DataArguments`]): data source, tokenizer and length limits.
+        training_args ([`VAETrainingArguments`]): Trainer and KL-schedule settings.
+
+    Returns:
+        `dict`: the final validation metrics (`eval_elbo`, `eval_kl`, …).
+    """
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(training_args.seed)
+    with training_args.main_process_first(desc="data preparation"):
+        raw = load_text_splits(
+            data_dir=data_args.data_dir, dataset=data_args.dataset, text_column=data_args.text_column,
+            splits=("train", "valid"), streaming=data_args.streaming, seed=training_args.seed,
+        )
+        if data_args.streaming and training_args.max_steps <= 0:
+            raise ValueError("--streaming needs --max_steps: a streamed dataset has no length to count epochs by.")
+        train_texts = raw["train"]["text"] if not data_args.streaming else (row["text"] for row in raw["train"])
+        tokenizer = prepare_tokenizer(model_args, data_args, train_texts)
+        tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long)
+    model = build_model(model_args, data_args, tokenizer)
+    logger.info("Model: %s parameters, %s", f"{model.num_parameters():,}", model.config.to_diff_dict())
+
+    trainer = VAETrainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["valid"],
+        data_collator=VAELMCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+    )
+    resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
+    metrics = trainer.evaluate()
+    if data_args.final_eval_iw_samples > 0:
+        metrics.update(final_evaluation(trainer, tokenized["valid"], data_args.final_eval_iw_samples))
+    trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        plot_training_curves(trainer.state.log_history, Path(training_args.output_dir) / CURVES_FILE)
+        trainer.save_state()
+    return metrics
+
+
+def final_evaluation(trainer: VAETrainer, dataset, iw_samples: int) -> dict:
+    """The full evaluation protocol (IW-NLL, MI, AU) on the validation split, prefixed `final_`."""
+    from .evaluation import evaluate_dataset  # noqa: PLC0415 - evaluation is optional at the end of training
+
+    results = evaluate_dataset(trainer.model, dataset, iw_samples=iw_samples, seed=trainer.args.seed)
+    final = {f"final_{key}": value for key, value in results.items() if isinstance(value, (int, float))}
+    trainer.log(final)
+    return final
+
+
+__all__ = ["DataArguments", "ModelArguments", "parse_arguments", "train"]
