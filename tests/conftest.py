@@ -1,0 +1,69 @@
+"""Shared pytest fixtures: paths to the real corpora, a tiny corpus written on the fly, and a tiny trained model."""
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("VAELM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+WORDS = (
+    "the a company said it will buy sell shares of stock market price rose fell N percent in year "
+    "mr. chairman board director new york investors bank million billion trading week <unk>"
+).split()
+
+
+def write_corpus(folder: Path, sentences: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """Write train/valid/test.txt of short random sentences over a small vocabulary."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (sentences or {"train": 400, "valid": 40, "test": 40}).items():
+        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) for _ in range(count)]
+        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared corpora are needed for this test (set VAELM_SHARED_DATA).")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ptb_dir() -> Path:
+    return require(SHARED_DATA / "ptb")
+
+
+@pytest.fixture(scope="session")
+def luxun_dir() -> Path:
+    return require(SHARED_DATA / "chinese" / "luxun")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def train_tiny(data_dir: Path, output_dir: Path, *extra: str) -> Path:
+    """Train a very small model in-process through the same code path as `vaelm-train`."""
+    from vaelm.training import parse_arguments, train
+
+    argv = [
+        "--data_dir", str(data_dir), "--output_dir", str(output_dir),
+        "--embedding_size", "16", "--num_units", "24", "--latent_dim", "4", "--batch_size", "16",
+        "--max_steps", "30", "--annealing_pivot", "10", "--learning_rate", "0.01",
+        "--logging_steps", "10", "--save_strategy", "no", "--disable_tqdm", "true", "--seed", "0", *extra,
+    ]
+    train(*parse_arguments(argv))
+    return output_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_corpus, tmp_path_factory) -> Path:
+    """A model folder (weights, config, tokenizer, custom code) trained for a few steps on `tiny_corpus`."""
+    return train_tiny(tiny_corpus, tmp_path_factory.mktemp("tiny_model"))
