@@ -12,18 +12,21 @@ SHARED_DATA = Path(os.environ.get("VAELM_SHARED_DATA", REPO.parent / "shared" / 
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-WORDS = (
-    "the a company said it will buy sell shares of stock market price rose fell N percent in year "
-    "mr. chairman board director new york investors bank million billion trading week <unk>"
-).split()
+SUBJECTS = ["the company", "mr. <unk>", "the bank", "investors", "the board", "a new york firm"]
+VERBS = ["said it will buy", "agreed to sell", "expects to issue", "plans to trade"]
+OBJECTS = ["N shares", "its stock", "the unit", "N million of bonds", "a stake in the bank"]
+ENDINGS = ["", "this week", "next year", "in new york"]
 
 
 def write_corpus(folder: Path, sentences: dict[str, int] | None = None, seed: int = 0) -> Path:
-    """Write train/valid/test.txt of short random sentences over a small vocabulary."""
+    """Write train/valid/test.txt of short templated sentences: structured enough that a tiny model learns fast."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for split, count in (sentences or {"train": 400, "valid": 40, "test": 40}).items():
-        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) for _ in range(count)]
+        lines = [
+            " ".join(part for part in (rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(ENDINGS)) if part)
+            for _ in range(count)
+        ]
         (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 

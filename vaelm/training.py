@@ -15,6 +15,7 @@ from transformers import GenerationConfig, HfArgumentParser, set_seed
 
 from .configuration_vaelm import VAELMConfig
 from .data import VAELMCollator, load_text_splits, tokenize_splits
+from .hub import write_model_card
 from .modeling_vaelm import VAELMModel
 from .tokenization_vaelm import build_tokenizer, check_tokenizer_matches, default_segmentation, load_tokenizer, segment
 from .trainer import VAETrainer, VAETrainingArguments, last_complete_checkpoint, plot_training_curves
@@ -205,11 +206,14 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         data_collator=VAELMCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
     )
+    logger.info("Training on %s, world size %d.", training_args.device, training_args.world_size)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=resume)
     metrics = trainer.evaluate()
     if data_args.final_eval_iw_samples > 0:
         metrics.update(final_evaluation(trainer, tokenized["valid"], data_args.final_eval_iw_samples))
+    if trainer.is_world_process_zero():  # before save_model: a --push_to_hub inside it uploads this card too
+        write_model_card(training_args.output_dir, trainer=trainer, dataset=data_args.dataset or data_args.data_dir)
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         plot_training_curves(trainer.state.log_history, Path(training_args.output_dir) / CURVES_FILE)
