@@ -1,0 +1,59 @@
+"""`vaelm-push`: push a saved model folder (model, tokenizer, custom code, model card, plot) to the Hub in one commit."""
+
+import sys
+from dataclasses import dataclass, field
+
+from . import run_command
+
+
+@dataclass
+class PushArguments:
+    """Flags of `vaelm-push`."""
+
+    model: str = field(metadata={"help": "The model folder that vaelm-train saved (--output_dir)."})
+    repo_id: str = field(metadata={"help": "Hub repository ORG/NAME; created when missing."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    revision: str | None = field(default=None, metadata={"help": "Branch to push to (created from main when missing)."})
+    commit_message: str | None = field(default=None, metadata={"help": "Commit title."})
+    token: str | None = field(
+        default=None,
+        metadata={"help": "Write token (default: HF_TOKEN or `hf auth login`; prefer those: a flag shows in process lists). Never printed."},
+    )
+    keep_card: bool = field(default=False, metadata={"help": "Push README.md as it is instead of rewriting the model card."})
+    license: str = field(default="apache-2.0", metadata={"help": "License id for the model card."})
+    dataset: list[str] = field(default_factory=list, metadata={"help": "Hub dataset ids to list in the model card."})
+
+
+def main(argv: list[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from ..hub import push_model_folder, redact_tokens
+
+    (arguments,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses(args=argv)
+    try:
+        commit = push_model_folder(
+            arguments.model,
+            arguments.repo_id,
+            private=arguments.private,
+            revision=arguments.revision,
+            commit_message=arguments.commit_message,
+            token=arguments.token,
+            refresh_card=not arguments.keep_card,
+            license=arguments.license,
+            extra_datasets=arguments.dataset,
+        )
+    except Exception as error:  # no message that crosses the CLI boundary may carry the token
+        if arguments.token and arguments.token in str(error):
+            raise type(error)(redact_tokens(str(error), arguments.token)) from None
+        raise
+    print(f"Pushed {arguments.model} to {arguments.repo_id}"
+          f"{f' (branch {arguments.revision})' if arguments.revision else ''}: {commit.commit_url}")
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(run_command("vaelm-push", main))
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,541 @@
+"""Model cards and Hub pushes for saved vaelm model folders.
+
+A saved model folder (what `vaelm-train` writes) becomes a Hub repository with one commit: weights, config,
+generation config, tokenizer, the custom code (`configuration_vaelm.py`, `modeling_vaelm.py`), the training-curve
+plot, the training record and a model card (`README.md`) built with `huggingface_hub.ModelCard`. The card is a
+function of the folder: architecture from `config.json`, training settings from `training_record.json` (written
+at the end of training), evaluation figures from the JSON that `vaelm-evaluate --output` wrote into the folder,
+and a few prior samples and a homotopy decoded by `vaelm.generation` when it can.
+
+`vaelm-push` calls [`push_model_folder`]; `vaelm-train --push_to_hub` goes through the Trainer, whose
+`create_model_card` writes the same card, so both produce the same repository files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData, get_token
+from huggingface_hub.errors import HfHubHTTPError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from transformers import PreTrainedTokenizerBase, Trainer
+
+    from .modeling_vaelm import VAELMModel
+
+logger = logging.getLogger(__name__)
+
+CARD_FILE = "README.md"
+TRAINING_RECORD_FILE = "training_record.json"
+TRAINING_CURVES_FILE = "training_curves.png"  # the name vaelm.training draws the curves under
+EVALUATION_FILES = ("eval_results.json", "evaluation.json", "eval.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+DEFAULT_LICENSE = "apache-2.0"
+CARD_TAGS = ["vae", "lstm", "text-generation"]
+# What the Trainer leaves out of its pushes (`_*`, `checkpoint-*`), plus the Trainer's resumable state, which
+# `save_state` writes after the Trainer has pushed: `vaelm-push` and `vaelm-train --push_to_hub` upload the same files.
+REPO_IGNORE_PATTERNS = ["_*", "checkpoint-*", "trainer_state.json"]
+# Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for.
+KNOWN_DATASETS = {"ptb": "ptb-text-only/ptb_text_only", "bookcorpus": "bookcorpus/bookcorpus"}
+TRAINING_ARGUMENT_KEYS = (
+    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
+    "optim", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "seed", "kl_schedule",
+    "annealing_pivot", "annealing_steepness", "annealing_rate", "kl_cycles", "kl_cycle_ratio", "kl_weight", "free_bits",
+    "bf16", "fp16",
+)
+EVALUATION_KEYS = ("nll", "ppl", "elbo", "elbo_ppl", "rec", "kl", "mi", "au", "latent_size", "sentences", "tokens", "iw_samples")
+TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
+CARD_SAMPLE_SEED = 0
+
+
+# ------------------------------------------------------------------------------------------------ folder checks
+def check_model_folder(model_dir: str | Path) -> Path:
+    """
+    Make sure a folder holds a loadable vaelm model before anything is written or pushed.
+
+    Args:
+        model_dir (`str` or `Path`): a folder saved by `vaelm-train` (or `save_pretrained`).
+
+    Returns:
+        `Path`: the folder.
+
+    Raises:
+        `FileNotFoundError`: when the folder, `config.json`, the weights or the tokenizer are missing, naming what.
+    """
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Model folder {folder} does not exist (give the --output_dir of vaelm-train).")
+    missing = []
+    if not (folder / "config.json").is_file():
+        missing.append("config.json")
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        missing.append("model weights (model.safetensors)")
+    if not (folder / "tokenizer.json").is_file():
+        missing.append("tokenizer.json")
+    if missing:
+        raise FileNotFoundError(
+            f"{folder} is not a saved vaelm model: {', '.join(missing)} missing. Train into it with vaelm-train "
+            "(which saves the model at the end), or point --model at the folder that holds config.json."
+        )
+    return folder
+
+
+def redact_tokens(text: str, *tokens: str | None) -> str:
+    """Replace the given tokens, and anything shaped like a Hugging Face token, by `***`."""
+    for token in tokens:
+        if token:
+            text = text.replace(token, "***")
+    return TOKEN_PATTERN.sub("***", text)
+
+
+def dataset_ids(dataset: str | None) -> list[str]:
+    """
+    The Hub dataset ids for a `vaelm-train --dataset`/`--data_dir` value, for the card's `datasets` field.
+
+    Args:
+        dataset (`str`, *optional*): `ptb`, `bookcorpus`, a Hub dataset id, or a local folder name.
+
+    Returns:
+        `list[str]`: one id, or none for a local folder that is not PTB.
+    """
+    if not dataset:
+        return []
+    if dataset in KNOWN_DATASETS:
+        return [KNOWN_DATASETS[dataset]]
+    local = Path(dataset)
+    if local.exists() or dataset.startswith((".", "/", "~")):
+        return [KNOWN_DATASETS["ptb"]] if (local / "ptb.train.txt").is_file() else []
+    return [dataset]
+
+
+# ------------------------------------------------------------------------------------------------ what the card says
+def training_record(trainer: Trainer, dataset: str | None = None) -> dict[str, Any]:
+    """
+    The facts about a finished training run that the card shows (and `training_record.json` keeps).
+
+    Args:
+        trainer (`Trainer`): the trainer after `train()` (and usually `evaluate()`).
+        dataset (`str`, *optional*): the `--dataset` or `--data_dir` the run used; local paths keep their name only.
+
+    Returns:
+        `dict`: `dataset`, `datasets`, `global_step`, `world_size`, the chosen training arguments (never tokens or
+        paths) and the last logged validation and final metrics.
+    """
+    from . import __version__
+
+    args = trainer.args
+    arguments = {key: getattr(args, key) for key in TRAINING_ARGUMENT_KEYS if hasattr(args, key)}
+    arguments = {key: (value.value if hasattr(value, "value") else value) for key, value in arguments.items()}
+    metrics: dict[str, float] = {}
+    for entry in trainer.state.log_history:
+        metrics.update({
+            key: value for key, value in entry.items()
+            if key.startswith(("eval_", "final_")) and isinstance(value, (int, float)) and "runtime" not in key
+            and "per_second" not in key
+        })
+    shown_dataset = dataset
+    if dataset and (Path(dataset).exists() or dataset.startswith((".", "/", "~"))):
+        shown_dataset = f"local folder {Path(dataset).name}"
+    return {
+        "vaelm_version": __version__,
+        "dataset": shown_dataset,
+        "datasets": dataset_ids(dataset),
+        "global_step": trainer.state.global_step,
+        "world_size": args.world_size,
+        "total_train_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
+        "hub_model_id": args.hub_model_id,
+        "training_arguments": arguments,
+        "final_metrics": metrics,
+    }
+
+
+def find_evaluation_results(model_dir: str | Path) -> dict[str, Any] | None:
+    """
+    The JSON object of `vaelm-evaluate --output` saved in the model folder, if any.
+
+    Looks for `eval_results.json`, `evaluation.json`, `eval.json`, then any `*eval*.json` holding an `nll` or
+    `elbo` figure.
+
+    Args:
+        model_dir (`str` or `Path`): the model folder.
+    """
+    folder = Path(model_dir)
+    candidates = [folder / name for name in EVALUATION_FILES] + sorted(folder.glob("*eval*.json"))
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            logger.warning("Skipping %s: not valid JSON.", path)
+            continue
+        if isinstance(results, dict) and ("nll" in results or "elbo" in results):
+            return results
+    return None
+
+
+def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_samples: int = 5, steps: int = 3) -> tuple[list[str], list[str], str | None]:
+    """
+    Prior samples and a homotopy between the first two of them, decoded greedily with a fixed seed.
+
+    Generation is optional for the card: any failure (including `vaelm.generation` being absent or having a
+    different interface) is returned as a reason instead of raised, so that the card is always written.
+
+    Args:
+        model ([`VAELMModel`]): the model.
+        tokenizer (`PreTrainedTokenizerBase`): its tokenizer.
+        num_samples (`int`, *optional*, defaults to 5): prior samples to show.
+        steps (`int`, *optional*, defaults to 3): intermediate homotopy points (the two ends are added).
+
+    Returns:
+        `(samples, homotopy, reason)`: two lists of sentences, and `None` or why they are empty.
+    """
+    import torch
+
+    try:
+        from .generation import SentenceVAE
+    except ImportError as error:
+        return [], [], f"vaelm.generation could not be imported ({error})"
+    was_training = model.training
+    try:
+        vae = SentenceVAE(model, tokenizer)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(CARD_SAMPLE_SEED)
+            samples = [item["text"] for item in vae.sample_prior(num_samples)]
+            path = []
+            if len(samples) >= 2 and samples[0].strip() and samples[1].strip():
+                path = [item["text"] for item in vae.homotopy(samples[0], samples[1], steps=steps, mode="linear")]
+        return samples, path, None
+    except Exception as error:  # the card must be written even when decoding fails
+        logger.warning("Model card: samples could not be generated (%s: %s).", type(error).__name__, error)
+        return [], [], f"{type(error).__name__}: {error}"
+    finally:
+        model.train(was_training)
+
+
+def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluation: Mapping[str, Any] | None,
+                  license: str, extra_datasets: list[str]) -> ModelCardData:
+    """
+    The card's front matter.
+
+    Args:
+        config (`Mapping`): the model config as a dict.
+        record (`Mapping`): the training record (may be empty).
+        evaluation (`Mapping`, *optional*): `vaelm-evaluate` results.
+        license (`str`): a Hub license id.
+        extra_datasets (`list[str]`): dataset ids given at push time.
+    """
+    datasets = list(dict.fromkeys([*record.get("datasets", []), *extra_datasets]))
+    metrics = []
+    eval_results = None
+    if evaluation or record.get("final_metrics"):
+        metrics = ["perplexity"]
+    if evaluation and datasets and "nll" in evaluation:
+        common = dict(
+            task_type="text-generation", dataset_type=datasets[0], dataset_name=datasets[0],
+            dataset_split=str(evaluation.get("split", "test")),
+        )
+        eval_results = [EvalResult(metric_type="nll", metric_name="IW-NLL (nats per sentence)", metric_value=float(evaluation["nll"]), **common)]
+        if "ppl" in evaluation:
+            eval_results.append(EvalResult(metric_type="perplexity", metric_name="IW perplexity", metric_value=float(evaluation["ppl"]), **common))
+    return ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=list(CARD_TAGS),
+        datasets=datasets or None,
+        language=[config.get("lang", "en")],
+        license=license,
+        metrics=metrics or None,
+        eval_results=eval_results,
+        model_name=record.get("hub_model_id") or None,
+    )
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    lines = ["| setting | value |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record: Mapping[str, Any],
+                     evaluation: Mapping[str, Any] | None, examples: tuple[list[str], list[str], str | None],
+                     has_curves: bool, num_parameters: int | None) -> str:
+    """
+    The Markdown below the front matter.
+
+    Args:
+        name (`str`): the model's name (heading).
+        repo_id (`str`): the id shown in the loading examples.
+        config (`Mapping`): the model config as a dict.
+        record (`Mapping`): the training record (may be empty).
+        evaluation (`Mapping`, *optional*): `vaelm-evaluate` results.
+        examples (`tuple`): `(samples, homotopy, reason)` from [`card_examples`].
+        has_curves (`bool`): whether `training_curves.png` is in the folder.
+        num_parameters (`int`, *optional*): the parameter count.
+    """
+    parts = [f"# {name}", (
+        "A sentence-level variational auto-encoder language model (Bowman et al. 2016, *Generating Sentences from a "
+        "Continuous Space*), trained with [vaelm](https://github.com/vaelm/vaelm). An LSTM encoder maps a sentence to a "
+        "diagonal Gaussian q(z|x); an LSTM decoder whose initial state is computed from z generates the sentence back. "
+        "Sampling z from N(0, I) generates new sentences; moving z between two sentences gives a homotopy."
+    )]
+    architecture = [
+        ("vocabulary size", config.get("vocab_size")), ("embedding size", config.get("embedding_size")),
+        ("LSTM hidden size", config.get("hidden_size")), ("latent size", config.get("latent_size")),
+        ("LSTM layers", config.get("num_layers")), ("bidirectional encoder", config.get("bidirectional_encoder")),
+        ("word dropout", config.get("word_dropout")), ("z fed to every decoder step", config.get("latent_to_every_step")),
+        ("tied word embeddings", config.get("tie_word_embeddings")), ("language", config.get("lang")),
+        ("segmentation", config.get("segmentation")), ("longest training sentence (words)", config.get("max_sentence_length")),
+    ]
+    if num_parameters is not None:
+        architecture.append(("parameters", f"{num_parameters:,}"))
+    parts += ["## Model", _table(architecture)]
+
+    parts.append("## Training")
+    if record:
+        facts = [("dataset", record.get("dataset") or "not recorded"), ("steps", record.get("global_step")),
+                 ("processes", record.get("world_size")), ("sentences per step", record.get("total_train_batch_size"))]
+        facts += sorted(record.get("training_arguments", {}).items())
+        parts.append(_table(facts))
+        final = record.get("final_metrics") or {}
+        if final:
+            parts.append("Validation figures at the end of training (nats per sentence; β = 1):\n\n"
+                         + _table([(key, value) for key, value in sorted(final.items())]))
+    else:
+        parts.append("The training run was not recorded with this folder (no `training_record.json`).")
+    if has_curves:
+        parts.append(f"![Training curves: reconstruction, KL, β and validation ELBO]({TRAINING_CURVES_FILE})")
+
+    parts.append("## Evaluation")
+    if evaluation:
+        rows = [(key, evaluation[key]) for key in EVALUATION_KEYS if key in evaluation]
+        rows += [(key, evaluation[key]) for key in ("split", "data", "max_sentences") if evaluation.get(key) is not None]
+        parts.append("Importance-weighted NLL and the rest of the protocol of He et al. (2019), in nats per sentence; "
+                     "PPL counts the end-of-sentence token.\n\n" + _table(rows))
+        if evaluation.get("command"):
+            parts.append(f"Reproduce with:\n\n```bash\n{evaluation['command']}\n```")
+    else:
+        parts.append(f"No evaluation results yet: run `vaelm-evaluate --model {repo_id} --data_dir DATA --split test "
+                     "--output MODEL_DIR/eval_results.json` and push again to add them here.")
+
+    samples, homotopy, reason = examples
+    parts.append("## Samples")
+    if samples:
+        parts.append("Sentences decoded greedily from z ~ N(0, I) (seed 0):\n\n" + "\n".join(f"- {s or '*(empty sentence)*'}" for s in samples))
+        if homotopy:
+            parts.append("A linear homotopy between the first two samples' posterior means:\n\n"
+                         + "\n".join(f"{i}. {s or '*(empty sentence)*'}" for i, s in enumerate(homotopy, 1)))
+    else:
+        parts.append(f"Samples could not be generated when this card was written ({reason}). Generate some with "
+                     f"`vaelm-sample --model {repo_id} --num 5`.")
+
+    parts += ["## How to use", "With vaelm installed:", f"""```python
+from vaelm import VAELMModel, load_tokenizer
+
+model = VAELMModel.from_pretrained("{repo_id}")
+tokenizer = load_tokenizer("{repo_id}")
+```
+
+```bash
+vaelm-sample --model {repo_id} --num 5
+vaelm-homotopy --model {repo_id} --start "SENTENCE ONE" --end "SENTENCE TWO" --steps 3
+```""", "Without vaelm, with transformers alone (the model code comes with the repository):", f"""```python
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)
+batch = tokenizer(["the company said it will buy shares"], return_tensors="pt", padding=True)
+with torch.no_grad():
+    output = model(**batch, sample_latent=False)  # loss = -ELBO; mu, logvar = q(z|x)
+print(output.loss.item(), output.mu)
+```""", "Pass `revision=` to `from_pretrained` to load an earlier commit or another branch."]
+    parts += ["## Citation", """```bibtex
+@inproceedings{bowman2016generating,
+  title     = {Generating Sentences from a Continuous Space},
+  author    = {Bowman, Samuel R. and Vilnis, Luke and Vinyals, Oriol and Dai, Andrew M. and Jozefowicz, Rafal and Bengio, Samy},
+  booktitle = {Proceedings of the 20th SIGNLL Conference on Computational Natural Language Learning},
+  year      = {2016}
+}
+```"""]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_model_card(
+    model_dir: str | Path,
+    trainer: Trainer | None = None,
+    dataset: str | None = None,
+    repo_id: str | None = None,
+    license: str = DEFAULT_LICENSE,
+    extra_datasets: list[str] | None = None,
+) -> Path:
+    """
+    Write `README.md` (the model card) into a model folder; with a trainer, also the training record and curves.
+
+    With `trainer`, the model, tokenizer and config come from it (the folder may not hold them yet), and
+    `training_record.json` and `training_curves.png` are (re)written. Without it, they are read from the folder,
+    and an existing training record is kept. Sample generation failing never stops the card from being written.
+
+    Args:
+        model_dir (`str` or `Path`): the model folder.
+        trainer (`Trainer`, *optional*): the trainer of a run that just finished.
+        dataset (`str`, *optional*): the run's `--dataset` or `--data_dir` (kept from the record when omitted).
+        repo_id (`str`, *optional*): the Hub id to show in the examples (default: `--hub_model_id` or the folder).
+        license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
+        extra_datasets (`list[str]`, *optional*): more Hub dataset ids for the front matter.
+
+    Returns:
+        `Path`: the card's path.
+    """
+    folder = Path(model_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    record_path = folder / TRAINING_RECORD_FILE
+    previous = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    if trainer is not None:
+        from .trainer import plot_training_curves
+
+        record = training_record(trainer, dataset)
+        if dataset is None and previous:
+            record["dataset"], record["datasets"] = previous.get("dataset"), previous.get("datasets", [])
+        record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        plot_training_curves(trainer.state.log_history, folder / TRAINING_CURVES_FILE)
+        model, tokenizer = trainer.model, trainer.processing_class
+    else:
+        from .modeling_vaelm import VAELMModel
+        from .tokenization_vaelm import load_tokenizer
+
+        record = previous
+        check_model_folder(folder)
+        model, tokenizer = VAELMModel.from_pretrained(folder), load_tokenizer(folder)
+    config = model.config.to_dict()
+    evaluation = find_evaluation_results(folder)
+    shown_id = repo_id or record.get("hub_model_id") or f"your-name/{folder.resolve().name}"
+    data = card_metadata(config, record, evaluation, license, extra_datasets or [])
+    body = render_card_body(
+        name=shown_id.split("/")[-1], repo_id=shown_id, config=config, record=record, evaluation=evaluation,
+        examples=card_examples(model, tokenizer), has_curves=(folder / TRAINING_CURVES_FILE).is_file(),
+        num_parameters=model.num_parameters(),
+    )
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{redact_tokens(body)}")
+    path = folder / CARD_FILE
+    card.save(path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ pushing
+def _is_connection_error(error: BaseException) -> bool:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ConnectionError) or type(error).__name__ in ("ConnectError", "ConnectTimeout", "ProxyError"):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _refuse_files_with_token(folder: Path, token: str | None) -> None:
+    """Raise if any file to be uploaded contains the token (e.g. `training_args.bin` of a run given --hub_token)."""
+    if not token:
+        return
+    needle = token.encode()
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if not path.is_file() or any(fnmatch.fnmatch(relative, pattern) for pattern in REPO_IGNORE_PATTERNS):
+            continue
+        if needle in path.read_bytes():
+            raise PermissionError(
+                f"{relative} contains your Hub token, so it is not pushed (a run given --hub_token pickles it into "
+                "training_args.bin). Delete that file, or train with HF_TOKEN / `hf auth login` instead."
+            )
+
+
+def push_model_folder(
+    model_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+    refresh_card: bool = True,
+    license: str = DEFAULT_LICENSE,
+    extra_datasets: list[str] | None = None,
+) -> CommitInfo:
+    """
+    Push a saved model folder (model, tokenizer, custom code, card, plot) to the Hub in one commit.
+
+    Args:
+        model_dir (`str` or `Path`): the folder `vaelm-train` wrote.
+        repo_id (`str`): `ORG/NAME`; the repository is created when missing.
+        private (`bool`, *optional*, defaults to `False`): create the repository as private.
+        revision (`str`, *optional*): a branch to push to (created from `main` when missing).
+        commit_message (`str`, *optional*): the commit title.
+        token (`str`, *optional*): a write token; default `HF_TOKEN` or the token of `hf auth login`. Never logged.
+        refresh_card (`bool`, *optional*, defaults to `True`): rewrite `README.md` first, so that it shows the repo
+            id and any evaluation results added since training.
+        license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
+        extra_datasets (`list[str]`, *optional*): Hub dataset ids to list in the card.
+
+    Returns:
+        `CommitInfo`: the commit (`oid`, `commit_url`).
+
+    Raises:
+        `FileNotFoundError`: the folder is not a saved model. `ConnectionError`: the Hub endpoint cannot be
+        reached. `PermissionError`: the token was refused, or a file to upload contains it.
+    """
+    folder = check_model_folder(model_dir)
+    resolved_token = token or get_token()
+    _refuse_files_with_token(folder, resolved_token)
+    if refresh_card:
+        write_model_card(folder, repo_id=repo_id, license=license, extra_datasets=extra_datasets)
+    from . import __version__
+
+    api = HfApi(token=token, library_name="vaelm", library_version=__version__)
+    try:
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision and revision != "main":
+            api.create_branch(repo_url.repo_id, branch=revision, exist_ok=True)
+        commit = api.upload_folder(
+            folder_path=folder,
+            repo_id=repo_url.repo_id,
+            revision=revision,
+            commit_message=commit_message or f"Upload {folder.resolve().name} with vaelm",
+            ignore_patterns=list(REPO_IGNORE_PATTERNS),
+        )
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        if status in (401, 403):
+            raise PermissionError(
+                f"The Hub at {api.endpoint} refused to let this token write to {repo_id} (HTTP {status}). Log in with "
+                "`hf auth login`, or set HF_TOKEN (or --token) to a token with write access."
+            ) from None
+        raise RuntimeError(redact_tokens(f"Pushing to {repo_id} at {api.endpoint} failed: {error}", resolved_token)) from None
+    except Exception as error:
+        if _is_connection_error(error):
+            raise ConnectionError(
+                f"Cannot reach the Hub at {api.endpoint} ({type(error).__name__}: {redact_tokens(str(error), resolved_token)}). "
+                "Check your network, or HF_ENDPOINT if you set it."
+            ) from None
+        raise
+    logger.info("Pushed %s to %s (commit %s).", folder, repo_url.repo_id, commit.oid)
+    return commit
+
+
+__all__ = [
+    "CARD_FILE",
+    "REPO_IGNORE_PATTERNS",
+    "TRAINING_RECORD_FILE",
+    "card_examples",
+    "check_model_folder",
+    "dataset_ids",
+    "find_evaluation_results",
+    "push_model_folder",
+    "redact_tokens",
+    "write_model_card",
+]
