@@ -10,7 +10,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("VAELM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Tiny models run fastest on one thread; subprocesses (CLI tests) inherit the setting through the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 SUBJECTS = ["the company", "mr. <unk>", "the bank", "investors", "the board", "a new york firm"]
 VERBS = ["said it will buy", "agreed to sell", "expects to issue", "plans to trade"]
