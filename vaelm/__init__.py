@@ -3,7 +3,9 @@
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .configuration_vaelm import VAELMConfig
-from .modeling_vaelm import VAELMModel, VAELMOutput, VAELMPreTrainedModel, gaussian_kl
+from .generation import DecodingConfig, SentenceVAE, interpolate
+from .loading import load_model_and_tokenizer
+from .modeling_vaelm import VAELMCache, VAELMModel, VAELMOutput, VAELMPreTrainedModel, gaussian_kl
 from .tokenization_vaelm import build_tokenizer, load_tokenizer, segment
 
 __version__ = "0.1.0"
@@ -17,12 +19,17 @@ VAELMConfig.register_for_auto_class()
 VAELMModel.register_for_auto_class("AutoModelForCausalLM")
 
 __all__ = [
+    "DecodingConfig",
+    "SentenceVAE",
+    "VAELMCache",
     "VAELMConfig",
     "VAELMModel",
     "VAELMOutput",
     "VAELMPreTrainedModel",
     "build_tokenizer",
     "gaussian_kl",
+    "interpolate",
+    "load_model_and_tokenizer",
     "load_tokenizer",
     "segment",
 ]
