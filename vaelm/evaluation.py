@@ -1,0 +1,827 @@
+"""Honest likelihood metrics for VAE language models: ELBO, importance-weighted NLL, PPL, KL, MI and active units.
+
+The protocol is that of He et al. (2019) and Li et al. (2019) (see DESIGN.md, "Evaluation protocol"):
+
+- **ELBO** (β = 1): E_q[-log p(x|z)] + KL(q(z|x) ‖ N(0, I)). The reconstruction term is averaged over the same K
+  latent samples the IW-NLL uses (a lower-variance estimate than one sample); the KL is exact.
+- **IW-NLL**: -log p(x) ≈ -(logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K), z_k ~ q(z|x).
+- **PPL**: exp(Σ NLL / Σ (n + 1)); the n words and `</s>` are scored, `<s>` and padding are not.
+- **MI**: E_x E_q(z|x)[log q(z|x) - log q(z)], with the aggregate posterior q(z) = mean_j q(z|x_j) estimated over
+  all evaluated sentences and one z per sentence.
+- **AU**: latent dimensions whose variance (over sentences) of the posterior mean exceeds 0.01.
+
+Speed: the encoder runs once per sentence. The K·B latent samples of a batch are decoded in chunks of at most
+`chunk_size` rows by a forward-only LSTM loop ([`DecoderScorer`]) that reuses each sentence's input projection for
+all its samples, shrinks the active rows as sentences end (no padding is ever computed), and scores one time step
+at a time, so memory is bounded by `chunk_size × vocab_size` whatever K and the sentence lengths are. Sentences are
+sorted by length into batches. Each sentence's latent noise comes from its own generator, seeded by the run's
+seed and the sentence's index, so a sentence's figures do not depend on batching, chunking or `max_sentences`.
+"""
+
+import functools
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .data import DataError, load_text_splits, read_sentences, split_files
+from .modeling_vaelm import VAELMModel, gaussian_kl
+from .tokenization_vaelm import segment
+
+logger = logging.getLogger(__name__)
+
+LOG_2PI = math.log(2.0 * math.pi)
+ACTIVE_UNIT_THRESHOLD = 0.01
+# The model `vaelm-evaluate` uses when --model is not given; None means --model is required.
+DEFAULT_MODEL: str | None = None
+# Largest absolute difference (nats per sentence) tolerated between the fast decoder and the model's own
+# `reconstruction_nll` before evaluation falls back to the model's method.
+FAST_PATH_TOLERANCE = 1e-3
+
+
+# ------------------------------------------------------------------------------------------------ densities
+def diagonal_gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """
+    log N(z; mu, diag(exp(logvar))), summed over the last dimension.
+
+    Args:
+        z (`torch.Tensor` of shape `(..., latent_size)`): points.
+        mu (`torch.Tensor`, broadcastable to `z`): means.
+        logvar (`torch.Tensor`, broadcastable to `z`): log-variances.
+
+    Returns:
+        `torch.Tensor` of shape `z.shape[:-1]` (broadcast).
+    """
+    return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+
+
+def standard_normal_log_density(z: torch.Tensor) -> torch.Tensor:
+    """
+    log N(z; 0, I), summed over the last dimension.
+
+    Args:
+        z (`torch.Tensor` of shape `(..., latent_size)`): points.
+
+    Returns:
+        `torch.Tensor` of shape `z.shape[:-1]`.
+    """
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+
+def sentence_noise(sentence_indices: Sequence[int], iw_samples: int, latent_size: int, seed: int) -> torch.Tensor:
+    """
+    Standard normal noise for the latent samples of each sentence, from a generator of its own.
+
+    The noise of sentence i depends only on (seed, i), so results do not change with batching, chunking, sorting
+    or how many sentences are evaluated.
+
+    Args:
+        sentence_indices (`Sequence[int]`): position of each sentence in the evaluated split.
+        iw_samples (`int`): samples per sentence (K).
+        latent_size (`int`): dimension of z.
+        seed (`int`): the run's seed.
+
+    Returns:
+        `torch.Tensor` of shape `(len(sentence_indices), iw_samples, latent_size)` (float32, CPU).
+    """
+    noise = torch.empty(len(sentence_indices), iw_samples, latent_size)
+    generator = torch.Generator()
+    for row, index in enumerate(sentence_indices):
+        generator.manual_seed(sentence_seed(seed, int(index)))
+        noise[row] = torch.randn(iw_samples, latent_size, generator=generator)
+    return noise
+
+
+def sentence_seed(seed: int, index: int) -> int:
+    """
+    A 32-bit generator seed for sentence `index` of a run seeded with `seed` (the CPU generator keeps only the low
+    32 bits of its seed, so the pair is mixed with SplitMix64's finaliser rather than packed).
+
+    Args:
+        seed (`int`): the run's seed.
+        index (`int`): the sentence's position.
+    """
+    mask = (1 << 64) - 1
+    value = (seed * 0x9E3779B97F4A7C15 + index * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) & mask
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & mask
+    return (value ^ (value >> 31)) & 0xFFFFFFFF
+
+
+# ------------------------------------------------------------------------------------------------ MI and AU
+def mutual_information(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, block_size: int = 256) -> float:
+    """
+    I_q(x; z) = E_x E_q(z|x)[log q(z|x) - log q(z)], with q(z) the aggregate posterior of the given sentences.
+
+    As He et al. (2019, `calc_mi`), with one z per sentence and log q(z_i) = logsumexp_j log q(z_i|x_j) - log N,
+    but over the whole evaluated set instead of one batch. E_q[log q(z|x)] is estimated with the same z_i
+    (log q(z_i|x_i)) rather than in closed form: the same quantity, paired with log q(z_i) so that a posterior
+    that ignores x gives exactly 0. The estimate is at most log N, and may come out slightly below 0 when q(z|x)
+    barely depends on x (estimation noise).
+
+    Args:
+        z (`torch.Tensor` of shape `(N, latent_size)`): one sample of q(z|x_i) per sentence.
+        mu (`torch.Tensor` of shape `(N, latent_size)`): posterior means.
+        logvar (`torch.Tensor` of shape `(N, latent_size)`): posterior log-variances.
+        block_size (`int`, *optional*, defaults to 256): sentences whose q(z_i) is computed at once (memory
+            `block_size × N × latent_size`).
+
+    Returns:
+        `float`: MI in nats (0.0 for fewer than 2 sentences).
+    """
+    count = z.size(0)
+    if count < 2:
+        return 0.0
+    z, mu, logvar = z.double(), mu.double(), logvar.double()
+    log_q_z_given_x = diagonal_gaussian_log_density(z, mu, logvar)
+    log_aggregate = torch.empty(count, dtype=torch.float64, device=z.device)
+    for start in range(0, count, block_size):
+        block = z[start : start + block_size].unsqueeze(1)  # (b, 1, D) against every posterior (1, N, D)
+        log_aggregate[start : start + block_size] = torch.logsumexp(
+            diagonal_gaussian_log_density(block, mu.unsqueeze(0), logvar.unsqueeze(0)), dim=1
+        ) - math.log(count)
+    return float((log_q_z_given_x - log_aggregate).mean())
+
+
+def posterior_mean_variances(mu: torch.Tensor) -> torch.Tensor:
+    """
+    Cov_x(E_q[z]) per dimension: the unbiased variance over sentences of the posterior means (He et al. 2019).
+
+    Args:
+        mu (`torch.Tensor` of shape `(N, latent_size)`): posterior means.
+
+    Returns:
+        `torch.Tensor` of shape `(latent_size,)`; zeros when N < 2.
+    """
+    if mu.size(0) < 2:
+        return torch.zeros(mu.size(1), dtype=torch.float64)
+    return mu.double().var(dim=0, unbiased=True).cpu()
+
+
+def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
+    """
+    Number of latent dimensions whose posterior-mean variance over sentences exceeds `threshold`.
+
+    Args:
+        mu (`torch.Tensor` of shape `(N, latent_size)`): posterior means.
+        threshold (`float`, *optional*, defaults to 0.01): the activity threshold.
+
+    Returns:
+        `int`: active units.
+    """
+    return int((posterior_mean_variances(mu) > threshold).sum())
+
+
+# ------------------------------------------------------------------------------------------------ decoding
+class DecoderScorer:
+    """
+    Forward-only -log p(x|z) of many (sentence, latent sample) rows, for a [`VAELMModel`] with an LSTM decoder.
+
+    Equivalent to `model.reconstruction_nll` on rows whose sentences are repeated K times, but cheaper:
+    - the first layer's input projection of `<s> w1 … wn` (and its bias) is computed once per sentence and shared by
+      that sentence's samples; z's share of it (when z is fed to every step) once per row;
+    - rows are ordered by length, and at step t only the rows still running are computed (packed, no padding);
+    - the vocabulary projection and its log-softmax run one step at a time, so memory is
+      `rows × vocab_size`, independent of sentence length;
+    - with `bf16`, the vocabulary projection (the dominant cost) multiplies bfloat16 states and weights; its
+      logits, the log-softmax and everything else (the LSTM included) stay in float32.
+
+    Args:
+        model ([`VAELMModel`]): the model (in evaluation mode).
+        bf16 (`bool`, *optional*, defaults to `False`): bfloat16 vocabulary projection.
+    """
+
+    def __init__(self, model: VAELMModel, bf16: bool = False):
+        decoder = model.decoder
+        self.model = model
+        self.bf16 = bf16
+        self.num_layers = decoder.num_layers
+        hidden = decoder.hidden_size
+        embedding_size = model.config.embedding_size
+        # Reorder PyTorch's gate blocks (i, f, g, o) to (i, f, o, g): one sigmoid covers the first three.
+        order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
+        order = order.to(decoder.weight_ih_l0.device)
+
+        def weight(name: str) -> torch.Tensor:
+            return getattr(decoder, name).detach().float().index_select(0, order)
+
+        input_weight = weight("weight_ih_l0")
+        self.word_input_weight = input_weight[:, :embedding_size].contiguous()
+        self.latent_input_weight = (
+            input_weight[:, embedding_size:].contiguous() if model.config.latent_to_every_step else None
+        )
+        self.input_weights = [None] + [weight(f"weight_ih_l{layer}") for layer in range(1, self.num_layers)]
+        self.recurrent_weights_t = [weight(f"weight_hh_l{layer}").t().contiguous() for layer in range(self.num_layers)]
+        self.biases = [weight(f"bias_ih_l{layer}") + weight(f"bias_hh_l{layer}") for layer in range(self.num_layers)]
+        self.hidden_size = hidden
+        self.head_dtype = torch.bfloat16 if bf16 else torch.float32
+        self.output_projection = model.output_projection
+        # The vocabulary bias rides in the matmul as an extra input row (states get a column of ones): addmm would
+        # first copy the bias into the whole rows × vocab output, a memory pass as costly as a fifth of the matmul.
+        head_weight = model.lm_head.weight.detach().float()
+        head_bias = model.lm_head.bias.detach().float() if model.lm_head.bias is not None else head_weight.new_zeros(head_weight.size(0))
+        self.head_weight_with_bias = torch.cat([head_weight.t(), head_bias.unsqueeze(0)]).to(self.head_dtype).contiguous()
+
+    @staticmethod
+    def supports(model: nn.Module) -> bool:
+        """Whether `model` has the structure this scorer reproduces (an LSTM decoder without projections)."""
+        decoder = getattr(model, "decoder", None)
+        return (
+            isinstance(decoder, nn.LSTM)
+            and decoder.batch_first
+            and decoder.bias
+            and not decoder.bidirectional
+            and getattr(decoder, "proj_size", 0) == 0
+            and isinstance(getattr(model, "lm_head", None), nn.Linear)
+            and isinstance(getattr(model, "embed_tokens", None), nn.Embedding)
+            and hasattr(model, "initial_state")
+        )
+
+    def sentence_input_gates(self, decoder_input_ids: torch.LongTensor) -> torch.Tensor:
+        """
+        The first layer's input projection (with both biases) of each sentence's decoder inputs.
+
+        Args:
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, steps)`): `<s> w1 … wn`, right-padded.
+
+        Returns:
+            `torch.Tensor` of shape `(steps, batch_size, 4 · hidden_size)`, time-major.
+        """
+        embeddings = self.model.embed_tokens(decoder_input_ids.t()).float()
+        return F.linear(embeddings, self.word_input_weight, self.biases[0])
+
+    def row_nll(
+        self,
+        input_gates: torch.Tensor,
+        targets: torch.LongTensor,
+        row_sentence: torch.LongTensor,
+        row_steps: torch.LongTensor,
+        z: torch.Tensor,
+    ) -> torch.Tensor:
+        """
+        -log p(x|z) of each row.
+
+        Args:
+            input_gates (`torch.Tensor` of shape `(steps, batch_size, 4 · hidden_size)`): from
+                [`~DecoderScorer.sentence_input_gates`].
+            targets (`torch.LongTensor` of shape `(steps, batch_size)`): `w1 … wn </s>` of each sentence, time-major.
+            row_sentence (`torch.LongTensor` of shape `(rows,)`): the sentence (column of `targets`) of each row.
+            row_steps (`torch.LongTensor` of shape `(rows,)`): scored tokens (n + 1) of each row, non-increasing.
+            z (`torch.Tensor` of shape `(rows, latent_size)`): the latent code of each row.
+
+        Returns:
+            `torch.Tensor` of shape `(rows,)`: NLL in nats (float32).
+        """
+        rows = row_sentence.size(0)
+        steps_list = row_steps.tolist()
+        if any(a < b for a, b in zip(steps_list, steps_list[1:])):
+            raise ValueError("DecoderScorer.row_nll needs rows ordered by non-increasing length.")
+        h0, c0 = self.model.initial_state(z)
+        hidden = [h0[layer].float() for layer in range(self.num_layers)]
+        cell = [c0[layer].float() for layer in range(self.num_layers)]
+        latent_gates = F.linear(z.float(), self.latent_input_weight) if self.latent_input_weight is not None else None
+        nll = torch.zeros(rows, dtype=torch.float32, device=z.device)
+        size = self.hidden_size
+        for step in range(steps_list[0]):
+            active = rows if steps_list[-1] > step else _count_greater(steps_list, step)
+            if active < hidden[0].size(0):
+                hidden = [h[:active] for h in hidden]
+                cell = [c[:active] for c in cell]
+            sentences = row_sentence[:active]
+            below = None
+            for layer in range(self.num_layers):
+                if layer == 0:
+                    gates = input_gates[step].index_select(0, sentences)
+                    if latent_gates is not None:
+                        gates = gates + latent_gates[:active]
+                    gates = torch.addmm(gates, hidden[0], self.recurrent_weights_t[0])
+                else:
+                    gates = torch.addmm(self.biases[layer], below, self.input_weights[layer].t())
+                    gates = gates.addmm_(hidden[layer], self.recurrent_weights_t[layer])
+                sigmoids = torch.sigmoid(gates[:, : 3 * size])
+                candidate = torch.tanh(gates[:, 3 * size :])
+                cell[layer] = torch.addcmul(sigmoids[:, size : 2 * size] * cell[layer], sigmoids[:, :size], candidate)
+                hidden[layer] = sigmoids[:, 2 * size :] * torch.tanh(cell[layer])
+                below = hidden[layer]
+            states = self.output_projection(below) if self.output_projection is not None else below
+            states = torch.cat([states, states.new_ones(active, 1)], dim=1).to(self.head_dtype)
+            # In bf16 only the matmul is: a bf16 log-softmax would round each token's NLL to 8 bits (≈0.02 nats).
+            logits = torch.mm(states, self.head_weight_with_bias).float()
+            nll[:active] += F.cross_entropy(logits, targets[step].index_select(0, sentences), reduction="none")
+        return nll
+
+
+def _count_greater(sorted_descending: list[int], value: int) -> int:
+    """How many leading items of a non-increasing list exceed `value` (binary search)."""
+    low, high = 0, len(sorted_descending)
+    while low < high:
+        middle = (low + high) // 2
+        if sorted_descending[middle] > value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def reference_row_nll(
+    model: VAELMModel,
+    input_ids: torch.LongTensor,
+    attention_mask: torch.Tensor,
+    row_sentence: torch.LongTensor,
+    z: torch.Tensor,
+    bf16: bool = False,
+) -> torch.Tensor:
+    """
+    -log p(x|z) of each row with the model's own `reconstruction_nll` (the slower, structure-agnostic path).
+
+    Args:
+        model ([`VAELMModel`]): the model.
+        input_ids (`torch.LongTensor` of shape `(batch_size, length)`): `<s> w1 … wn </s>`, right-padded.
+        attention_mask (`torch.Tensor` of shape `(batch_size, length)`): 1 for real tokens.
+        row_sentence (`torch.LongTensor` of shape `(rows,)`): the sentence of each row.
+        z (`torch.Tensor` of shape `(rows, latent_size)`): the latent code of each row.
+        bf16 (`bool`, *optional*, defaults to `False`): run under bfloat16 autocast.
+
+    Returns:
+        `torch.Tensor` of shape `(rows,)`: NLL in nats (float32).
+    """
+    with torch.autocast(device_type=z.device.type, dtype=torch.bfloat16, enabled=bf16):
+        nll, _ = model.reconstruction_nll(input_ids.index_select(0, row_sentence), attention_mask.index_select(0, row_sentence), z)
+    return nll.float()
+
+
+# ------------------------------------------------------------------------------------------------ the protocol
+@dataclass
+class EvaluationResult:
+    """
+    Per-sentence figures of an evaluation and their summary.
+
+    Args:
+        iw_nll (`torch.Tensor` of shape `(N,)`): importance-weighted -log p(x) per sentence, nats.
+        rec (`torch.Tensor` of shape `(N,)`): E_q[-log p(x|z)] per sentence (mean over the K samples), nats.
+        kl (`torch.Tensor` of shape `(N,)`): KL(q(z|x) ‖ N(0, I)) per sentence, nats.
+        tokens (`torch.Tensor` of shape `(N,)`): scored tokens per sentence (words + `</s>`).
+        mu (`torch.Tensor` of shape `(N, latent_size)`): posterior means.
+        logvar (`torch.Tensor` of shape `(N, latent_size)`): posterior log-variances.
+        z (`torch.Tensor` of shape `(N, latent_size)`): the first latent sample of each sentence (used for MI).
+        iw_samples (`int`): K.
+        seed (`int`): the seed of the latent noise.
+        bf16 (`bool`): whether the vocabulary projection ran in bfloat16.
+        seconds (`float`): wall time of the pass over the sentences.
+        fast_path (`bool`): whether [`DecoderScorer`] was used (else the model's `reconstruction_nll`).
+    """
+
+    iw_nll: torch.Tensor
+    rec: torch.Tensor
+    kl: torch.Tensor
+    tokens: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    z: torch.Tensor
+    iw_samples: int
+    seed: int
+    bf16: bool
+    seconds: float
+    fast_path: bool
+
+    @property
+    def elbo(self) -> torch.Tensor:
+        """Negative ELBO (β = 1) per sentence: `rec + kl`, nats."""
+        return self.rec + self.kl
+
+    def summary(self) -> dict:
+        """
+        The reported figures: `nll`, `ppl`, `elbo`, `elbo_ppl`, `rec`, `kl`, `mi`, `au`, `latent_size`,
+        `sentences`, `tokens`, `iw_samples`, plus `seed`, `bf16`, timing and the per-dimension posterior-mean
+        variances. NLL, ELBO, rec and KL are nats per sentence (sums over tokens, means over sentences); the
+        perplexities are exp(Σ nats / Σ tokens).
+        """
+        return dict(self._summary)
+
+    @functools.cached_property
+    def _summary(self) -> dict:
+        sentences = int(self.iw_nll.numel())
+        tokens = int(self.tokens.sum())
+        iw_nll, elbo = self.iw_nll.double(), self.elbo.double()
+        variances = posterior_mean_variances(self.mu)
+        token_samples = tokens * self.iw_samples
+        return {
+            "nll": float(iw_nll.mean()),
+            "ppl": math.exp(float(iw_nll.sum()) / tokens),
+            "elbo": float(elbo.mean()),
+            "elbo_ppl": math.exp(float(elbo.sum()) / tokens),
+            "rec": float(self.rec.double().mean()),
+            "kl": float(self.kl.double().mean()),
+            "mi": mutual_information(self.z, self.mu, self.logvar),
+            "au": int((variances > ACTIVE_UNIT_THRESHOLD).sum()),
+            "latent_size": int(self.mu.size(1)),
+            "sentences": sentences,
+            "tokens": tokens,
+            "words": tokens - sentences,
+            "iw_samples": self.iw_samples,
+            "seed": self.seed,
+            "bf16": self.bf16,
+            "posterior_mean_variances": [round(float(v), 6) for v in variances],
+            "seconds": round(self.seconds, 3),
+            "token_samples_per_second": round(token_samples / self.seconds, 1) if self.seconds > 0 else None,
+        }
+
+    def per_sentence(self) -> list[dict]:
+        """One record per sentence, in input order: `nll`, `elbo`, `rec`, `kl`, `tokens`."""
+        return [
+            {"nll": float(n), "elbo": float(e), "rec": float(r), "kl": float(k), "tokens": int(t)}
+            for n, e, r, k, t in zip(self.iw_nll, self.elbo, self.rec, self.kl, self.tokens)
+        ]
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """
+    Indices grouped into batches of similar length (longest first), so that batches carry almost no padding.
+
+    Args:
+        lengths (`Sequence[int]`): length of each sentence.
+        batch_size (`int`): sentences per batch.
+
+    Returns:
+        `list[list[int]]`: every index exactly once; within a batch, by non-increasing length.
+    """
+    order = sorted(range(len(lengths)), key=lambda index: (-lengths[index], index))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def _pad(sequences: list[Sequence[int]], pad_token_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(row) for row in sequences)
+    input_ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
+        attention_mask[row, : len(sequence)] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def _check_sequences(sequences: Sequence[Sequence[int]], config) -> None:
+    for index, sequence in enumerate(sequences):
+        if len(sequence) < 2 or sequence[0] != config.bos_token_id or sequence[-1] != config.eos_token_id:
+            raise ValueError(
+                f"Sentence {index} is not `<s> … </s>` token ids (got {list(sequence[:5])}…): encode sentences with "
+                "the model's own tokenizer, which adds <s> and </s>."
+            )
+
+
+def evaluate_sequences(
+    model: VAELMModel,
+    sequences: Sequence[Sequence[int]],
+    iw_samples: int = 500,
+    batch_size: int = 64,
+    chunk_size: int = 512,
+    seed: int = 42,
+    bf16: bool = False,
+    progress: bool = False,
+    fast_path: bool = True,
+) -> EvaluationResult:
+    """
+    Run the evaluation protocol over tokenized sentences: every sentence counts, none is cut.
+
+    Args:
+        model ([`VAELMModel`]): the model; evaluated on its own device, in evaluation mode (its mode is restored).
+        sequences (`Sequence[Sequence[int]]`): token ids `<s> w1 … wn </s>` of each sentence.
+        iw_samples (`int`, *optional*, defaults to 500): importance samples K per sentence (≥ 1).
+        batch_size (`int`, *optional*, defaults to 64): sentences encoded together; they are grouped by length.
+        chunk_size (`int`, *optional*, defaults to 512): most (sentence, sample) rows decoded at once; bounds
+            memory at about `chunk_size × vocab_size` floats whatever K is.
+        seed (`int`, *optional*, defaults to 42): seed of the latent noise (see [`sentence_noise`]).
+        bf16 (`bool`, *optional*, defaults to `False`): bfloat16 vocabulary projection (faster on hardware with
+            bfloat16 matmuls; the summary stays within a few hundredths of a nat).
+        progress (`bool`, *optional*, defaults to `False`): show a tqdm bar over sentences on stderr.
+        fast_path (`bool`, *optional*, defaults to `True`): use [`DecoderScorer`] (checked against the model's
+            `reconstruction_nll` on the first batch); `False` always uses `reconstruction_nll`.
+
+    Returns:
+        [`EvaluationResult`]: per-sentence figures, in input order, and `summary()`.
+    """
+    from tqdm.auto import tqdm
+
+    if iw_samples < 1 or batch_size < 1 or chunk_size < 1:
+        raise ValueError(f"iw_samples, batch_size and chunk_size must be positive, got {iw_samples}, {batch_size}, {chunk_size}.")
+    if len(sequences) == 0:
+        raise DataError("There are no sentences to evaluate.")
+    config = model.config
+    _check_sequences(sequences, config)
+    device = next(model.parameters()).device
+    count, latent_size = len(sequences), config.latent_size
+    iw_nll, rec, kl = (torch.empty(count, dtype=torch.float64) for _ in range(3))
+    mu_all, logvar_all, z_all = (torch.empty(count, latent_size) for _ in range(3))
+    tokens = torch.tensor([len(sequence) - 1 for sequence in sequences], dtype=torch.long)
+    was_training = model.training
+    model.eval()
+    use_fast = fast_path and DecoderScorer.supports(model)
+    started = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            scorer = DecoderScorer(model, bf16=bf16) if use_fast else None
+            bar = tqdm(total=count, unit="sent", desc=f"Evaluating (K={iw_samples})", disable=not progress, file=sys.stderr)
+            for batch_number, batch in enumerate(length_sorted_batches([len(s) for s in sequences], batch_size)):
+                input_ids, attention_mask = _pad([sequences[index] for index in batch], config.pad_token_id, device)
+                mu, logvar = (tensor.float() for tensor in model.encode(input_ids, attention_mask))
+                noise = sentence_noise(batch, iw_samples, latent_size, seed).to(device)
+                z = mu.unsqueeze(1) + noise * torch.exp(0.5 * logvar).unsqueeze(1)  # (B, K, D)
+                log_q = -0.5 * (noise.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)
+                log_prior = standard_normal_log_density(z)
+                if use_fast and batch_number == 0:
+                    use_fast = _fast_path_agrees(model, scorer, input_ids, attention_mask, z)
+                rec_samples = _decode_all_samples(model, scorer if use_fast else None, input_ids, attention_mask, z, chunk_size, bf16)
+                log_weights = -rec_samples + log_prior - log_q  # (B, K)
+                index = torch.as_tensor(batch)
+                iw_nll[index] = (math.log(iw_samples) - torch.logsumexp(log_weights.double(), dim=1)).cpu()
+                rec[index] = rec_samples.double().mean(1).cpu()
+                kl[index] = gaussian_kl(mu, logvar).double().sum(-1).cpu()
+                mu_all[index], logvar_all[index], z_all[index] = mu.cpu(), logvar.cpu(), z[:, 0].cpu()
+                bar.update(len(batch))
+            bar.close()
+    finally:
+        model.train(was_training)
+    return EvaluationResult(
+        iw_nll=iw_nll, rec=rec, kl=kl, tokens=tokens, mu=mu_all, logvar=logvar_all, z=z_all, iw_samples=iw_samples,
+        seed=seed, bf16=bf16, seconds=time.perf_counter() - started, fast_path=use_fast,
+    )
+
+
+def _decode_all_samples(
+    model: VAELMModel,
+    scorer: DecoderScorer | None,
+    input_ids: torch.LongTensor,
+    attention_mask: torch.Tensor,
+    z: torch.Tensor,
+    chunk_size: int,
+    bf16: bool,
+) -> torch.Tensor:
+    """-log p(x|z_k) of every (sentence, sample) of a length-sorted batch, `chunk_size` rows at a time: (B, K)."""
+    batch, samples, latent_size = z.shape
+    device = z.device
+    row_sentence = torch.arange(batch, device=device).repeat_interleave(samples)  # sentence-major: lengths non-increasing
+    flat_z = z.reshape(batch * samples, latent_size)
+    scored = attention_mask[:, 1:].sum(1)
+    nll = torch.empty(batch * samples, dtype=torch.float32, device=device)
+    if scorer is not None:
+        input_gates = scorer.sentence_input_gates(input_ids[:, :-1])
+        targets = input_ids[:, 1:].t()
+    for start in range(0, batch * samples, chunk_size):
+        rows = slice(start, start + chunk_size)
+        if scorer is not None:
+            nll[rows] = scorer.row_nll(input_gates, targets, row_sentence[rows], scored[row_sentence[rows]], flat_z[rows])
+        else:
+            nll[rows] = reference_row_nll(model, input_ids, attention_mask, row_sentence[rows], flat_z[rows], bf16)
+    return nll.view(batch, samples)
+
+
+def _fast_path_agrees(
+    model: VAELMModel, scorer: DecoderScorer, input_ids: torch.LongTensor, attention_mask: torch.Tensor, z: torch.Tensor
+) -> bool:
+    """Compare the fast decoder with `model.reconstruction_nll` on a few rows (in float32); warn on a mismatch."""
+    rows = min(4, input_ids.size(0))
+    reference_scorer = scorer if not scorer.bf16 else DecoderScorer(model, bf16=False)
+    row_sentence = torch.arange(rows, device=z.device)
+    sample = z[:rows, 0]
+    fast = reference_scorer.row_nll(
+        reference_scorer.sentence_input_gates(input_ids[:rows, :-1]),
+        input_ids[:rows, 1:].t(),
+        row_sentence,
+        attention_mask[:rows, 1:].sum(1),
+        sample,
+    )
+    reference = reference_row_nll(model, input_ids[:rows], attention_mask[:rows], row_sentence, sample)
+    difference = float((fast - reference).abs().max())
+    if difference > FAST_PATH_TOLERANCE:
+        logger.warning(
+            "The fast decoder differs from the model's reconstruction_nll by %.3g nats; using the model's method "
+            "(slower). The model's structure has probably changed.", difference
+        )
+        return False
+    return True
+
+
+def evaluate_dataset(
+    model: VAELMModel,
+    dataset,
+    iw_samples: int = 500,
+    seed: int = 42,
+    batch_size: int = 64,
+    chunk_size: int = 512,
+    bf16: bool = False,
+    progress: bool = False,
+) -> dict:
+    """
+    The evaluation protocol on a tokenized dataset (a `datasets.Dataset` with an `input_ids` column, or a list of
+    token-id lists); returns the summary (see [`EvaluationResult.summary`]).
+
+    Args:
+        model ([`VAELMModel`]): the model.
+        dataset: tokenized sentences `<s> w1 … wn </s>`.
+        iw_samples (`int`, *optional*, defaults to 500): importance samples K.
+        seed (`int`, *optional*, defaults to 42): seed of the latent noise.
+        batch_size (`int`, *optional*, defaults to 64): sentences per encoder batch.
+        chunk_size (`int`, *optional*, defaults to 512): rows per decoder call.
+        bf16 (`bool`, *optional*, defaults to `False`): bfloat16 vocabulary projection.
+        progress (`bool`, *optional*, defaults to `False`): tqdm bar on stderr.
+
+    Returns:
+        `dict`: `nll`, `ppl`, `elbo`, `elbo_ppl`, `rec`, `kl`, `mi`, `au`, `sentences`, `tokens`, ….
+    """
+    sequences = dataset["input_ids"] if not isinstance(dataset, (list, tuple)) else dataset
+    result = evaluate_sequences(
+        model, list(sequences), iw_samples=iw_samples, batch_size=batch_size, chunk_size=chunk_size, seed=seed,
+        bf16=bf16, progress=progress,
+    )
+    return result.summary()
+
+
+# ------------------------------------------------------------------------------------------------ the command
+SPLIT_CHOICES = ["train", "valid", "test"]
+
+
+@dataclass
+class EvaluationArguments:
+    """Arguments of `vaelm-evaluate`."""
+
+    model: str | None = field(default=None, metadata={"help": "Model folder or Hub id."})
+    data_dir: str | None = field(default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."})
+    dataset: str | None = field(default=None, metadata={"help": "ptb or a Hub dataset id (instead of --data_dir)."})
+    text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
+    split: str = field(default="test", metadata={"help": "Split to evaluate.", "choices": SPLIT_CHOICES})
+    iw_samples: int = field(default=500, metadata={"help": "Importance samples K per sentence."})
+    batch_size: int = field(default=64, metadata={"help": "Sentences encoded together (grouped by length)."})
+    chunk_size: int = field(default=512, metadata={"help": "Most (sentence, sample) rows decoded at once; bounds memory."})
+    max_sentences: int | None = field(default=None, metadata={"help": "Evaluate only the first N sentences of the split."})
+    seed: int = field(default=42, metadata={"help": "Seed of the latent samples."})
+    bf16: bool = field(default=False, metadata={"help": "bfloat16 vocabulary projection (faster; within 0.05 nats)."})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, mps… (default: cuda if available)."})
+    num_threads: int | None = field(
+        default=None, metadata={"help": "CPU threads for torch (default: torch's choice; 1 is faster on cores other jobs share)."}
+    )
+    output: str | None = field(default=None, metadata={"help": "Also write the JSON object to this file."})
+    per_sentence_output: str | None = field(default=None, metadata={"help": "Write per-sentence figures (JSON lines) here."})
+    revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
+    no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
+
+    def __post_init__(self):
+        for name in ("iw_samples", "batch_size", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"--num_threads must be a positive integer, got {self.num_threads}.")
+        if self.max_sentences is not None and self.max_sentences < 1:
+            raise ValueError(f"--max_sentences must be a positive integer, got {self.max_sentences}.")
+        if (self.data_dir is None) == (self.dataset is None):
+            raise ValueError("Give exactly one of --data_dir (a local folder) or --dataset (ptb or a Hub dataset id).")
+
+
+def parse_arguments(argv: list[str] | None = None) -> EvaluationArguments:
+    """
+    Parse `vaelm-evaluate` flags with `HfArgumentParser`.
+
+    Args:
+        argv (`list[str]`, *optional*): the flags; `sys.argv[1:]` when omitted.
+    """
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(EvaluationArguments)
+    (arguments,) = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
+    return arguments
+
+
+def resolve_model(name_or_path: str | None) -> str:
+    """
+    The model to evaluate: `--model`, else [`DEFAULT_MODEL`].
+
+    Args:
+        name_or_path (`str`, *optional*): the `--model` value.
+    """
+    resolved = name_or_path or DEFAULT_MODEL
+    if resolved is None:
+        raise ValueError("--model is required: a model folder (as written by vaelm-train) or a Hub id.")
+    return resolved
+
+
+def load_evaluation_model(name_or_path: str, device: str | None = None, revision: str | None = None):
+    """
+    Load a model and its tokenizer through [`vaelm.loading.load_model_and_tokenizer`] (`VAELMModel.from_pretrained`,
+    `load_tokenizer`, `check_tokenizer_matches`, with errors that say what to fix) and move the model to `device`.
+
+    Args:
+        name_or_path (`str`): model folder or Hub id.
+        device (`str`, *optional*): where to put the model; cuda when available, else cpu.
+        revision (`str`, *optional*): Hub revision.
+
+    Returns:
+        `(model, tokenizer)`, the model in evaluation mode.
+    """
+    from .loading import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(name_or_path, **({"revision": revision} if revision else {}))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), tokenizer
+
+
+def load_split_texts(arguments: EvaluationArguments) -> list[str]:
+    """
+    The raw sentences of the split, in file order, the first `--max_sentences` of them when given.
+
+    Args:
+        arguments ([`EvaluationArguments`]): `data_dir` or `dataset`, `split`, `max_sentences`.
+    """
+    if arguments.data_dir is not None:
+        texts = read_sentences(split_files(arguments.data_dir, (arguments.split,))[arguments.split])
+    else:
+        loaded = load_text_splits(dataset=arguments.dataset, text_column=arguments.text_column, splits=(arguments.split,))
+        texts = list(loaded[arguments.split]["text"])
+    return texts[: arguments.max_sentences] if arguments.max_sentences else texts
+
+
+def tokenize_sentences(texts: list[str], tokenizer, segmentation: str) -> list[list[int]]:
+    """
+    `<s> w1 … wn </s>` ids of each sentence, after the model's segmentation; never truncated.
+
+    Args:
+        texts (`list[str]`): raw sentences.
+        tokenizer: the model's tokenizer.
+        segmentation (`str`): the model's `config.segmentation`.
+    """
+    return tokenizer(segment(texts, segmentation), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+
+
+def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -> dict:
+    """
+    Everything `vaelm-evaluate` does except printing: load, tokenize, evaluate, write `--output` files.
+
+    Args:
+        arguments ([`EvaluationArguments`]): parsed flags.
+        command (`str`, *optional*): the command line, recorded in the result.
+
+    Returns:
+        `dict`: the summary, with `model`, `split`, `data` and `command` added.
+    """
+    if arguments.num_threads:
+        torch.set_num_threads(arguments.num_threads)
+    model_name = resolve_model(arguments.model)
+    model, tokenizer = load_evaluation_model(model_name, arguments.device, arguments.revision)
+    texts = load_split_texts(arguments)
+    sequences = tokenize_sentences(texts, tokenizer, model.config.segmentation)
+    logger.info("Evaluating %d %s sentences (%d scored tokens) with K=%d on %s.", len(sequences), arguments.split,
+                sum(len(s) - 1 for s in sequences), arguments.iw_samples, next(model.parameters()).device)
+    result = evaluate_sequences(
+        model, sequences, iw_samples=arguments.iw_samples, batch_size=arguments.batch_size,
+        chunk_size=arguments.chunk_size, seed=arguments.seed, bf16=arguments.bf16, progress=not arguments.no_progress,
+    )
+    summary = result.summary()
+    summary.update(
+        model=model_name,
+        split=arguments.split,
+        data=arguments.data_dir or arguments.dataset,
+        max_sentences=arguments.max_sentences,
+        command=command,
+    )
+    if arguments.output:
+        _write(Path(arguments.output), json.dumps(summary, indent=2) + "\n")
+    if arguments.per_sentence_output:
+        lines = [json.dumps({"text": text, **record}) for text, record in zip(texts, result.per_sentence())]
+        _write(Path(arguments.per_sentence_output), "\n".join(lines) + "\n")
+    return summary
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def command_line(program: str, argv: list[str]) -> str:
+    """
+    The command as a user would retype it in a shell.
+
+    Args:
+        program (`str`): the command name.
+        argv (`list[str]`): its arguments.
+    """
+    return shlex.join([program, *argv])
+
+
+__all__ = [
+    "EvaluationArguments",
+    "EvaluationResult",
+    "DecoderScorer",
+    "active_units",
+    "evaluate_dataset",
+    "evaluate_sequences",
+    "length_sorted_batches",
+    "mutual_information",
+    "parse_arguments",
+    "run_evaluation",
+]
