@@ -120,7 +120,7 @@ class VAELMConfig(PretrainedConfig):
                 raise ValueError(f"VAELMConfig.{name} must be a positive integer, got {value!r}.")
         for name in ("word_dropout", "embedding_dropout", "output_dropout"):
             value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(
                     f"VAELMConfig.{name} must lie in [0, 1), got {value!r}"
                     + (" (word_dropout = 1 - keep_prob, so keep_prob must lie in (0, 1])." if name == "word_dropout" else ".")

@@ -27,6 +27,24 @@ def run_command(name: str, main: Callable[[list[str]], int | None], argv: list[s
     except Exception as error:  # the user-facing boundary: one paragraph, no traceback
         if debug:
             raise
-        message = str(error).strip() or error.__class__.__name__
+        message = describe_error(error)
         print(f"{name}: error: {message}\n(Run with --debug or VAELM_DEBUG=1 to see the traceback.)", file=sys.stderr)
         return 1
+
+
+def describe_error(error: BaseException) -> str:
+    """
+    The message printed for `error` at the CLI boundary.
+
+    Our own errors (`ValueError`, `OSError` and `RuntimeError` subclasses, e.g. `DataError`, `ModelLoadError`) are
+    written for users and are printed as they are. Anything else also names its class (a bare `KeyError` says only
+    `'text'`). When a library re-raised an error behind a generic message (`raise Generic(...) from cause`), the
+    cause is appended, since it is usually what the user can act on.
+    """
+    message = str(error).strip()
+    if not isinstance(error, (ValueError, OSError, RuntimeError)) or not message:
+        message = f"{error.__class__.__name__}: {message}" if message else error.__class__.__name__
+    cause = error.__cause__
+    if cause is not None and str(cause).strip() and str(cause).strip() not in message:
+        message += f" ({cause.__class__.__name__}: {str(cause).strip()})"
+    return message
