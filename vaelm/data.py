@@ -17,6 +17,7 @@ from pathlib import Path
 
 import datasets
 import torch
+from datasets.exceptions import DatasetGenerationError
 
 from .tokenization_vaelm import segment
 
@@ -102,16 +103,23 @@ def read_sentences(path: str | Path) -> list[str]:
             if words:
                 sentences.append(" ".join(words))
     if not sentences:
-        raise DataError(f"{path} holds no sentences (it is empty or has only blank lines).")
+        raise DataError(f"{path} holds no sentences (it is empty or has only blank lines). Put one sentence per line "
+                        "in it, as UTF-8 text.")
     return sentences
 
 
 def _local_split(path: Path) -> datasets.Dataset:
     stat = path.stat()
     # from_generator caches by its arguments, so the file's size and time make an edited file a new dataset.
-    return datasets.Dataset.from_generator(
-        _sentence_records, gen_kwargs={"path": str(path), "stamp": (stat.st_size, stat.st_mtime_ns)}
-    )
+    try:
+        return datasets.Dataset.from_generator(
+            _sentence_records, gen_kwargs={"path": str(path), "stamp": (stat.st_size, stat.st_mtime_ns)}
+        )
+    except DatasetGenerationError as error:
+        # datasets hides what the generator raised behind "An error occurred while generating the dataset".
+        if isinstance(error.__cause__, DataError):
+            raise error.__cause__ from None
+        raise
 
 
 def _sentence_records(path: str, stamp: tuple[int, int]):
@@ -271,11 +279,21 @@ def tokenize_splits(
     def encode(batch):
         ids = tokenizer(segment(batch["text"], segmentation), add_special_tokens=True)["input_ids"]
         if max_length is not None and truncate:
+            cut = [len(row) > max_length + 2 for row in ids]
             ids = [row if len(row) <= max_length + 2 else row[: max_length + 1] + row[-1:] for row in ids]
+            return {"input_ids": ids, "length": [len(row) for row in ids], "truncated": cut}
         return {"input_ids": ids, "length": [len(row) for row in ids]}
 
     columns = raw["train"].column_names if "train" in raw else next(iter(raw.values())).column_names
     tokenized = raw.map(encode, batched=True, batch_size=2000, remove_columns=columns, desc="Tokenizing")
+    if max_length is not None and truncate:
+        if not isinstance(tokenized, datasets.IterableDatasetDict):  # a stream cannot be counted ahead
+            for split in tokenized:
+                cut = sum(tokenized[split]["truncated"])
+                if cut:
+                    logger.warning("%s: truncated %d of %d sentences longer than --max_length %d words.",
+                                   split, cut, len(tokenized[split]), max_length)
+        tokenized = tokenized.remove_columns("truncated")
     if max_length is None or truncate or isinstance(tokenized, datasets.IterableDatasetDict):
         if max_length is not None and isinstance(tokenized, datasets.IterableDatasetDict) and not truncate:
             tokenized = tokenized.filter(lambda batch: [n <= max_length + 2 for n in batch["length"]], batched=True)

@@ -6,6 +6,7 @@ exactly. The loss components are summed on every step and averaged, across proce
 """
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -13,8 +14,13 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainingArguments
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_callback import TrainerState
+from transformers.trainer_utils import TrainOutput
 
 from .modeling_vaelm import gaussian_kl
+
+logger = logging.getLogger(__name__)
 
 KL_SCHEDULES = ("sigmoid_pivot", "logistic", "linear", "cyclical", "constant")
 
@@ -80,6 +86,11 @@ class VAETrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.batch_size is not None:
             self.per_device_train_batch_size = self.batch_size
+        for name, value in (("batch_size", self.per_device_train_batch_size), ("per_device_eval_batch_size", self.per_device_eval_batch_size)):
+            if value < 1:
+                raise ValueError(f"--{name} must be a positive integer, got {value}.")
+        if self.learning_rate < 0:
+            raise ValueError(f"--learning_rate must be >= 0, got {self.learning_rate}.")
         if not self.use_cpu and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
             # Without use_cpu, `accelerate launch --multi_gpu` on a CPU machine runs N unrelated single processes.
             self.use_cpu = True
@@ -136,6 +147,25 @@ class VAETrainer(Trainer):
         super().__init__(*positional, **keyword)
         self._sums = {"train": self._zero_sums(), "eval": self._zero_sums()}
 
+    def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **keyword) -> TrainOutput:
+        """
+        `Trainer.train`, except that resuming from a checkpoint already at `max_steps` takes no step.
+
+        The Trainer's loop checks `max_steps` only after a step, so it would take one more (at learning rate 0 under
+        the default linear schedule) and end at max_steps + 1. Instead, the checkpoint's weights and state are
+        loaded and the loop is skipped.
+        """
+        if isinstance(resume_from_checkpoint, (str, Path)) and self.args.max_steps > 0:
+            state = TrainerState.load_from_json(str(Path(resume_from_checkpoint) / TRAINER_STATE_NAME))
+            if state.global_step >= self.args.max_steps:
+                logger.info("%s is at step %d, and --max_steps is %d: nothing left to train.",
+                            resume_from_checkpoint, state.global_step, self.args.max_steps)
+                self._load_from_checkpoint(str(resume_from_checkpoint))
+                self.state = state
+                losses = [entry["train_loss"] for entry in state.log_history if "train_loss" in entry]
+                return TrainOutput(state.global_step, losses[-1] if losses else float("nan"), {})
+        return super().train(resume_from_checkpoint, *positional, **keyword)
+
     def _zero_sums(self) -> torch.Tensor:
         # rec, kl, beta, steps, sentences, tokens
         return torch.zeros(6, dtype=torch.float64, device=self.args.device)
@@ -170,6 +200,16 @@ class VAETrainer(Trainer):
             self._sums["eval"] += torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.args.device) for v in values])
         return (loss, outputs) if return_outputs else loss
 
+    def create_model_card(self, *positional, **keyword) -> None:
+        """
+        Write vaelm's model card (and training record and curves) instead of the Trainer's generic draft, so that
+        `--push_to_hub` uploads what `vaelm-push` does. The Trainer's arguments (`model_name`, `tags`, …) are ignored.
+        """
+        if self.is_world_process_zero():
+            from .hub import write_model_card
+
+            write_model_card(self.args.output_dir, trainer=self)
+
     def _reduced_sums(self, phase: str) -> list[float]:
         sums = self._sums[phase]
         if self.accelerator.num_processes > 1:
@@ -198,6 +238,15 @@ class VAETrainer(Trainer):
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
+def is_complete_checkpoint(path: str | Path) -> bool:
+    """Whether the Trainer finished writing the checkpoint folder `path`: its `trainer_state.json` (written last) parses."""
+    try:
+        state = json.loads((Path(path) / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and "global_step" in state
+
+
 def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
     """
     The newest `checkpoint-N` folder whose `trainer_state.json` (written last by the Trainer) parses.
@@ -213,11 +262,8 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
         if match and path.is_dir():
             candidates.append((int(match.group(1)), path))
     for _, path in sorted(candidates, reverse=True):
-        try:
-            json.loads((path / "trainer_state.json").read_text())
-        except (OSError, ValueError):
-            continue
-        return path
+        if is_complete_checkpoint(path):
+            return path
     return None
 
 
@@ -274,6 +320,7 @@ __all__ = [
     "NonFiniteLossError",
     "VAETrainer",
     "VAETrainingArguments",
+    "is_complete_checkpoint",
     "kl_weight_at",
     "last_complete_checkpoint",
     "plot_training_curves",
