@@ -68,13 +68,16 @@ def test_loads_the_real_ptb_files(ptb_dir):
     assert splits["train"][1]["text"] == "pierre <unk> N years old will join the board as a nonexecutive director nov. N"
 
 
-def test_tokenize_splits_filters_long_sentences_and_counts(tiny_corpus, caplog):
-    raw = load_text_splits(data_dir=tiny_corpus, splits=("train", "valid"))
+def test_tokenize_splits_filters_long_sentences_and_counts(tmp_path, caplog):
+    lines = [" ".join(["w"] * n) for n in (2, 4, 6, 7, 9, 30)]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "valid.txt").write_text("w w\nw w w w w w w w\n")
+    raw = load_text_splits(data_dir=tmp_path, splits=("train", "valid"))
     tokenizer = build_tokenizer(raw["train"]["text"])
     kept = tokenize_splits(raw, tokenizer, max_length=6)
-    assert max(kept["train"]["length"]) <= 8
-    assert 0 < len(kept["train"]) < len(raw["train"])
-    assert "longer than --max_length 6" in caplog.text
+    assert kept["train"]["length"] == [4, 6, 8]
+    assert len(kept["valid"]) == 1
+    assert "train: dropped 3 of 6 sentences longer than --max_length 6" in caplog.text
     cut = tokenize_splits(raw, tokenizer, max_length=6, truncate=True)
     assert len(cut["train"]) == len(raw["train"])
     assert all(row[-1] == tokenizer.eos_token_id and len(row) <= 8 for row in cut["train"]["input_ids"])
