@@ -71,16 +71,19 @@ def _pack(tensor: torch.Tensor, lengths_cpu: torch.Tensor) -> PackedSequence:
 
 
 # Below this share of real positions in a batch, the packed LSTM is used; above it, the padded one. On CPU the
-# padded LSTM runs as one oneDNN kernel, ≈2.5× faster per position than the packed kernel's per-step matmuls (and it
-# skips the sort and unsort of `enforce_sorted=False`), so it wins unless padding dominates; length-grouped
-# training batches are ≈95 % real. Outputs at right padding come after every real position of their row, so they
-# never change a real output or gradient: both paths give the same result.
+# padded LSTM runs as one oneDNN kernel, ≈2.5× faster per position than the packed kernel's per-step matmuls in
+# training (forward + backward; ≈1.6× forward only, hence the second, inference threshold), and it skips the sort and
+# unsort of `enforce_sorted=False`, so it wins unless padding dominates; length-grouped training batches are ≈98 %
+# real. Outputs at right padding come after every real position of their row, so they never change a real output
+# or gradient: both paths give the same result.
 _PADDED_MIN_FILL = 0.4
+_PADDED_MIN_FILL_INFERENCE = 0.5
 
 
 def _padded_is_cheaper(lengths_cpu: torch.Tensor, width: int) -> bool:
     """Whether running an LSTM over the padded batch beats packing it (see `_PADDED_MIN_FILL`)."""
-    return int(lengths_cpu.sum()) >= _PADDED_MIN_FILL * lengths_cpu.numel() * width
+    fill = _PADDED_MIN_FILL if torch.is_grad_enabled() else max(_PADDED_MIN_FILL, _PADDED_MIN_FILL_INFERENCE)
+    return int(lengths_cpu.sum()) >= fill * lengths_cpu.numel() * width
 
 
 class VAELMCache:
@@ -137,13 +140,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
     large temporaries also costs fresh pages. Here the softmax is computed in place in the logits buffer (stored in
     the matmul's dtype, so bf16 under autocast), and backward turns that buffer in place into the gradient of the
     logits, `g · (softmax − onehot)`, before the two matmuls. The NLL is exact without a log-softmax tensor:
-    log Σ exp = max − log softmax(argmax), where softmax(argmax) ≥ 1/vocab never underflows. Same values and
-    gradients as the composition; backward may run only once (no `retain_graph` reuse).
+    log Σ exp = max − log softmax(argmax), where softmax(argmax) ≥ 1/vocab never underflows. The bias rides along
+    as an extra input column, so no pass writes it into the output or sums its gradient. Same values and gradients
+    as the composition; backward may run only once (no `retain_graph` reuse).
     """
 
     @staticmethod
     def forward(ctx, states, weight, bias, targets):
-        logits = F.linear(states, weight, bias)  # autocast, when on, makes this the bf16 matmul
+        if bias is not None:
+            # The bias as one more input column: `addmm` would first write the broadcast bias into the whole
+            # [tokens, vocab] output (a full extra pass), and backward would need another to sum its gradient.
+            states = torch.cat([states, states.new_ones(states.size(0), 1)], dim=1)
+            weight = torch.cat([weight, bias.unsqueeze(1).to(weight.dtype)], dim=1)
+        logits = states @ weight.t()  # autocast, when on, makes this the bf16 matmul
         scores = logits.float()
         target_scores = scores.gather(1, targets.unsqueeze(1)).squeeze(1)
         top_scores, top_index = scores.max(dim=-1)
@@ -169,12 +178,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_logits.scatter_add_(1, targets.unsqueeze(1), grad_logits.new_full((targets.size(0), 1), -1.0))
         grad_logits.mul_(grad_nll.unsqueeze(1).to(compute))
         grad_states = grad_weight = grad_bias = None
+        hidden = weight.size(1) - 1 if ctx.has_bias else weight.size(1)
         if ctx.needs_input_grad[0]:
-            grad_states = (grad_logits @ weight.to(compute)).to(states.dtype)
-        if ctx.needs_input_grad[1]:
+            grad_states = (grad_logits @ weight[:, :hidden].to(compute)).to(states.dtype)
+        if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
             grad_weight = (grad_logits.t() @ states.to(compute)).to(weight.dtype)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad_logits.sum(0, dtype=torch.float32).to(weight.dtype)
+            if ctx.has_bias:
+                grad_weight, grad_bias = grad_weight[:, :hidden].contiguous(), grad_weight[:, hidden].contiguous()
         return grad_states, grad_weight, grad_bias, None
 
 
@@ -278,7 +288,9 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
                 summary = torch.cat([final_h[-2], final_h[-1]], dim=-1)
             else:
                 summary = final_h[-1]
-        mu, logvar = self.posterior(summary).chunk(2, dim=-1)
+        # Outside autocast: a bf16 mu/logvar would make the KL (small, near collapse) wrong and even negative.
+        with torch.autocast(summary.device.type, enabled=False):
+            mu, logvar = self.posterior(summary.to(self.posterior.weight.dtype)).chunk(2, dim=-1)
         return mu, logvar
 
     # ----------------------------------------------------------------------------------------------- decoder
