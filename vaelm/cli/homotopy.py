@@ -82,11 +82,7 @@ def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = N
     model_args, decoding_args, args = parse_arguments(argv)
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     decoding = decoding_args.decoding_config()
-    vae = load_model(model_args)
-    if decoding_args.seed is not None:
-        from transformers import set_seed
-
-        set_seed(decoding_args.seed)
+    vae = load_model(model_args, decoding_args.seed)
 
     def one(start: str, end: str, steps: int) -> None:
         points = vae.homotopy(start, end, steps=steps, mode=args.mode, decoding=decoding)

@@ -102,15 +102,25 @@ def choose_mode(args: SampleArguments) -> str:
     return "stdin"
 
 
-def load_model(model_args: ModelArguments):
-    """The [`~vaelm.generation.SentenceVAE`] of `--model`, without progress bars."""
+def load_model(model_args: ModelArguments, seed: int | None = None):
+    """
+    The [`~vaelm.generation.SentenceVAE`] of `--model`, without progress bars, with every generator seeded.
+
+    Args:
+        model_args ([`ModelArguments`]): `--model` and `--device`.
+        seed (`int`, *optional*): `--seed`; the same seed gives the same output.
+    """
+    from transformers import set_seed
     from transformers.utils import logging as hf_logging
 
     from ..generation import SentenceVAE
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    return SentenceVAE.from_pretrained(model_args.model, device=model_args.device)
+    vae = SentenceVAE.from_pretrained(model_args.model, device=model_args.device)
+    if seed is not None:
+        set_seed(seed)
+    return vae
 
 
 def read_queries(prompts: list[str], stdin: TextIO, stdout: TextIO) -> Iterator[list[str]]:
@@ -208,11 +218,7 @@ def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = N
     decoding_args.decoding_config()  # bad decoding flags fail before the model loads
     if mode == "posterior" and not sample_args.sentence.strip():
         raise ValueError("--sentence is empty: give a sentence to encode.")
-    vae = load_model(model_args)
-    if decoding_args.seed is not None:
-        from transformers import set_seed
-
-        set_seed(decoding_args.seed)
+    vae = load_model(model_args, decoding_args.seed)
     return run(vae, mode, decoding_args, sample_args, stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
 
 
