@@ -251,11 +251,12 @@ def test_vaelm_evaluate_prints_one_json_object(tiny_model_dir, tiny_corpus, tmp_
     assert json.loads(output.read_text(encoding="utf-8")) == summary
 
 
-def test_vaelm_evaluate_reports_a_missing_model_without_a_traceback(tiny_corpus, capsys):
-    status = run_command("vaelm-evaluate", evaluate_main, ["--data_dir", str(tiny_corpus)])
+def test_vaelm_evaluate_reports_a_missing_model_without_a_traceback(tiny_corpus, tmp_path, capsys):
+    missing = tmp_path / "no_model_here"
+    status = run_command("vaelm-evaluate", evaluate_main, ["--model", str(missing), "--data_dir", str(tiny_corpus)])
     captured = capsys.readouterr()
     assert status == 1
-    assert "--model is required" in captured.err and "Traceback" not in captured.err
+    assert f"{missing} does not exist" in captured.err and "Traceback" not in captured.err
     assert captured.out == ""
 
 

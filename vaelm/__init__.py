@@ -6,6 +6,7 @@ from .configuration_vaelm import VAELMConfig
 from .generation import DecodingConfig, SentenceVAE, interpolate
 from .loading import load_model_and_tokenizer
 from .modeling_vaelm import VAELMCache, VAELMModel, VAELMOutput, VAELMPreTrainedModel, gaussian_kl
+from .pretrained import DEFAULT_MODEL
 from .tokenization_vaelm import build_tokenizer, load_tokenizer, segment
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ VAELMConfig.register_for_auto_class()
 VAELMModel.register_for_auto_class("AutoModelForCausalLM")
 
 __all__ = [
+    "DEFAULT_MODEL",
     "DecodingConfig",
     "SentenceVAE",
     "VAELMCache",

@@ -35,14 +35,13 @@ from torch.nn import functional as F
 
 from .data import DataError, load_text_splits, read_sentences, split_files
 from .modeling_vaelm import VAELMModel, gaussian_kl
+from .pretrained import DEFAULT_MODEL
 from .tokenization_vaelm import segment
 
 logger = logging.getLogger(__name__)
 
 LOG_2PI = math.log(2.0 * math.pi)
 ACTIVE_UNIT_THRESHOLD = 0.01
-# The model `vaelm-evaluate` uses when --model is not given; None means --model is required.
-DEFAULT_MODEL: str | None = None
 # Largest absolute difference (nats per sentence) tolerated between the fast decoder and the model's own
 # `reconstruction_nll` before evaluation falls back to the model's method.
 FAST_PATH_TOLERANCE = 1e-3
@@ -652,7 +651,7 @@ SPLIT_CHOICES = ["train", "valid", "test"]
 class EvaluationArguments:
     """Arguments of `vaelm-evaluate`."""
 
-    model: str | None = field(default=None, metadata={"help": "Model folder or Hub id."})
+    model: str | None = field(default=None, metadata={"help": "Model folder or Hub id (default: the bundled PTB model)."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."})
     dataset: str | None = field(default=None, metadata={"help": "ptb or a Hub dataset id (instead of --data_dir)."})
     text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
@@ -696,19 +695,6 @@ def parse_arguments(argv: list[str] | None = None) -> EvaluationArguments:
     parser = HfArgumentParser(EvaluationArguments)
     (arguments,) = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
     return arguments
-
-
-def resolve_model(name_or_path: str | None) -> str:
-    """
-    The model to evaluate: `--model`, else [`DEFAULT_MODEL`].
-
-    Args:
-        name_or_path (`str`, *optional*): the `--model` value.
-    """
-    resolved = name_or_path or DEFAULT_MODEL
-    if resolved is None:
-        raise ValueError("--model is required: a model folder (as written by vaelm-train) or a Hub id.")
-    return resolved
 
 
 def load_evaluation_model(name_or_path: str, device: str | None = None, revision: str | None = None):
@@ -771,7 +757,7 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     """
     if arguments.num_threads:
         torch.set_num_threads(arguments.num_threads)
-    model_name = resolve_model(arguments.model)
+    model_name = arguments.model or DEFAULT_MODEL
     model, tokenizer = load_evaluation_model(model_name, arguments.device, arguments.revision)
     texts = load_split_texts(arguments)
     sequences = tokenize_sentences(texts, tokenizer, model.config.segmentation)

@@ -19,11 +19,9 @@ from .hub import write_model_card
 from .modeling_vaelm import VAELMModel
 from .loading import check_fit, check_model_source, load_model, load_tokenizer
 from .tokenization_vaelm import build_tokenizer, check_tokenizer_matches, default_segmentation, segment
-from .trainer import VAETrainer, VAETrainingArguments, is_complete_checkpoint, last_complete_checkpoint, plot_training_curves
+from .trainer import VAETrainer, VAETrainingArguments, is_complete_checkpoint, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
-
-CURVES_FILE = "training_curves.png"
 
 
 @dataclass
@@ -264,11 +262,11 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
     metrics = trainer.evaluate()
     if data_args.final_eval_iw_samples > 0:
         metrics.update(final_evaluation(trainer, raw["valid"], data_args.final_eval_iw_samples))
-    if trainer.is_world_process_zero():  # before save_model: a --push_to_hub inside it uploads this card too
+    if trainer.is_world_process_zero():
+        # Before save_model: a --push_to_hub inside it uploads the card and the training curves it draws.
         write_model_card(training_args.output_dir, trainer=trainer, dataset=data_args.dataset or data_args.data_dir)
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
-        plot_training_curves(trainer.state.log_history, Path(training_args.output_dir) / CURVES_FILE)
         trainer.save_state()
     return metrics
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from ..pretrained import DEFAULT_MODEL
 from . import run_command
 
 NAME = "vaelm-sample"
@@ -27,8 +28,9 @@ NAME = "vaelm-sample"
 class ModelArguments:
     """Which model to load, and where to run it."""
 
-    # To bundle a default model later, give this field `default=...`: nothing else needs to change.
-    model: str = field(metadata={"help": "Model folder written by vaelm-train, or a Hub id."})
+    model: str = field(
+        default=DEFAULT_MODEL, metadata={"help": "Model folder written by vaelm-train, or a Hub id (default: the bundled PTB model)."}
+    )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: a GPU when there is one)."})
 
 

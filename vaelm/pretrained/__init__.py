@@ -1,0 +1,13 @@
+"""Models that ship inside the package: `DEFAULT_MODEL` is the reference PTB model (see README "Results").
+
+`vaelm-sample`, `vaelm-homotopy` and `vaelm-evaluate` use it when `--model` is omitted; it is an ordinary model
+folder, so `VAELMModel.from_pretrained(DEFAULT_MODEL)` and `AutoModel.from_pretrained(DEFAULT_MODEL,
+trust_remote_code=True)` load it too.
+"""
+
+from pathlib import Path
+
+PTB_MODEL = Path(__file__).resolve().parent / "ptb"
+DEFAULT_MODEL = str(PTB_MODEL)
+
+__all__ = ["DEFAULT_MODEL", "PTB_MODEL"]
