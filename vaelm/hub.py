@@ -220,7 +220,7 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
 
 
 def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluation: Mapping[str, Any] | None,
-                  license: str, extra_datasets: list[str]) -> ModelCardData:
+                  license: str, extra_datasets: list[str], model_name: str | None = None) -> ModelCardData:
     """
     The card's front matter.
 
@@ -230,6 +230,7 @@ def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluati
         evaluation (`Mapping`, *optional*): `vaelm-evaluate` results.
         license (`str`): a Hub license id.
         extra_datasets (`list[str]`): dataset ids given at push time.
+        model_name (`str`, *optional*): the model-index name (a Hub model-index with results needs one).
     """
     datasets = list(dict.fromkeys([*record.get("datasets", []), *extra_datasets]))
     metrics = []
@@ -253,7 +254,7 @@ def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluati
         license=license,
         metrics=metrics or None,
         eval_results=eval_results,
-        model_name=record.get("hub_model_id") or None,
+        model_name=model_name or record.get("hub_model_id") or None,
     )
 
 
@@ -416,7 +417,7 @@ def write_model_card(
     config = model.config.to_dict()
     evaluation = find_evaluation_results(folder)
     shown_id = repo_id or record.get("hub_model_id") or f"your-name/{folder.resolve().name}"
-    data = card_metadata(config, record, evaluation, license, extra_datasets or [])
+    data = card_metadata(config, record, evaluation, license, extra_datasets or [], model_name=shown_id.split("/")[-1])
     body = render_card_body(
         name=shown_id.split("/")[-1], repo_id=shown_id, config=config, record=record, evaluation=evaluation,
         examples=card_examples(model, tokenizer), has_curves=(folder / TRAINING_CURVES_FILE).is_file(),

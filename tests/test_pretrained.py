@@ -1,0 +1,53 @@
+"""The reference PTB model that ships with the package (`vaelm.DEFAULT_MODEL`)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vaelm
+from conftest import REPO
+
+MODEL = Path(vaelm.DEFAULT_MODEL)
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=environment, timeout=300, cwd=REPO)
+
+
+def test_bundled_model_folder_is_complete_and_small():
+    files = {path.name for path in MODEL.iterdir()}
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+            "configuration_vaelm.py", "modeling_vaelm.py", "README.md", "training_curves.png"} <= files
+    assert (MODEL / "model.safetensors").stat().st_size <= 30_000_000
+    config = json.loads((MODEL / "config.json").read_text())
+    assert config["model_type"] == "vaelm" and config["vocab_size"] == 10000
+    # The shipped source files are the package's own, so remote-code loading runs today's code.
+    for name in ("configuration_vaelm.py", "modeling_vaelm.py"):
+        assert (MODEL / name).read_text() == (REPO / "vaelm" / name).read_text(), f"{name} is stale: copy it again"
+
+
+def test_sample_without_model_uses_the_bundled_model():
+    result = run(["-m", "vaelm.cli.sample", "--num", "3", "--seed", "0"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(line.split() for line in lines)
+    again = run(["-m", "vaelm.cli.sample", "--num", "3", "--seed", "0"])
+    assert again.stdout == result.stdout
+
+
+def test_homotopy_and_evaluate_without_model(ptb_dir):
+    result = run(["-m", "vaelm.cli.homotopy", "--start", "the company said it will buy shares",
+                  "--end", "investors are worried about the market", "--steps", "3"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.strip().splitlines()) == 5
+    result = run(["-m", "vaelm.cli.evaluate", "--data_dir", str(ptb_dir), "--split", "test", "--iw_samples", "5",
+                  "--max_sentences", "20", "--no_progress", "true"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["sentences"] == 20 and summary["nll"] <= summary["elbo"]
+    assert summary["kl"] > 1, "the bundled model is not collapsed"

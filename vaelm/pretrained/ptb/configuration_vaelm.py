@@ -1,0 +1,135 @@
+"""VAELM model configuration: the sizes and switches of a Bowman-style LSTM VAE language model."""
+
+from transformers import PretrainedConfig
+
+
+class VAELMConfig(PretrainedConfig):
+    r"""
+    Configuration of a [`VAELMModel`]: an LSTM encoder that maps a sentence to a diagonal Gaussian posterior
+    q(z|x), and an LSTM decoder whose initial state is computed from z (Bowman et al. 2016, "Generating Sentences
+    from a Continuous Space").
+
+    Args:
+        vocab_size (`int`, *optional*, defaults to 10000):
+            Number of word types, special tokens included. Must equal `len(tokenizer)`.
+        embedding_size (`int`, *optional*, defaults to 350):
+            Size of the word embeddings (the original `--embedding_size`).
+        hidden_size (`int`, *optional*, defaults to 200):
+            Size of the LSTM states of the encoder and the decoder (the original `--num_units`).
+        latent_size (`int`, *optional*, defaults to 13):
+            Dimension of the latent variable z (the original `--latent_dim`).
+        num_layers (`int`, *optional*, defaults to 1):
+            Number of stacked LSTM layers in the encoder and in the decoder.
+        bidirectional_encoder (`bool`, *optional*, defaults to `False`):
+            Whether the encoder reads the sentence in both directions; the two final states are concatenated.
+        word_dropout (`float`, *optional*, defaults to 0.25):
+            Probability of replacing a decoder input word by `<unk>` during training (1 - the original
+            `--keep_prob`). BOS and padding are never replaced, and nothing is replaced in evaluation mode.
+        embedding_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout applied to the embeddings of both LSTMs during training.
+        output_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout applied to the decoder outputs before the vocabulary projection during training.
+        latent_to_every_step (`bool`, *optional*, defaults to `False`):
+            Whether z is also concatenated to the decoder input at every step, not only used for its initial state.
+        tie_word_embeddings (`bool`, *optional*, defaults to `False`):
+            Whether the output projection shares its weight with the input embedding. When the hidden size differs
+            from the embedding size, a linear layer maps decoder states to the embedding size first.
+        max_sentence_length (`int`, *optional*, defaults to 200):
+            Longest sentence, in words, that training keeps; decoding lengths live in `generation_config.json`.
+        lang (`str`, *optional*, defaults to `"en"`):
+            Language of the training text. `"zh"` means text is segmented before tokenization and decoded without
+            spaces.
+        segmentation (`str`, *optional*, defaults to `"whitespace"`):
+            How raw text is cut into the tokenizer's words: `"whitespace"`, `"jieba"` (Chinese words) or `"char"`
+            (one token per character). The same segmentation is applied at training and at inference.
+        initializer_range (`float`, *optional*, defaults to 0.1):
+            Half-width of the uniform distribution that initialises embeddings and linear layers.
+        pad_token_id (`int`, *optional*, defaults to 0):
+            Id of `<pad>`.
+        unk_token_id (`int`, *optional*, defaults to 1):
+            Id of `<unk>`, the word that word dropout substitutes.
+        bos_token_id (`int`, *optional*, defaults to 2):
+            Id of `<s>`, the first decoder input.
+        eos_token_id (`int`, *optional*, defaults to 3):
+            Id of `</s>`, the last word the decoder predicts.
+
+    Example:
+
+    ```python
+    >>> from vaelm import VAELMConfig, VAELMModel
+
+    >>> config = VAELMConfig(vocab_size=10000, embedding_size=350, hidden_size=200, latent_size=13)
+    >>> model = VAELMModel(config)
+    ```
+    """
+
+    model_type = "vaelm"
+
+    def __init__(
+        self,
+        vocab_size: int = 10000,
+        embedding_size: int = 350,
+        hidden_size: int = 200,
+        latent_size: int = 13,
+        num_layers: int = 1,
+        bidirectional_encoder: bool = False,
+        word_dropout: float = 0.25,
+        embedding_dropout: float = 0.0,
+        output_dropout: float = 0.0,
+        latent_to_every_step: bool = False,
+        tie_word_embeddings: bool = False,
+        max_sentence_length: int = 200,
+        lang: str = "en",
+        segmentation: str = "whitespace",
+        initializer_range: float = 0.1,
+        pad_token_id: int = 0,
+        unk_token_id: int = 1,
+        bos_token_id: int = 2,
+        eos_token_id: int = 3,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.embedding_size = embedding_size
+        self.hidden_size = hidden_size
+        self.latent_size = latent_size
+        self.num_layers = num_layers
+        self.bidirectional_encoder = bidirectional_encoder
+        self.word_dropout = word_dropout
+        self.embedding_dropout = embedding_dropout
+        self.output_dropout = output_dropout
+        self.latent_to_every_step = latent_to_every_step
+        self.max_sentence_length = max_sentence_length
+        self.lang = lang
+        self.segmentation = segmentation
+        self.initializer_range = initializer_range
+        self.unk_token_id = unk_token_id
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )
+        self.validate_sizes()
+
+    def validate_sizes(self) -> None:
+        """Raise a `ValueError` naming the field when a size or probability is impossible."""
+        for name in ("vocab_size", "embedding_size", "hidden_size", "latent_size", "num_layers", "max_sentence_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"VAELMConfig.{name} must be a positive integer, got {value!r}.")
+        for name in ("word_dropout", "embedding_dropout", "output_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(
+                    f"VAELMConfig.{name} must lie in [0, 1), got {value!r}"
+                    + (" (word_dropout = 1 - keep_prob, so keep_prob must lie in (0, 1])." if name == "word_dropout" else ".")
+                )
+        if self.segmentation not in ("whitespace", "jieba", "char"):
+            raise ValueError(f"VAELMConfig.segmentation must be 'whitespace', 'jieba' or 'char', got {self.segmentation!r}.")
+        special = [self.pad_token_id, self.unk_token_id, self.bos_token_id, self.eos_token_id]
+        if any(not isinstance(i, int) or not 0 <= i < self.vocab_size for i in special):
+            raise ValueError(f"VAELMConfig special token ids {special} must lie in [0, vocab_size={self.vocab_size}).")
+
+
+__all__ = ["VAELMConfig"]

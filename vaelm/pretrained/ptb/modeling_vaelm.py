@@ -1,0 +1,643 @@
+"""VAELM: a sentence-level variational auto-encoder language model (Bowman et al. 2016).
+
+An LSTM encoder reads `<s> w1 … wn </s>` and gives a diagonal Gaussian q(z|x); a reparameterised z sets the
+initial (h, c) of an LSTM decoder that predicts `w1 … wn </s>` from `<s> w1 … wn`. Both LSTMs run on packed
+sequences and the vocabulary projection is applied to real (non-padding) positions only, so padding costs
+nothing and never counts in a loss.
+
+This file imports only torch, transformers and its sibling configuration so that it travels to the Hub as-is
+(`trust_remote_code=True`).
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_vaelm import VAELMConfig
+
+
+@dataclass
+class VAELMOutput(ModelOutput):
+    r"""
+    Output of [`VAELMModel.forward`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`):
+            Negative ELBO with β = 1: `rec_loss + kl`, nats per sentence.
+        rec_loss (`torch.FloatTensor` of shape `()`):
+            Reconstruction loss -log p(x|z), summed over the n + 1 scored tokens and averaged over sentences.
+        kl (`torch.FloatTensor` of shape `()`):
+            KL(q(z|x) ‖ N(0, I)), summed over latent dimensions and averaged over sentences.
+        logits (`torch.FloatTensor` of shape `(batch_size, sequence_length - 1, vocab_size)`, *optional*):
+            Next-word scores for every decoder position (zeros at padding). Only computed when asked for, since
+            the loss never needs the padded tensor.
+        mu (`torch.FloatTensor` of shape `(batch_size, latent_size)`):
+            Posterior means.
+        logvar (`torch.FloatTensor` of shape `(batch_size, latent_size)`):
+            Posterior log-variances.
+        z (`torch.FloatTensor` of shape `(batch_size, latent_size)`):
+            The latent code the decoder was run with.
+        rec_per_sentence (`torch.FloatTensor` of shape `(batch_size,)`):
+            -log p(x|z) of each sentence.
+        cache ([`VAELMCache`], *optional*):
+            The decoder's LSTM state after a decoding step (`forward(..., use_cache=True)`, as `generate` calls it).
+    """
+
+    loss: torch.FloatTensor | None = None
+    rec_loss: torch.FloatTensor | None = None
+    kl: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    mu: torch.FloatTensor | None = None
+    logvar: torch.FloatTensor | None = None
+    z: torch.FloatTensor | None = None
+    rec_per_sentence: torch.FloatTensor | None = None
+    cache: "VAELMCache | None" = None
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) ‖ N(0, I)) per dimension, same shape as `mu` (closed form)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def _pack(tensor: torch.Tensor, lengths_cpu: torch.Tensor) -> PackedSequence:
+    return pack_padded_sequence(tensor, lengths_cpu, batch_first=True, enforce_sorted=False)
+
+
+# Below this share of real positions in a batch, the packed LSTM is used; above it, the padded one. On CPU the
+# padded LSTM runs as one oneDNN kernel, ≈2.5× faster per position than the packed kernel's per-step matmuls in
+# training (forward + backward; ≈1.6× forward only, hence the second, inference threshold), and it skips the sort and
+# unsort of `enforce_sorted=False`, so it wins unless padding dominates; length-grouped training batches are ≈98 %
+# real. Outputs at right padding come after every real position of their row, so they never change a real output
+# or gradient: both paths give the same result.
+_PADDED_MIN_FILL = 0.4
+_PADDED_MIN_FILL_INFERENCE = 0.5
+
+
+def _padded_is_cheaper(lengths_cpu: torch.Tensor, width: int) -> bool:
+    """Whether running an LSTM over the padded batch beats packing it (see `_PADDED_MIN_FILL`)."""
+    fill = _PADDED_MIN_FILL if torch.is_grad_enabled() else max(_PADDED_MIN_FILL, _PADDED_MIN_FILL_INFERENCE)
+    return int(lengths_cpu.sum()) >= fill * lengths_cpu.numel() * width
+
+
+class VAELMCache:
+    """
+    The decoder's recurrent state, used as the generation cache: an LSTM needs only its last `(h, c)`, not the
+    keys and values of every past token, so the cache has a fixed size whatever the length decoded so far.
+
+    `generate` stores it under `model_kwargs["cache"]`; beam search reorders it with [`reorder_cache`].
+
+    Args:
+        h (`torch.Tensor` of shape `(num_layers, batch_size, hidden_size)`): LSTM hidden states.
+        c (`torch.Tensor` of shape `(num_layers, batch_size, hidden_size)`): LSTM cell states.
+        seen_tokens (`int`, *optional*, defaults to 0): number of decoder inputs already consumed (`<s>` included).
+    """
+
+    is_compileable = False
+    is_croppable = False
+
+    def __init__(self, h: torch.Tensor, c: torch.Tensor, seen_tokens: int = 0):
+        self.h = h
+        self.c = c
+        self.seen_tokens = seen_tokens
+
+    @property
+    def state(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(h, c)`, as `nn.LSTM` takes it."""
+        return self.h, self.c
+
+    @property
+    def is_linear(self) -> list[bool]:
+        """Every layer holds a fixed-size recurrent state (what `generate` calls a linear layer: never sliced)."""
+        return [True] * self.h.size(0)
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        """Number of decoder inputs consumed so far."""
+        return self.seen_tokens
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Keep, in place, the batch rows `beam_idx` (beam search calls this after choosing the next beams)."""
+        beam_idx = beam_idx.to(self.h.device)
+        self.h = self.h.index_select(1, beam_idx)
+        self.c = self.c.index_select(1, beam_idx)
+
+    def __repr__(self) -> str:
+        return f"VAELMCache(layers={self.h.size(0)}, batch_size={self.h.size(1)}, seen_tokens={self.seen_tokens})"
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """
+    `F.cross_entropy(F.linear(states, weight, bias), targets, reduction="none")`, with less memory traffic.
+
+    The plain composition writes the logits, `log_softmax` reads them and writes a second [tokens, vocab] tensor
+    (kept for backward), and backward writes a dense one-hot gradient and reads both again; on CPU each of those
+    large temporaries also costs fresh pages. Here the softmax is computed in place in the logits buffer (stored in
+    the matmul's dtype, so bf16 under autocast), and backward turns that buffer in place into the gradient of the
+    logits, `g · (softmax − onehot)`, before the two matmuls. The NLL is exact without a log-softmax tensor:
+    log Σ exp = max − log softmax(argmax), where softmax(argmax) ≥ 1/vocab never underflows. The bias rides along
+    as an extra input column, so no pass writes it into the output or sums its gradient. Same values and gradients
+    as the composition; backward may run only once (no `retain_graph` reuse).
+    """
+
+    @staticmethod
+    def forward(ctx, states, weight, bias, targets):
+        if bias is not None:
+            # The bias as one more input column: `addmm` would first write the broadcast bias into the whole
+            # [tokens, vocab] output (a full extra pass), and backward would need another to sum its gradient.
+            states = torch.cat([states, states.new_ones(states.size(0), 1)], dim=1)
+            weight = torch.cat([weight, bias.unsqueeze(1).to(weight.dtype)], dim=1)
+        logits = states @ weight.t()  # autocast, when on, makes this the bf16 matmul
+        scores = logits.float()
+        target_scores = scores.gather(1, targets.unsqueeze(1)).squeeze(1)
+        top_scores, top_index = scores.max(dim=-1)
+        # In place on CPU (no second [tokens, vocab] buffer); elsewhere the caching allocator makes a copy cheap.
+        probabilities = torch.softmax(scores, dim=-1, out=scores if scores.device.type == "cpu" else None)
+        log_normaliser = top_scores - probabilities.gather(1, top_index.unsqueeze(1)).squeeze(1).log()
+        nll = log_normaliser - target_scores
+        if any(ctx.needs_input_grad[:3]):
+            probabilities = probabilities.to(logits.dtype)
+            ctx.save_for_backward(probabilities, states, weight, targets)
+            ctx.has_bias = bias is not None
+            ctx.used = False
+        return nll
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_nll):
+        if ctx.used:
+            raise RuntimeError("_LinearCrossEntropy's backward reuses its buffer and can run only once per forward.")
+        ctx.used = True
+        grad_logits, states, weight, targets = ctx.saved_tensors
+        compute = grad_logits.dtype
+        grad_logits.scatter_add_(1, targets.unsqueeze(1), grad_logits.new_full((targets.size(0), 1), -1.0))
+        grad_logits.mul_(grad_nll.unsqueeze(1).to(compute))
+        grad_states = grad_weight = grad_bias = None
+        hidden = weight.size(1) - 1 if ctx.has_bias else weight.size(1)
+        if ctx.needs_input_grad[0]:
+            grad_states = (grad_logits @ weight[:, :hidden].to(compute)).to(states.dtype)
+        if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
+            grad_weight = (grad_logits.t() @ states.to(compute)).to(weight.dtype)
+            if ctx.has_bias:
+                grad_weight, grad_bias = grad_weight[:, :hidden].contiguous(), grad_weight[:, hidden].contiguous()
+        return grad_states, grad_weight, grad_bias, None
+
+
+class VAELMPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading glue shared by VAELM models."""
+
+    config_class = VAELMConfig
+    base_model_prefix = "vaelm"
+    main_input_name = "input_ids"
+    # The loss is a per-sentence mean that the Trainer scales for gradient accumulation itself.
+    accepts_loss_kwargs = False
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Uniform(-r, r) for embeddings, linear and LSTM weights (r = `initializer_range`), zero biases."""
+        r = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            init.uniform_(module.weight, -r, r)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LSTM):
+            for name, param in module.named_parameters():
+                if "weight" in name:
+                    init.uniform_(param, -r, r)
+                else:
+                    init.zeros_(param)
+
+
+class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
+    """
+    The Bowman et al. (2016) LSTM VAE language model.
+
+    Args:
+        config ([`VAELMConfig`]): Model configuration; sizes, dropout and special token ids.
+    """
+
+    # The decoder state cannot be rolled back to an earlier length (no assisted generation); see `VAELMCache`.
+    _is_stateful = True
+
+    def __init__(self, config: VAELMConfig):
+        super().__init__(config)
+        directions = 2 if config.bidirectional_encoder else 1
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.encoder = nn.LSTM(
+            config.embedding_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional_encoder,
+            batch_first=True,
+        )
+        self.posterior = nn.Linear(directions * config.hidden_size, 2 * config.latent_size)
+        self.latent_to_state = nn.Linear(config.latent_size, 2 * config.num_layers * config.hidden_size)
+        decoder_input_size = config.embedding_size + (config.latent_size if config.latent_to_every_step else 0)
+        self.decoder = nn.LSTM(decoder_input_size, config.hidden_size, num_layers=config.num_layers, batch_first=True)
+        self.output_dropout = nn.Dropout(config.output_dropout)
+        # Tied output weights need decoder states of the embedding size.
+        tied_projection = config.tie_word_embeddings and config.hidden_size != config.embedding_size
+        self.output_projection = nn.Linear(config.hidden_size, config.embedding_size) if tied_projection else None
+        head_input = config.embedding_size if config.tie_word_embeddings else config.hidden_size
+        self.lm_head = nn.Linear(head_input, config.vocab_size)
+        if config.tie_word_embeddings:
+            self._tied_weights_keys = {"lm_head.weight": "embed_tokens.weight"}
+        # save_pretrained records only one auto class per object; keep AutoModel next to AutoModelForCausalLM.
+        config.auto_map = {**(getattr(config, "auto_map", None) or {}), "AutoModel": "modeling_vaelm.VAELMModel"}
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    # ----------------------------------------------------------------------------------------------- encoder
+    def encode(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Posterior parameters of each sentence.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+                `<s> w1 … wn </s>`, right-padded.
+            attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+                1 for real tokens, 0 for padding. Derived from `pad_token_id` when omitted.
+
+        Returns:
+            `(mu, logvar)`, each of shape `(batch_size, latent_size)`.
+        """
+        attention_mask = self._attention_mask(input_ids, attention_mask)
+        lengths = attention_mask.sum(1).cpu()
+        embeddings = self.embedding_dropout(self.embed_tokens(input_ids))
+        if not self.config.bidirectional_encoder and _padded_is_cheaper(lengths, input_ids.size(1)):
+            # Right padding: the top layer's output after the last real word is the packed run's final state.
+            outputs, _ = self.encoder(embeddings)
+            last = (lengths - 1).to(outputs.device)
+            summary = outputs[torch.arange(outputs.size(0), device=outputs.device), last]
+        else:
+            _, (final_h, _) = self.encoder(_pack(embeddings, lengths))
+            if self.config.bidirectional_encoder:
+                summary = torch.cat([final_h[-2], final_h[-1]], dim=-1)
+            else:
+                summary = final_h[-1]
+        # Outside autocast: a bf16 mu/logvar would make the KL (small, near collapse) wrong and even negative.
+        with torch.autocast(summary.device.type, enabled=False):
+            mu, logvar = self.posterior(summary.to(self.posterior.weight.dtype)).chunk(2, dim=-1)
+        return mu, logvar
+
+    # ----------------------------------------------------------------------------------------------- decoder
+    def initial_state(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Decoder LSTM state computed from z.
+
+        Args:
+            z (`torch.Tensor` of shape `(batch_size, latent_size)`): latent codes.
+
+        Returns:
+            `(h, c)`, each of shape `(num_layers, batch_size, hidden_size)`.
+        """
+        layers, hidden = self.config.num_layers, self.config.hidden_size
+        state = self.latent_to_state(z).view(z.size(0), 2, layers, hidden).permute(1, 2, 0, 3)
+        return state[0].contiguous(), state[1].contiguous()
+
+    def _decoder_inputs(self, input_ids: torch.LongTensor, z: torch.Tensor) -> torch.Tensor:
+        embeddings = self.embed_tokens(input_ids)
+        if self.config.latent_to_every_step:
+            embeddings = torch.cat([embeddings, z.unsqueeze(1).expand(-1, input_ids.size(1), -1)], dim=-1)
+        return self.embedding_dropout(embeddings)
+
+    def _project(self, states: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self._head_inputs(states))
+
+    def _head_inputs(self, states: torch.Tensor) -> torch.Tensor:
+        states = self.output_dropout(states)
+        if self.output_projection is not None:
+            states = self.output_projection(states)
+        return states
+
+    def decode_step(
+        self,
+        input_ids: torch.LongTensor,
+        z: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """
+        Run the decoder over a few new words (usually one) from a given state; the building block of decoding.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, steps)`): the decoder inputs of these steps.
+            z (`torch.Tensor` of shape `(batch_size, latent_size)`): latent codes.
+            state (`tuple(torch.Tensor, torch.Tensor)`, *optional*): the LSTM state after the previous steps;
+                `initial_state(z)` when omitted.
+
+        Returns:
+            `(logits, state)`: logits of shape `(batch_size, steps, vocab_size)` and the new LSTM state.
+        """
+        if state is None:
+            state = self.initial_state(z)
+        outputs, state = self.decoder(self._decoder_inputs(input_ids, z), state)
+        return self._project(outputs), state
+
+    def apply_word_dropout(self, decoder_input_ids: torch.LongTensor, decoder_mask: torch.Tensor) -> torch.LongTensor:
+        """
+        Replace decoder input words by `<unk>` with probability `word_dropout` (Bowman et al. 2016, §3.2).
+
+        Args:
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, steps)`): `<s> w1 … wn` (padded).
+            decoder_mask (`torch.Tensor` of shape `(batch_size, steps)`): 1 where the input is real.
+
+        Returns:
+            The inputs with dropped words replaced. Position 0 (BOS) and padding are never replaced.
+        """
+        if self.config.word_dropout <= 0.0:
+            return decoder_input_ids
+        drop = torch.rand(decoder_input_ids.shape, device=decoder_input_ids.device) < self.config.word_dropout
+        drop &= decoder_mask.bool()
+        drop[:, 0] = False
+        return decoder_input_ids.masked_fill(drop, self.config.unk_token_id)
+
+    def reconstruction_nll(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None,
+        z: torch.Tensor,
+        return_logits: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        -log p(x|z) of each sentence, scoring `w1 … wn </s>` given `<s> w1 … wn` and z.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): `<s> w1 … wn </s>`, right-padded.
+            attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*): 1 for real tokens.
+            z (`torch.Tensor` of shape `(batch_size, latent_size)`): one latent code per sentence.
+            return_logits (`bool`, *optional*, defaults to `False`): also return padded logits.
+
+        Returns:
+            `(nll, logits)`: `nll` of shape `(batch_size,)` in nats; `logits` of shape
+            `(batch_size, sequence_length - 1, vocab_size)` or `None`.
+        """
+        attention_mask = self._attention_mask(input_ids, attention_mask)
+        decoder_input_ids, targets = input_ids[:, :-1], input_ids[:, 1:]
+        decoder_mask = attention_mask[:, 1:]
+        if self.training:
+            decoder_input_ids = self.apply_word_dropout(decoder_input_ids, decoder_mask)
+        steps = decoder_mask.sum(1)
+        if bool((steps < 1).any()):
+            raise ValueError("Every sentence needs at least `<s>` and `</s>`; found one with fewer than 2 tokens.")
+        steps_cpu = steps.cpu()
+        batch_size, width = targets.shape
+        decoder_inputs = self._decoder_inputs(decoder_input_ids, z)
+        if _padded_is_cheaper(steps_cpu, width):
+            outputs, _ = self.decoder(decoder_inputs, self.initial_state(z))
+            # Real positions, sentence by sentence; the outputs at padding are dropped before the projection.
+            positions = decoder_mask.reshape(-1).nonzero().squeeze(1)
+            states = outputs.reshape(batch_size * width, -1).index_select(0, positions)
+            token_targets = targets.reshape(-1).index_select(0, positions)
+            sentence_of_token = torch.div(positions, width, rounding_mode="floor")
+        else:
+            packed_outputs, _ = self.decoder(_pack(decoder_inputs, steps_cpu), self.initial_state(z))
+            states = packed_outputs.data
+            token_targets = _pack(targets, steps_cpu).data
+            sentence_of_token = _pack(
+                torch.arange(batch_size, device=input_ids.device).unsqueeze(1).expand_as(targets), steps_cpu
+            ).data
+            positions = sentence_of_token * width + _pack(
+                torch.arange(width, device=input_ids.device).expand_as(targets), steps_cpu
+            ).data
+        # Project real positions only: the padded [batch, steps, vocab] tensor is never built for the loss.
+        if return_logits or not torch.is_grad_enabled():
+            logits = self._project(states)
+            token_nll = F.cross_entropy(logits.float(), token_targets, reduction="none")
+        else:
+            token_nll = _LinearCrossEntropy.apply(
+                self._head_inputs(states), self.lm_head.weight, self.lm_head.bias, token_targets
+            )
+        nll = torch.zeros(batch_size, device=token_nll.device, dtype=token_nll.dtype)
+        nll = nll.index_add(0, sentence_of_token, token_nll)
+        padded_logits = None
+        if return_logits:
+            padded_logits = logits.new_zeros(batch_size * width, logits.size(-1)).index_copy(0, positions, logits)
+            padded_logits = padded_logits.view(batch_size, width, -1)
+        return nll, padded_logits
+
+    # ----------------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        sample_latent: bool = True,
+        return_logits: bool | None = None,
+        return_loss: bool = True,
+        return_dict: bool | None = None,
+        cache: VAELMCache | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> VAELMOutput | tuple:
+        r"""
+        Encode, sample z, decode and score: the negative ELBO of each sentence with β = 1.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+                `<s> w1 … wn </s>` token ids, right-padded with `<pad>` (what the tokenizer returns).
+            attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+                1 for real tokens, 0 for padding; derived from `pad_token_id` when omitted.
+            z (`torch.Tensor` of shape `(batch_size, latent_size)`, *optional*):
+                Decode from this latent code instead of one drawn from q(z|x). The KL is still that of q(z|x).
+            sample_latent (`bool`, *optional*, defaults to `True`):
+                Draw z ~ q(z|x) (the honest ELBO estimate, also in evaluation mode); `False` uses the posterior mean.
+            return_logits (`bool`, *optional*):
+                Also return padded logits; defaults to `True` outside training.
+            return_loss (`bool`, *optional*, defaults to `True`):
+                Kept for the Trainer, which reads its default to know that the model computes its own loss.
+            return_dict (`bool`, *optional*):
+                Return a [`VAELMOutput`] instead of a tuple.
+            cache ([`VAELMCache`], *optional*):
+                Decoder state after earlier steps. With `cache` or `use_cache`, `forward` is one decoding step, as
+                `generate` calls it: `input_ids` are decoder inputs `<s> w1 … wk` (no `</s>`), `z` is required,
+                and the output holds `logits` for every input position and no loss.
+            use_cache (`bool`, *optional*):
+                Selects the decoding step (see `cache`); `True` also returns the new state as `cache`.
+        """
+        if cache is not None or use_cache is not None:
+            return self._decoding_step(input_ids, attention_mask, z, cache, bool(use_cache), return_dict)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return_logits = (not self.training) if return_logits is None else return_logits
+        attention_mask = self._attention_mask(input_ids, attention_mask)
+        mu, logvar = self.encode(input_ids, attention_mask)
+        if z is None:
+            z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample_latent else mu
+        rec, logits = self.reconstruction_nll(input_ids, attention_mask, z, return_logits=return_logits)
+        rec_loss = rec.mean()
+        kl = gaussian_kl(mu, logvar).sum(-1).mean()
+        output = VAELMOutput(
+            loss=rec_loss + kl, rec_loss=rec_loss, kl=kl, logits=logits, mu=mu, logvar=logvar, z=z, rec_per_sentence=rec
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _attention_mask(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if attention_mask is None:
+            return (input_ids != self.config.pad_token_id).long()
+        return attention_mask
+
+    # -------------------------------------------------------------------------------------------- generation
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The decoder makes its own cache (`VAELMCache`) at the first step; a key/value cache means nothing here.
+        return False
+
+    def _decoding_step(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None,
+        z: torch.Tensor | None,
+        cache: VAELMCache | None,
+        use_cache: bool,
+        return_dict: bool | None,
+    ) -> VAELMOutput | tuple:
+        """Decoder inputs → next-word logits at every position, from `cache` (or from z's initial state)."""
+        if z is None:
+            raise ValueError(
+                "A VAELM decoding step needs the latent code z: call model.generate(z=z, ...) (z of shape "
+                "(batch_size, latent_size); omit it to draw z from the prior), or use vaelm.generation."
+            )
+        if input_ids.dim() != 2 or input_ids.size(0) != z.size(0):
+            raise ValueError(
+                f"input_ids of shape {tuple(input_ids.shape)} do not match z of shape {tuple(z.shape)}: one latent "
+                "code per row is needed."
+            )
+        state = cache.state if cache is not None else self.initial_state(z)
+        seen = cache.seen_tokens if cache is not None else 0
+        inputs = self._decoder_inputs(input_ids, z)
+        if attention_mask is None or bool(attention_mask.bool().all()):
+            outputs, state = self.decoder(inputs, state)
+        else:
+            # Padded prompts: a masked position leaves the state (and the output) as they were, so left- or
+            # right-padded prompts decode exactly like unpadded ones.
+            mask = attention_mask.bool()
+            steps = []
+            for t in range(input_ids.size(1)):
+                out, (h, c) = self.decoder(inputs[:, t : t + 1], state)
+                keep = mask[:, t].view(1, -1, 1)
+                previous_output = state[0][-1].unsqueeze(1)
+                state = (torch.where(keep, h, state[0]), torch.where(keep, c, state[1]))
+                steps.append(torch.where(keep.view(-1, 1, 1), out, previous_output))
+            outputs = torch.cat(steps, dim=1)
+        logits = self._project(outputs)
+        new_cache = VAELMCache(state[0], state[1], seen + input_ids.size(1)) if use_cache else None
+        output = VAELMOutput(logits=logits, z=z, cache=new_cache)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        cache: VAELMCache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        use_cache: bool | None = True,
+        **kwargs,
+    ) -> dict:
+        """
+        The inputs of one decoding step: the decoder inputs not yet consumed by `cache` (all of them at the first
+        step or without a cache), the matching part of the attention mask, z and the cache.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, length)`): everything decoded so far, `<s>` first.
+            cache ([`VAELMCache`], *optional*): the decoder state after the tokens already consumed.
+            attention_mask (`torch.Tensor` of shape `(batch_size, length)`, *optional*): 0 at prompt padding.
+            z (`torch.Tensor` of shape `(batch_size, latent_size)`): one latent code per row.
+            use_cache (`bool`, *optional*, defaults to `True`): keep the state between steps; `False` re-reads the
+                whole prefix at every step (same result, slower).
+
+        Returns:
+            `dict`: keyword arguments of `forward`.
+        """
+        seen = cache.seen_tokens if cache is not None else 0
+        return {
+            "input_ids": input_ids[:, seen:],
+            "attention_mask": attention_mask[:, seen:] if attention_mask is not None else None,
+            "z": z,
+            "cache": cache,
+            "use_cache": bool(use_cache),
+        }
+
+    @staticmethod
+    def _reorder_cache(cache: VAELMCache, beam_idx: torch.LongTensor) -> VAELMCache:
+        """Beam search: keep the decoder states of the chosen beams."""
+        cache.reorder_cache(beam_idx)
+        return cache
+
+    @torch.no_grad()
+    def generate(
+        self,
+        inputs: torch.LongTensor | None = None,
+        generation_config: GenerationConfig | None = None,
+        z: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.LongTensor | ModelOutput:
+        r"""
+        Decode sentences from latent codes with any of `transformers`' decoding strategies (greedy, sampling with
+        temperature / top-k / top-p, beam search, logits processors, stopping criteria, streamers).
+
+        The LSTM state is the cache (`VAELMCache`), reordered for beam search, and `z` is a model keyword argument
+        that `generate` expands for beams and `num_return_sequences`.
+
+        Args:
+            inputs (`torch.LongTensor` of shape `(batch_size, length)`, *optional*):
+                A decoder prompt `<s> w1 … wk` (the start of the sentences, left- or right-padded with an
+                `attention_mask`); `<s>` alone when omitted. Sentences to *encode* go to `model.encode` instead.
+            generation_config ([`~generation.GenerationConfig`], *optional*): as in `GenerationMixin.generate`.
+            z (`torch.Tensor` of shape `(batch_size, latent_size)`, *optional*):
+                The latent codes to decode, e.g. `model.encode(...)[0]` (posterior means). When omitted, z is drawn
+                from the prior N(0, I), one per prompt row.
+            kwargs: everything `GenerationMixin.generate` accepts (`max_new_tokens`, `do_sample`, `top_p`,
+                `num_beams`, `attention_mask`, …).
+
+        Returns:
+            `torch.LongTensor` (or a `GenerateOutput` with `return_dict_in_generate=True`): `<s>`, the prompt, then
+            the generated words, padded with `<pad>` after `</s>`.
+        """
+        if kwargs.get("inputs_embeds") is not None:
+            raise ValueError("VAELMModel.generate takes token ids (a decoder prompt starting with <s>), not inputs_embeds.")
+        prompt = inputs if inputs is not None else kwargs.pop("input_ids", None)
+        if prompt is not None:
+            prompt = torch.as_tensor(prompt, device=self.device)
+            if prompt.dim() == 1:
+                prompt = prompt.unsqueeze(0)
+            mask = kwargs.get("attention_mask")
+            mask = (prompt != self.config.pad_token_id) if mask is None else torch.as_tensor(mask, device=prompt.device).bool()
+            first = mask.long().argmax(dim=1)
+            starts = prompt.gather(1, first.unsqueeze(1)).squeeze(1)
+            if not bool((starts == self.config.bos_token_id).all()) or bool(((prompt == self.config.eos_token_id) & mask).any()):
+                raise ValueError(
+                    "VAELMModel.generate decodes from latent codes: `inputs` is an optional decoder prompt `<s> w1 … wk` "
+                    "(starting with <s>, without </s>). To decode a sentence's posterior, encode it first: "
+                    "`mu, logvar = model.encode(input_ids)` then `model.generate(z=mu)`, or use "
+                    "vaelm.generation (sample_posterior, reconstruct, homotopy, impute)."
+                )
+        if z is None:
+            batch_size = prompt.size(0) if prompt is not None else 1
+            z = torch.randn(batch_size, self.config.latent_size, device=self.device, dtype=self.dtype)
+        else:
+            z = torch.as_tensor(z, device=self.device, dtype=self.dtype)
+            if z.dim() == 1:
+                z = z.unsqueeze(0)
+            if z.dim() != 2 or z.size(1) != self.config.latent_size:
+                raise ValueError(f"z must have shape (batch_size, {self.config.latent_size}), got {tuple(z.shape)}.")
+        if prompt is None:
+            prompt = torch.full((z.size(0), 1), self.config.bos_token_id, dtype=torch.long, device=self.device)
+        elif prompt.size(0) != z.size(0):
+            raise ValueError(f"{prompt.size(0)} prompts but {z.size(0)} latent codes: give one z per prompt row.")
+        return super().generate(prompt, generation_config=generation_config, z=z, **kwargs)
+
+
+__all__ = ["VAELMCache", "VAELMModel", "VAELMOutput", "VAELMPreTrainedModel", "gaussian_kl"]
