@@ -144,6 +144,24 @@ def test_decoding_config_rejects_meaningless_flags():
     assert DecodingConfig("sample").generate_kwargs()["top_k"] == 0  # no silent top-50 truncation
 
 
+def test_no_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
+    unk = vae.config.unk_token_id
+    z = torch.zeros(4, vae.config.latent_size)
+    bias = vae.model.lm_head.bias
+    original = bias[unk].item()
+    try:
+        with torch.no_grad():
+            bias[unk] = 50.0  # <unk> wins every argmax and almost all of the probability mass
+        for decoding in (DecodingConfig(), DecodingConfig("sample", top_p=0.9), DecodingConfig("beam", num_beams=2)):
+            plain = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5}))
+            assert all(unk in row for row in plain)
+            cleaned = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "no_unk": True}))
+            assert not any(unk in row for row in cleaned)
+    finally:
+        with torch.no_grad():
+            bias[unk] = original
+
+
 # ---------------------------------------------------------------------------------------------- latent paths
 def test_linear_interpolation_is_evenly_spaced():
     a, b = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([3.0, 1.0, -1.0])

@@ -64,6 +64,8 @@ class DecodingConfig:
             log p / length ** length_penalty (0 ranks by log p alone).
         max_new_tokens (`int`, *optional*): the longest output in tokens, `</s>` included; defaults to the
             model's `max_sentence_length + 1`.
+        no_unk (`bool`, *optional*, defaults to `False`): never emit `<unk>` (its probability is set to zero at
+            every step), so that outputs read as text; scores and evaluation are unaffected.
     """
 
     strategy: str = "greedy"
@@ -73,6 +75,7 @@ class DecodingConfig:
     num_beams: int = 4
     length_penalty: float = 1.0
     max_new_tokens: int | None = None
+    no_unk: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -293,8 +296,9 @@ class SentenceVAE:
         max_new_tokens = decoding.max_new_tokens or self.config.max_sentence_length + 1
         with _evaluation_mode(self.model):
             # max_length (not max_new_tokens) so that the saved generation_config's max_length raises no warning.
+            suppressed = {"suppress_tokens": [self.config.unk_token_id]} if decoding.no_unk else {}
             sequences = self.model.generate(
-                prompt_tensor, z=z, max_length=len(prompt) + max_new_tokens, **decoding.generate_kwargs()
+                prompt_tensor, z=z, max_length=len(prompt) + max_new_tokens, **decoding.generate_kwargs(), **suppressed
             )
         results = []
         for row in sequences[:, len(prompt) :].tolist():

@@ -45,6 +45,7 @@ class DecodingArguments:
     num_beams: int = field(default=4, metadata={"help": "Beams (--strategy beam)."})
     length_penalty: float = field(default=1.0, metadata={"help": "Beam score = log p / length ** length_penalty."})
     max_new_tokens: int | None = field(default=None, metadata={"help": "Longest output, </s> included (default: the model's max_sentence_length + 1)."})
+    no_unk: bool = field(default=False, metadata={"help": "Never output <unk> (decoding only; scores are unaffected)."})
     seed: int | None = field(default=None, metadata={"help": "Random seed: the same seed gives the same output."})
     json: bool = field(default=False, metadata={"help": "Print one JSON object per input instead of plain lines."})
 
@@ -55,6 +56,7 @@ class DecodingArguments:
         return DecodingConfig(
             strategy=self.strategy, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
             num_beams=self.num_beams, length_penalty=self.length_penalty, max_new_tokens=self.max_new_tokens,
+            no_unk=self.no_unk,
         )
 
 
