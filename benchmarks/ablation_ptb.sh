@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Short PTB ablation: KL schedule x free bits x latent size, each trained for the same 2,500 steps with the
+# Short PTB ablation: KL schedule x free bits x latent size, each trained for the same 2,000 steps with the
 # bundled model's architecture (350/256, z at every step, dropout 0.3, cosine lr 1e-3, bf16), then scored on
 # the *valid* split (IW-NLL with K=100). Writes results/ablation/<recipe>.valid.json and results/ablation.md.
-# Usage: bash benchmarks/ablation_ptb.sh [PTB_DIR] [RUNS_DIR]    (about 11 min per recipe on one core)
+# Usage: bash benchmarks/ablation_ptb.sh [PTB_DIR] [RUNS_DIR]    (about 10 min per recipe on one core)
 set -euo pipefail
 PTB_DIR=${1:-../shared/data/ptb}
 RUNS=${2:-runs/ablation}
-STEPS=${STEPS:-2500}
+STEPS=${STEPS:-2000}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p results/ablation
 

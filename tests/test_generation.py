@@ -162,6 +162,27 @@ def test_no_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
             bias[unk] = original
 
 
+def test_no_repeat_ngram_size_breaks_greedy_loops(vae):
+    word = vae.config.eos_token_id + 5
+    z = torch.zeros(2, vae.config.latent_size)
+    bias = vae.model.lm_head.bias
+    original = bias[word].item()
+    try:
+        with torch.no_grad():
+            bias[word] = 50.0  # greedy decoding now repeats one word forever
+        assert vae.decode_ids(z, DecodingConfig(max_new_tokens=6))[0] == [word] * 6
+        for size in (1, 2):
+            rows = vae.decode_ids(z, DecodingConfig(max_new_tokens=6, no_repeat_ngram_size=size))
+            for row in rows:
+                ngrams = [tuple(row[i : i + size]) for i in range(len(row) - size + 1)]
+                assert row[0] == word and len(ngrams) == len(set(ngrams))
+    finally:
+        with torch.no_grad():
+            bias[word] = original
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+        DecodingConfig(no_repeat_ngram_size=-1)
+
+
 # ---------------------------------------------------------------------------------------------- latent paths
 def test_linear_interpolation_is_evenly_spaced():
     a, b = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([3.0, 1.0, -1.0])

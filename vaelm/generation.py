@@ -66,6 +66,9 @@ class DecodingConfig:
             model's `max_sentence_length + 1`.
         no_unk (`bool`, *optional*, defaults to `False`): never emit `<unk>` (its probability is set to zero at
             every step), so that outputs read as text; scores and evaluation are unaffected.
+        no_repeat_ngram_size (`int`, *optional*, defaults to 0): never repeat an n-gram of this size within a
+            sentence (transformers' logits processor; 0 switches it off). Breaks the loops that greedy and beam
+            decoding of small LSTMs fall into ("i am sure i am sure …").
     """
 
     strategy: str = "greedy"
@@ -76,6 +79,7 @@ class DecodingConfig:
     length_penalty: float = 1.0
     max_new_tokens: int | None = None
     no_unk: bool = False
+    no_repeat_ngram_size: int = 0
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -88,6 +92,8 @@ class DecodingConfig:
             raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}.")
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be a positive integer, got {self.num_beams}.")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}.")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens}.")
         if self.strategy != "sample" and (self.top_k is not None or self.top_p is not None or self.temperature != 1.0):
@@ -296,9 +302,11 @@ class SentenceVAE:
         max_new_tokens = decoding.max_new_tokens or self.config.max_sentence_length + 1
         with _evaluation_mode(self.model):
             # max_length (not max_new_tokens) so that the saved generation_config's max_length raises no warning.
-            suppressed = {"suppress_tokens": [self.config.unk_token_id]} if decoding.no_unk else {}
+            constraints = {"suppress_tokens": [self.config.unk_token_id]} if decoding.no_unk else {}
+            if decoding.no_repeat_ngram_size:
+                constraints["no_repeat_ngram_size"] = decoding.no_repeat_ngram_size
             sequences = self.model.generate(
-                prompt_tensor, z=z, max_length=len(prompt) + max_new_tokens, **decoding.generate_kwargs(), **suppressed
+                prompt_tensor, z=z, max_length=len(prompt) + max_new_tokens, **decoding.generate_kwargs(), **constraints
             )
         results = []
         for row in sequences[:, len(prompt) :].tolist():

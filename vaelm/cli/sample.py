@@ -46,6 +46,7 @@ class DecodingArguments:
     length_penalty: float = field(default=1.0, metadata={"help": "Beam score = log p / length ** length_penalty."})
     max_new_tokens: int | None = field(default=None, metadata={"help": "Longest output, </s> included (default: the model's max_sentence_length + 1)."})
     no_unk: bool = field(default=False, metadata={"help": "Never output <unk> (decoding only; scores are unaffected)."})
+    no_repeat_ngram_size: int = field(default=0, metadata={"help": "Never repeat an n-gram of this size in a sentence (0: off)."})
     seed: int | None = field(default=None, metadata={"help": "Random seed: the same seed gives the same output."})
     json: bool = field(default=False, metadata={"help": "Print one JSON object per input instead of plain lines."})
 
@@ -56,7 +57,7 @@ class DecodingArguments:
         return DecodingConfig(
             strategy=self.strategy, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
             num_beams=self.num_beams, length_penalty=self.length_penalty, max_new_tokens=self.max_new_tokens,
-            no_unk=self.no_unk,
+            no_unk=self.no_unk, no_repeat_ngram_size=self.no_repeat_ngram_size,
         )
 
 
