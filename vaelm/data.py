@@ -277,7 +277,8 @@ def tokenize_splits(
     """
 
     def encode(batch):
-        ids = tokenizer(segment(batch["text"], segmentation), add_special_tokens=True)["input_ids"]
+        # verbose=False: over-long sentences are dropped or cut (and counted) below, not by the tokenizer.
+        ids = tokenizer(segment(batch["text"], segmentation), add_special_tokens=True, verbose=False)["input_ids"]
         if max_length is not None and truncate:
             cut = [len(row) > max_length + 2 for row in ids]
             ids = [row if len(row) <= max_length + 2 else row[: max_length + 1] + row[-1:] for row in ids]
