@@ -10,15 +10,15 @@ OUT=${2:-runs/ptb-best}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 vaelm-train --data_dir "$PTB_DIR" --output_dir "$OUT" \
-  --embedding_size 350 --num_units 256 --latent_dim 32 --latent_to_every_step true \
-  --keep_prob 0.75 --embedding_dropout 0.3 --output_dropout 0.3 --free_bits 0.2 \
-  --kl_schedule linear --annealing_pivot 2000 --learning_rate 1e-3 --lr_scheduler_type cosine --max_steps 8000 \
-  --eval_strategy steps --eval_steps 1000 --save_steps 1000 --save_total_limit 2 \
+  --embedding_size 350 --num_units 512 --latent_dim 32 --latent_to_every_step true --tie_word_embeddings true \
+  --keep_prob 0.75 --embedding_dropout 0.4 --output_dropout 0.4 --free_bits 0.2 \
+  --kl_schedule linear --annealing_pivot 2000 --learning_rate 1e-3 --lr_scheduler_type cosine --max_steps 16000 \
+  --bf16 true --eval_strategy steps --eval_steps 1000 --save_steps 1000 --save_total_limit 2 \
   --load_best_model_at_end true --metric_for_best_model eval_loss --greater_is_better false \
   --logging_steps 100 --disable_tqdm true --seed 42
 
 # Model selection used the valid split only (best valid ELBO checkpoint); the test split is evaluated once.
-vaelm-evaluate --model "$OUT" --data_dir "$PTB_DIR" --split valid --iw_samples 500 --bf16 true --seed 0 \
+vaelm-evaluate --model "$OUT" --data_dir "$PTB_DIR" --split valid --iw_samples 500 --bf16 true --seed 0 --num_threads "$OMP_NUM_THREADS" \
   --output results/ptb-best.valid.json
-vaelm-evaluate --model "$OUT" --data_dir "$PTB_DIR" --split test --iw_samples 500 --bf16 true --seed 0 \
+vaelm-evaluate --model "$OUT" --data_dir "$PTB_DIR" --split test --iw_samples 500 --bf16 true --seed 0 --num_threads "$OMP_NUM_THREADS" \
   --output results/ptb-best.test.json

@@ -283,6 +283,7 @@ def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     def series(key):
         points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
@@ -308,6 +309,7 @@ def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | No
     axes[2].set_ylim(-0.05, max([1.05] + [b + 0.05 for b in beta[1]]))
     for axis in axes:
         axis.set_xlabel("step")
+        axis.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # 5-digit steps must not run together
         axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
