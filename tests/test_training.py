@@ -111,13 +111,21 @@ def free_port() -> str:
 
 def test_two_process_accelerate_launch(tiny_corpus, tmp_path):
     out = tmp_path / "ddp"
-    result = run_cli([
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", free_port(),
-        "scripts/train.py", "--data_dir", str(tiny_corpus), "--output_dir", str(out), "--embedding_size", "16",
-        "--num_units", "16", "--latent_dim", "4", "--batch_size", "8", "--max_steps", "6", "--logging_steps", "3",
-        "--save_strategy", "no", "--disable_tqdm", "true",
-    ])
+
+    def launch():
+        return run_cli([
+            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+            free_port(), "scripts/train.py", "--data_dir", str(tiny_corpus), "--output_dir", str(out),
+            "--embedding_size", "16", "--num_units", "16", "--latent_dim", "4", "--batch_size", "8", "--max_steps", "6",
+            "--logging_steps", "3", "--save_strategy", "no", "--disable_tqdm", "true",
+        ])
+
+    result = launch()
+    if result.returncode != 0 and "terminate called without an active exception" in result.stderr:
+        # Seen once, on a 2-core machine busy with other jobs: one rank aborted at start-up, before any step, and
+        # the test passed on each rerun. One retry for that signature only; any other failure fails at once.
+        result = launch()
     assert result.returncode == 0, result.stderr[-4000:]
     assert "world size 2" in result.stderr, result.stderr[-4000:]
     assert (out / "model.safetensors").is_file()
