@@ -34,5 +34,8 @@ for recipe in "${RECIPES[@]}"; do
   vaelm-evaluate --model "$RUNS/$name" --data_dir "$PTB_DIR" --split valid --iw_samples 100 --bf16 true --seed 0 \
     --no_progress true --output "results/ablation/$name.valid.json"
 done
+# The committed results/ablation.md also lists the two full-length runs, as extra RUN_DIR=EVAL_JSON pairs:
+#   python benchmarks/ablation_table.py runs/ablation results/ablation \
+#     runs/ptb-small=results/ptb-small.valid.json runs/ptb-512=results/ptb-best.valid.json
 python benchmarks/ablation_table.py "$RUNS" results/ablation > results/ablation.md
 cat results/ablation.md

@@ -102,20 +102,33 @@ class DecodingConfig:
                 "Use strategy 'sample' (--strategy sample)."
             )
 
-    def generate_kwargs(self) -> dict:
-        """Keyword arguments of `model.generate` for this strategy (lengths excluded)."""
+    def generate_kwargs(self, unk_token_id: int | None = None) -> dict:
+        """
+        Keyword arguments of `model.generate` for this strategy and its constraints (lengths excluded).
+
+        Args:
+            unk_token_id (`int`, *optional*): the model's `<unk>` id, which `no_unk` suppresses.
+        """
         if self.strategy == "greedy":
-            return {"do_sample": False, "num_beams": 1}
-        if self.strategy == "sample":
+            kwargs = {"do_sample": False, "num_beams": 1}
+        elif self.strategy == "sample":
             # transformers' default top_k of 50 would silently truncate "pure" sampling; 0 switches it off.
-            return {
+            kwargs = {
                 "do_sample": True,
                 "num_beams": 1,
                 "temperature": self.temperature,
                 "top_k": self.top_k or 0,
                 "top_p": 1.0 if self.top_p is None else self.top_p,
             }
-        return {"do_sample": False, "num_beams": self.num_beams, "length_penalty": self.length_penalty}
+        else:
+            kwargs = {"do_sample": False, "num_beams": self.num_beams, "length_penalty": self.length_penalty}
+        if self.no_unk:
+            if unk_token_id is None:
+                raise ValueError("no_unk needs the model's unk_token_id.")
+            kwargs["suppress_tokens"] = [unk_token_id]
+        if self.no_repeat_ngram_size:
+            kwargs["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        return kwargs
 
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, steps: int, mode: str = "linear") -> torch.Tensor:
@@ -302,11 +315,11 @@ class SentenceVAE:
         max_new_tokens = decoding.max_new_tokens or self.config.max_sentence_length + 1
         with _evaluation_mode(self.model):
             # max_length (not max_new_tokens) so that the saved generation_config's max_length raises no warning.
-            constraints = {"suppress_tokens": [self.config.unk_token_id]} if decoding.no_unk else {}
-            if decoding.no_repeat_ngram_size:
-                constraints["no_repeat_ngram_size"] = decoding.no_repeat_ngram_size
             sequences = self.model.generate(
-                prompt_tensor, z=z, max_length=len(prompt) + max_new_tokens, **decoding.generate_kwargs(), **constraints
+                prompt_tensor,
+                z=z,
+                max_length=len(prompt) + max_new_tokens,
+                **decoding.generate_kwargs(self.config.unk_token_id),
             )
         results = []
         for row in sequences[:, len(prompt) :].tolist():
