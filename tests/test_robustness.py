@@ -27,8 +27,9 @@ from vaelm.cli import describe_error, run_command
 from vaelm.cli import train as train_cli
 from vaelm.data import DataError, read_sentences
 from vaelm.loading import ModelLoadError, load_model_and_tokenizer
-from vaelm.trainer import VAETrainer, kl_weight_at, last_complete_checkpoint
-from vaelm.training import parse_arguments, resolve_resume
+from vaelm.trainer import VAETrainer, kl_weight_at
+from vaelm.checkpoints import last_complete_checkpoint, resolve_resume
+from vaelm.cli.train import parse_arguments
 
 TINY = [
     "--embedding_size", "16", "--num_units", "24", "--latent_dim", "4", "--batch_size", "16",

@@ -19,23 +19,19 @@ seed and the sentence's index, so a sentence's figures do not depend on batching
 """
 
 import functools
-import json
 import logging
 import math
-import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data import DataError, load_text_splits, read_sentences, split_files
+from .data import DataError
 from .modeling_vaelm import VAELMModel, gaussian_kl
-from .pretrained import DEFAULT_MODEL
 from .tokenization_vaelm import segment
 
 logger = logging.getLogger(__name__)
@@ -643,95 +639,7 @@ def evaluate_dataset(
     return result.summary()
 
 
-# ------------------------------------------------------------------------------------------------ the command
-SPLIT_CHOICES = ["train", "valid", "test"]
-
-
-@dataclass
-class EvaluationArguments:
-    """Arguments of `vaelm-evaluate`."""
-
-    model: str | None = field(default=None, metadata={"help": "Model folder or Hub id (default: the bundled PTB model)."})
-    data_dir: str | None = field(default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."})
-    dataset: str | None = field(default=None, metadata={"help": "ptb or a Hub dataset id (instead of --data_dir)."})
-    text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
-    split: str = field(default="test", metadata={"help": "Split to evaluate.", "choices": SPLIT_CHOICES})
-    iw_samples: int = field(default=500, metadata={"help": "Importance samples K per sentence."})
-    batch_size: int = field(default=64, metadata={"help": "Sentences encoded together (grouped by length)."})
-    chunk_size: int = field(default=512, metadata={"help": "Most (sentence, sample) rows decoded at once; bounds memory."})
-    max_sentences: int | None = field(default=None, metadata={"help": "Evaluate only the first N sentences of the split."})
-    seed: int = field(default=42, metadata={"help": "Seed of the latent samples."})
-    bf16: bool = field(default=False, metadata={"help": "bfloat16 vocabulary projection (faster; within 0.05 nats)."})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, mps… (default: cuda if available)."})
-    num_threads: int | None = field(
-        default=None, metadata={"help": "CPU threads for torch (default: torch's choice; 1 is faster on cores other jobs share)."}
-    )
-    output: str | None = field(default=None, metadata={"help": "Also write the JSON object to this file."})
-    per_sentence_output: str | None = field(default=None, metadata={"help": "Write per-sentence figures (JSON lines) here."})
-    revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
-    no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
-
-    def __post_init__(self):
-        for name in ("iw_samples", "batch_size", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ValueError(f"--num_threads must be a positive integer, got {self.num_threads}.")
-        if self.max_sentences is not None and self.max_sentences < 1:
-            raise ValueError(f"--max_sentences must be a positive integer, got {self.max_sentences}.")
-        if (self.data_dir is None) == (self.dataset is None):
-            raise ValueError("Give exactly one of --data_dir (a local folder) or --dataset (ptb or a Hub dataset id).")
-
-
-def parse_arguments(argv: list[str] | None = None) -> EvaluationArguments:
-    """
-    Parse `vaelm-evaluate` flags with `HfArgumentParser`.
-
-    Args:
-        argv (`list[str]`, *optional*): the flags; `sys.argv[1:]` when omitted.
-    """
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(EvaluationArguments)
-    (arguments,) = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
-    return arguments
-
-
-def load_evaluation_model(name_or_path: str, device: str | None = None, revision: str | None = None):
-    """
-    Load a model and its tokenizer through [`vaelm.loading.load_model_and_tokenizer`] (`VAELMModel.from_pretrained`,
-    `load_tokenizer`, `check_tokenizer_matches`, with errors that say what to fix) and move the model to `device`.
-
-    Args:
-        name_or_path (`str`): model folder or Hub id.
-        device (`str`, *optional*): where to put the model; cuda when available, else cpu.
-        revision (`str`, *optional*): Hub revision.
-
-    Returns:
-        `(model, tokenizer)`, the model in evaluation mode.
-    """
-    from .loading import load_model_and_tokenizer
-
-    model, tokenizer = load_model_and_tokenizer(name_or_path, **({"revision": revision} if revision else {}))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval(), tokenizer
-
-
-def load_split_texts(arguments: EvaluationArguments) -> list[str]:
-    """
-    The raw sentences of the split, in file order, the first `--max_sentences` of them when given.
-
-    Args:
-        arguments ([`EvaluationArguments`]): `data_dir` or `dataset`, `split`, `max_sentences`.
-    """
-    if arguments.data_dir is not None:
-        texts = read_sentences(split_files(arguments.data_dir, (arguments.split,))[arguments.split])
-    else:
-        loaded = load_text_splits(dataset=arguments.dataset, text_column=arguments.text_column, splits=(arguments.split,))
-        texts = list(loaded[arguments.split]["text"])
-    return texts[: arguments.max_sentences] if arguments.max_sentences else texts
-
-
+# ------------------------------------------------------------------------------------------------ tokenizing
 def tokenize_sentences(texts: list[str], tokenizer, segmentation: str) -> list[list[int]]:
     """
     `<s> w1 … wn </s>` ids of each sentence, after the model's segmentation; never truncated.
@@ -744,63 +652,7 @@ def tokenize_sentences(texts: list[str], tokenizer, segmentation: str) -> list[l
     return tokenizer(segment(texts, segmentation), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
 
 
-def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -> dict:
-    """
-    Everything `vaelm-evaluate` does except printing: load, tokenize, evaluate, write `--output` files.
-
-    Args:
-        arguments ([`EvaluationArguments`]): parsed flags.
-        command (`str`, *optional*): the command line, recorded in the result.
-
-    Returns:
-        `dict`: the summary, with `model`, `split`, `data` and `command` added.
-    """
-    if arguments.num_threads:
-        torch.set_num_threads(arguments.num_threads)
-    model_name = arguments.model or DEFAULT_MODEL
-    model, tokenizer = load_evaluation_model(model_name, arguments.device, arguments.revision)
-    texts = load_split_texts(arguments)
-    sequences = tokenize_sentences(texts, tokenizer, model.config.segmentation)
-    logger.info("Evaluating %d %s sentences (%d scored tokens) with K=%d on %s.", len(sequences), arguments.split,
-                sum(len(s) - 1 for s in sequences), arguments.iw_samples, next(model.parameters()).device)
-    result = evaluate_sequences(
-        model, sequences, iw_samples=arguments.iw_samples, batch_size=arguments.batch_size,
-        chunk_size=arguments.chunk_size, seed=arguments.seed, bf16=arguments.bf16, progress=not arguments.no_progress,
-    )
-    summary = result.summary()
-    summary.update(
-        model=model_name,
-        split=arguments.split,
-        data=arguments.data_dir or arguments.dataset,
-        max_sentences=arguments.max_sentences,
-        command=command,
-    )
-    if arguments.output:
-        _write(Path(arguments.output), json.dumps(summary, indent=2) + "\n")
-    if arguments.per_sentence_output:
-        lines = [json.dumps({"text": text, **record}) for text, record in zip(texts, result.per_sentence())]
-        _write(Path(arguments.per_sentence_output), "\n".join(lines) + "\n")
-    return summary
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
-def command_line(program: str, argv: list[str]) -> str:
-    """
-    The command as a user would retype it in a shell.
-
-    Args:
-        program (`str`): the command name.
-        argv (`list[str]`): its arguments.
-    """
-    return shlex.join([program, *argv])
-
-
 __all__ = [
-    "EvaluationArguments",
     "EvaluationResult",
     "DecoderScorer",
     "active_units",
@@ -808,6 +660,5 @@ __all__ = [
     "evaluate_sequences",
     "length_sorted_batches",
     "mutual_information",
-    "parse_arguments",
-    "run_evaluation",
+    "tokenize_sentences",
 ]

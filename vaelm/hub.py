@@ -399,8 +399,6 @@ def write_model_card(
     record_path = folder / TRAINING_RECORD_FILE
     previous = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
     if trainer is not None:
-        from .trainer import plot_training_curves
-
         record = training_record(trainer, dataset)
         if dataset is None and previous:
             record["dataset"], record["datasets"] = previous.get("dataset"), previous.get("datasets", [])
@@ -427,6 +425,57 @@ def write_model_card(
     path = folder / CARD_FILE
     card.save(path)
     return path
+
+
+# ------------------------------------------------------------------------------------------------ plot
+def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | None:
+    """
+    Draw rec, KL and β (training) and the valid ELBO against the step into a PNG.
+
+    Args:
+        log_history (`list[dict]`): `trainer.state.log_history`.
+        path (`str` or `Path`): where to write the PNG.
+
+    Returns:
+        The path, or `None` when nothing was logged.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    def series(key):
+        points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
+        return ([s for s, _ in points], [v for _, v in points])
+
+    train_rec, train_kl, beta, valid_elbo = series("rec_loss"), series("kl"), series("beta"), series("eval_elbo")
+    if not train_rec[0] and not valid_elbo[0]:
+        return None
+    figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    axes[0].plot(*train_rec, label="train rec")
+    if valid_elbo[0]:
+        axes[0].plot(*valid_elbo, "o-", label="valid −ELBO")
+    axes[0].set_ylabel("nats per sentence")
+    axes[0].legend()
+    axes[1].plot(*train_kl, color="tab:orange", label="train KL")
+    eval_kl = series("eval_kl")
+    if eval_kl[0]:
+        axes[1].plot(*eval_kl, "o-", color="tab:red", label="valid KL")
+    axes[1].set_ylabel("KL (nats per sentence)")
+    axes[1].legend()
+    axes[2].plot(*beta, color="tab:green")
+    axes[2].set_ylabel("β (KL weight)")
+    axes[2].set_ylim(-0.05, max([1.05] + [b + 0.05 for b in beta[1]]))
+    for axis in axes:
+        axis.set_xlabel("step")
+        axis.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # 5-digit steps must not run together
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
+
 
 
 # ------------------------------------------------------------------------------------------------ pushing
@@ -536,6 +585,7 @@ __all__ = [
     "check_model_folder",
     "dataset_ids",
     "find_evaluation_results",
+    "plot_training_curves",
     "push_model_folder",
     "redact_tokens",
     "write_model_card",

@@ -25,6 +25,7 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import PreTrainedTokenizerFast
 from transformers.utils import cached_file
 
+from .checkpoints import last_complete_checkpoint
 from .configuration_vaelm import VAELMConfig
 from .modeling_vaelm import VAELMModel
 from .tokenization_vaelm import check_tokenizer_matches
@@ -95,8 +96,6 @@ def _hub_file(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> str | 
 
 
 def _checkpoints_hint(folder: Path) -> str:
-    from .trainer import last_complete_checkpoint  # noqa: PLC0415 - trainer imports the Trainer stack
-
     checkpoint = last_complete_checkpoint(folder)
     if checkpoint is None:
         return " If training was interrupted, rerun it with --resume_from_checkpoint true to finish it."

@@ -1,14 +1,12 @@
-"""`VAETrainer`: a `Trainer` whose loss is rec + β·KL with an annealed β, and the KL annealing schedules.
+"""`VAETrainer`: a `Trainer` whose loss is rec + β·KL with an annealed β, and its `VAETrainingArguments`.
 
 β is a pure function of the global step (and of the run's total steps), so a resumed run continues the schedule
 exactly. The loss components are summed on every step and averaged, across processes, when the Trainer logs
 (as sentence-transformers does); evaluation always uses β = 1, so `eval_loss` is the negative ELBO.
 """
 
-import json
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,93 +235,10 @@ class VAETrainer(Trainer):
         super().log(logs, start_time)
 
 
-# ------------------------------------------------------------------------------------------------ checkpoints
-def is_complete_checkpoint(path: str | Path) -> bool:
-    """Whether the Trainer finished writing the checkpoint folder `path`: its `trainer_state.json` (written last) parses."""
-    try:
-        state = json.loads((Path(path) / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(state, dict) and "global_step" in state
-
-
-def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
-    """
-    The newest `checkpoint-N` folder whose `trainer_state.json` (written last by the Trainer) parses.
-
-    A run killed while saving leaves a folder without it, or with a truncated one; such a folder is skipped.
-    """
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        return None
-    candidates = []
-    for path in folder.iterdir():
-        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if match and path.is_dir():
-            candidates.append((int(match.group(1)), path))
-    for _, path in sorted(candidates, reverse=True):
-        if is_complete_checkpoint(path):
-            return path
-    return None
-
-
-# ------------------------------------------------------------------------------------------------ plot
-def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | None:
-    """
-    Draw rec, KL and β (training) and the valid ELBO against the step into a PNG.
-
-    Args:
-        log_history (`list[dict]`): `trainer.state.log_history`.
-        path (`str` or `Path`): where to write the PNG.
-
-    Returns:
-        The path, or `None` when nothing was logged.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    def series(key):
-        points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
-        return ([s for s, _ in points], [v for _, v in points])
-
-    train_rec, train_kl, beta, valid_elbo = series("rec_loss"), series("kl"), series("beta"), series("eval_elbo")
-    if not train_rec[0] and not valid_elbo[0]:
-        return None
-    figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    axes[0].plot(*train_rec, label="train rec")
-    if valid_elbo[0]:
-        axes[0].plot(*valid_elbo, "o-", label="valid −ELBO")
-    axes[0].set_ylabel("nats per sentence")
-    axes[0].legend()
-    axes[1].plot(*train_kl, color="tab:orange", label="train KL")
-    eval_kl = series("eval_kl")
-    if eval_kl[0]:
-        axes[1].plot(*eval_kl, "o-", color="tab:red", label="valid KL")
-    axes[1].set_ylabel("KL (nats per sentence)")
-    axes[1].legend()
-    axes[2].plot(*beta, color="tab:green")
-    axes[2].set_ylabel("β (KL weight)")
-    axes[2].set_ylim(-0.05, max([1.05] + [b + 0.05 for b in beta[1]]))
-    for axis in axes:
-        axis.set_xlabel("step")
-        axis.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # 5-digit steps must not run together
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return Path(path)
-
-
 __all__ = [
     "KL_SCHEDULES",
     "NonFiniteLossError",
     "VAETrainer",
     "VAETrainingArguments",
-    "is_complete_checkpoint",
     "kl_weight_at",
-    "last_complete_checkpoint",
-    "plot_training_curves",
 ]

@@ -1,15 +1,70 @@
 """`vaelm-evaluate`: likelihood metrics (IW-NLL, PPL, ELBO, KL, MI, active units) of a model on a split.
 
-Prints one JSON object on stdout; logs and the progress bar go to stderr.
+Prints one JSON object on stdout; logs and the progress bar go to stderr. The job is [`vaelm.jobs.evaluate`].
 """
 
 import json
 import logging
 import sys
+from dataclasses import dataclass, field
 
+from transformers import HfArgumentParser
+
+from ..jobs.evaluate import command_line, run_evaluation
 from . import run_command
 
 PROGRAM = "vaelm-evaluate"
+
+SPLIT_CHOICES = ["train", "valid", "test"]
+
+
+@dataclass
+class EvaluationArguments:
+    """Arguments of `vaelm-evaluate`."""
+
+    model: str | None = field(default=None, metadata={"help": "Model folder or Hub id (default: the bundled PTB model)."})
+    data_dir: str | None = field(default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."})
+    dataset: str | None = field(default=None, metadata={"help": "ptb or a Hub dataset id (instead of --data_dir)."})
+    text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
+    split: str = field(default="test", metadata={"help": "Split to evaluate.", "choices": SPLIT_CHOICES})
+    iw_samples: int = field(default=500, metadata={"help": "Importance samples K per sentence."})
+    batch_size: int = field(default=64, metadata={"help": "Sentences encoded together (grouped by length)."})
+    chunk_size: int = field(default=512, metadata={"help": "Most (sentence, sample) rows decoded at once; bounds memory."})
+    max_sentences: int | None = field(default=None, metadata={"help": "Evaluate only the first N sentences of the split."})
+    seed: int = field(default=42, metadata={"help": "Seed of the latent samples."})
+    bf16: bool = field(default=False, metadata={"help": "bfloat16 vocabulary projection (faster; within 0.05 nats)."})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, mps… (default: cuda if available)."})
+    num_threads: int | None = field(
+        default=None, metadata={"help": "CPU threads for torch (default: torch's choice; 1 is faster on cores other jobs share)."}
+    )
+    output: str | None = field(default=None, metadata={"help": "Also write the JSON object to this file."})
+    per_sentence_output: str | None = field(default=None, metadata={"help": "Write per-sentence figures (JSON lines) here."})
+    revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
+    no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
+
+    def __post_init__(self):
+        for name in ("iw_samples", "batch_size", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"--num_threads must be a positive integer, got {self.num_threads}.")
+        if self.max_sentences is not None and self.max_sentences < 1:
+            raise ValueError(f"--max_sentences must be a positive integer, got {self.max_sentences}.")
+        if (self.data_dir is None) == (self.dataset is None):
+            raise ValueError("Give exactly one of --data_dir (a local folder) or --dataset (ptb or a Hub dataset id).")
+
+
+def parse_arguments(argv: list[str] | None = None) -> EvaluationArguments:
+    """
+    Parse `vaelm-evaluate` flags with `HfArgumentParser`.
+
+    Args:
+        argv (`list[str]`, *optional*): the flags; `sys.argv[1:]` when omitted.
+    """
+    parser = HfArgumentParser(EvaluationArguments)
+    (arguments,) = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
+    return arguments
+
 
 
 def main(argv: list[str]) -> int:
@@ -19,8 +74,6 @@ def main(argv: list[str]) -> int:
     Args:
         argv (`list[str]`): the command-line arguments (without the program name).
     """
-    from ..evaluation import command_line, parse_arguments, run_evaluation
-
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr)
     arguments = parse_arguments(argv)
     summary = run_evaluation(arguments, command=command_line(PROGRAM, argv))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from . import run_command
-from .sample import DecodingArguments, HelpFormatter, ModelArguments, _isatty, load_model, read_queries
+from .shared import DecodingArguments, HelpFormatter, ModelArguments, isatty, load_model, read_queries
 
 NAME = "vaelm-homotopy"
 PROMPTS = ["[1]> ", "[2]> ", "NUM > "]
@@ -99,7 +99,7 @@ def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = N
         except ValueError as error:  # a bad query: say so and go on with the next one
             failures += 1
             print(f"{NAME}: error: {error}", file=stderr, flush=True)
-    return 1 if failures and not _isatty(stdin) else 0
+    return 1 if failures and not isatty(stdin) else 0
 
 
 def entry_point() -> None:

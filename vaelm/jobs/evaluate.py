@@ -1,0 +1,114 @@
+"""The evaluation job of `vaelm-evaluate`: load a model, read and tokenize a split, run the protocol of
+[`vaelm.evaluation`], write the `--output` files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..data import load_text_splits, read_sentences, split_files
+from ..evaluation import evaluate_sequences, tokenize_sentences
+from ..loading import load_model_and_tokenizer
+from ..pretrained import DEFAULT_MODEL
+
+if TYPE_CHECKING:  # the argument dataclass belongs to the command, which calls this job
+    from ..cli.evaluate import EvaluationArguments
+
+logger = logging.getLogger(__name__)
+
+
+def load_evaluation_model(name_or_path: str, device: str | None = None, revision: str | None = None):
+    """
+    Load a model and its tokenizer through [`vaelm.loading.load_model_and_tokenizer`] (`VAELMModel.from_pretrained`,
+    `load_tokenizer`, `check_tokenizer_matches`, with errors that say what to fix) and move the model to `device`.
+
+    Args:
+        name_or_path (`str`): model folder or Hub id.
+        device (`str`, *optional*): where to put the model; cuda when available, else cpu.
+        revision (`str`, *optional*): Hub revision.
+
+    Returns:
+        `(model, tokenizer)`, the model in evaluation mode.
+    """
+    model, tokenizer = load_model_and_tokenizer(name_or_path, **({"revision": revision} if revision else {}))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), tokenizer
+
+
+def load_split_texts(arguments: EvaluationArguments) -> list[str]:
+    """
+    The raw sentences of the split, in file order, the first `--max_sentences` of them when given.
+
+    Args:
+        arguments ([`EvaluationArguments`]): `data_dir` or `dataset`, `split`, `max_sentences`.
+    """
+    if arguments.data_dir is not None:
+        texts = read_sentences(split_files(arguments.data_dir, (arguments.split,))[arguments.split])
+    else:
+        loaded = load_text_splits(dataset=arguments.dataset, text_column=arguments.text_column, splits=(arguments.split,))
+        texts = list(loaded[arguments.split]["text"])
+    return texts[: arguments.max_sentences] if arguments.max_sentences else texts
+
+
+def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -> dict:
+    """
+    Everything `vaelm-evaluate` does except printing: load, tokenize, evaluate, write `--output` files.
+
+    Args:
+        arguments ([`EvaluationArguments`]): parsed flags.
+        command (`str`, *optional*): the command line, recorded in the result.
+
+    Returns:
+        `dict`: the summary, with `model`, `split`, `data` and `command` added.
+    """
+    if arguments.num_threads:
+        torch.set_num_threads(arguments.num_threads)
+    model_name = arguments.model or DEFAULT_MODEL
+    model, tokenizer = load_evaluation_model(model_name, arguments.device, arguments.revision)
+    texts = load_split_texts(arguments)
+    sequences = tokenize_sentences(texts, tokenizer, model.config.segmentation)
+    logger.info("Evaluating %d %s sentences (%d scored tokens) with K=%d on %s.", len(sequences), arguments.split,
+                sum(len(s) - 1 for s in sequences), arguments.iw_samples, next(model.parameters()).device)
+    result = evaluate_sequences(
+        model, sequences, iw_samples=arguments.iw_samples, batch_size=arguments.batch_size,
+        chunk_size=arguments.chunk_size, seed=arguments.seed, bf16=arguments.bf16, progress=not arguments.no_progress,
+    )
+    summary = result.summary()
+    summary.update(
+        model=model_name,
+        split=arguments.split,
+        data=arguments.data_dir or arguments.dataset,
+        max_sentences=arguments.max_sentences,
+        command=command,
+    )
+    if arguments.output:
+        _write(Path(arguments.output), json.dumps(summary, indent=2) + "\n")
+    if arguments.per_sentence_output:
+        lines = [json.dumps({"text": text, **record}) for text, record in zip(texts, result.per_sentence())]
+        _write(Path(arguments.per_sentence_output), "\n".join(lines) + "\n")
+    return summary
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def command_line(program: str, argv: list[str]) -> str:
+    """
+    The command as a user would retype it in a shell.
+
+    Args:
+        program (`str`): the command name.
+        argv (`list[str]`): its arguments.
+    """
+    return shlex.join([program, *argv])
+
+
+__all__ = ["command_line", "load_split_texts", "run_evaluation"]

@@ -1,0 +1,163 @@
+"""The training job, end to end: data -> tokenizer -> model -> `VAETrainer` -> a Hub-ready model folder.
+
+`vaelm-train` (`vaelm.cli.train`) parses the flags into its argument dataclasses and calls [`train`].
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from transformers import GenerationConfig, set_seed
+
+from ..allocator import keep_freed_memory
+from ..checkpoints import resolve_resume
+from ..configuration_vaelm import VAELMConfig
+from ..data import VAELMCollator, load_text_splits, tokenize_splits
+from ..evaluation import evaluate_dataset, tokenize_sentences
+from ..hub import write_model_card
+from ..loading import check_fit, check_model_source, load_model, load_tokenizer
+from ..modeling_vaelm import VAELMModel
+from ..tokenization_vaelm import build_tokenizer, check_tokenizer_matches, segment
+from ..trainer import VAETrainer, VAETrainingArguments
+
+if TYPE_CHECKING:  # the argument dataclasses belong to the command, which calls this job
+    from ..cli.train import DataArguments, ModelArguments
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, train_texts) :
+    """The tokenizer given with `--tokenizer` (or that of `--model_name_or_path`), or one built from `train_texts`."""
+    source = data_args.tokenizer or model_args.model_name_or_path
+    if source:
+        return load_tokenizer(source)  # vaelm.loading's: a clear error for a folder without tokenizer.json
+    logger.info("Building a word-level tokenizer (vocab_size %d, min_frequency %d).", data_args.vocab_size, data_args.min_frequency)
+    return build_tokenizer(
+        segment(train_texts, data_args.segmentation),
+        vocab_size=data_args.vocab_size,
+        min_frequency=data_args.min_frequency,
+        segmentation=data_args.segmentation,
+        max_sentence_length=data_args.max_length,
+    )
+
+
+def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer) -> VAELMModel:
+    """A new model sized by `model_args` for `tokenizer`, or the one at `--model_name_or_path`."""
+    if model_args.model_name_or_path:
+        model = load_model(model_args.model_name_or_path)
+        model.train()
+    else:
+        config = VAELMConfig(
+            vocab_size=len(tokenizer),
+            embedding_size=model_args.embedding_size,
+            hidden_size=model_args.num_units,
+            latent_size=model_args.latent_dim,
+            num_layers=model_args.num_layers,
+            bidirectional_encoder=model_args.bidirectional_encoder,
+            word_dropout=round(1.0 - model_args.keep_prob, 6),
+            embedding_dropout=model_args.embedding_dropout,
+            output_dropout=model_args.output_dropout,
+            latent_to_every_step=model_args.latent_to_every_step,
+            tie_word_embeddings=model_args.tie_word_embeddings,
+            max_sentence_length=data_args.max_length,
+            lang=data_args.lang,
+            segmentation=data_args.segmentation,
+            pad_token_id=tokenizer.pad_token_id,
+            unk_token_id=tokenizer.unk_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        model = VAELMModel(config)
+    if model_args.model_name_or_path:
+        source = f"--tokenizer {data_args.tokenizer}" if data_args.tokenizer else model_args.model_name_or_path
+        check_fit(tokenizer, model.config, source, f"--model_name_or_path {model_args.model_name_or_path}")
+    else:
+        check_tokenizer_matches(tokenizer, model.config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=model.config.bos_token_id,
+        eos_token_id=model.config.eos_token_id,
+        pad_token_id=model.config.pad_token_id,
+        max_length=model.config.max_sentence_length + 2,
+    )
+    return model
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments) -> dict:
+    """
+    Run one training job and save the final model, tokenizer, generation config and training curves.
+
+    Args:
+        model_args ([`ModelArguments`]): model sizes or a model to continue from.
+        data_args ([`DataArguments`]): data source, tokenizer and length limits.
+        training_args ([`VAETrainingArguments`]): Trainer and KL-schedule settings.
+
+    Returns:
+        `dict`: the final validation metrics (`eval_elbo`, `eval_kl`, …).
+    """
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(training_args.seed)
+    keep_freed_memory()
+    if model_args.model_name_or_path:  # fail before the data is read, not after
+        check_model_source(model_args.model_name_or_path)
+    resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    with training_args.main_process_first(desc="data preparation"):
+        raw = load_text_splits(
+            data_dir=data_args.data_dir, dataset=data_args.dataset, text_column=data_args.text_column,
+            splits=("train", "valid"), streaming=data_args.streaming, seed=training_args.seed,
+        )
+        if data_args.streaming and training_args.max_steps <= 0:
+            raise ValueError("--streaming needs --max_steps: a streamed dataset has no length to count epochs by.")
+        train_texts = raw["train"]["text"] if not data_args.streaming else (row["text"] for row in raw["train"])
+        tokenizer = prepare_tokenizer(model_args, data_args, train_texts)
+        tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long)
+    model = build_model(model_args, data_args, tokenizer)
+    logger.info("Model: %s parameters, %s", f"{model.num_parameters():,}", model.config.to_diff_dict())
+
+    trainer = VAETrainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["valid"],
+        data_collator=VAELMCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+    )
+    logger.info("Training on %s, world size %d.", training_args.device, training_args.world_size)
+    trainer.train(resume_from_checkpoint=resume)
+    metrics = trainer.evaluate()
+    if data_args.final_eval_iw_samples > 0:
+        metrics.update(final_evaluation(trainer, raw["valid"], data_args.final_eval_iw_samples))
+    if trainer.is_world_process_zero():
+        # Before save_model: a --push_to_hub inside it uploads the card and the training curves it draws.
+        write_model_card(training_args.output_dir, trainer=trainer, dataset=data_args.dataset or data_args.data_dir)
+    trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        trainer.save_state()
+    return metrics
+
+
+def final_evaluation(trainer: VAETrainer, raw_dataset, iw_samples: int) -> dict:
+    """
+    The full evaluation protocol (IW-NLL, PPL, ELBO, KL, MI, AU) on the validation split, prefixed `final_`.
+
+    Every validation sentence counts: the raw text is tokenized again, since training's `--max_length` filter must
+    not shape an evaluation.
+
+    Args:
+        trainer ([`VAETrainer`]): the trainer after training (its model and tokenizer are used).
+        raw_dataset: the validation sentences, rows with a `text` column (a `Dataset` or a finite `IterableDataset`).
+        iw_samples (`int`): importance samples K per sentence.
+    """
+    model = trainer.model
+    texts = [row["text"] for row in raw_dataset]
+    sequences = tokenize_sentences(texts, trainer.processing_class, model.config.segmentation)
+    results = evaluate_dataset(model, sequences, iw_samples=iw_samples, seed=trainer.args.seed)
+    final = {
+        f"final_{key}": value for key, value in results.items() if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    trainer.log(final)
+    return final
+
+
+
+__all__ = ["build_model", "final_evaluation", "prepare_tokenizer", "train"]
