@@ -202,7 +202,7 @@ def test_push_refuses_bad_folders_before_any_request(pushed, hub, tmp_path, caps
     (no_weights / "model.safetensors").unlink()
     assert run_command("vaelm-push", main, ["--model", str(no_weights), "--repo_id", "org/x"]) == 1
     error = capsys.readouterr().err
-    assert "vaelm-push: error:" in error and "model weights (model.safetensors) missing" in error
+    assert "vaelm-push: error:" in error and "no weights (model.safetensors)" in error
 
     leaky = tmp_path / "leaky"
     shutil.copytree(folder, leaky)

@@ -4,12 +4,12 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .configuration_vaelm import VAELMConfig
 from .generation import DecodingConfig, SentenceVAE, interpolate
-from .loading import load_model_and_tokenizer
+from .loading import load_model_and_tokenizer, load_tokenizer  # the checked loader, not the raw one
 from .modeling_vaelm import VAELMCache, VAELMModel, VAELMOutput, VAELMPreTrainedModel, gaussian_kl
 from .pretrained import DEFAULT_MODEL
-from .tokenization_vaelm import build_tokenizer, load_tokenizer, segment
+from .tokenization_vaelm import build_tokenizer, segment
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 # Local registration: AutoConfig/AutoModel resolve "vaelm" without remote code when the package is installed.
 AutoConfig.register("vaelm", VAELMConfig, exist_ok=True)

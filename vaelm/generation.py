@@ -36,7 +36,7 @@ import torch
 from torch.nn import functional as F
 
 from .modeling_vaelm import VAELMModel, gaussian_kl
-from .loading import load_model_and_tokenizer
+from .loading import default_device, load_model_and_tokenizer
 from .tokenization_vaelm import BOS, EOS, PAD, segment
 
 STRATEGIES = ("greedy", "sample", "beam")
@@ -210,9 +210,8 @@ class SentenceVAE:
         """
         if not str(path).strip():
             raise ValueError("No model given: pass a model folder written by vaelm-train, or a Hub id (--model).")
-        model, tokenizer = load_model_and_tokenizer(path, **hub_kwargs)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(model.to(device).eval(), tokenizer)
+        model, tokenizer = load_model_and_tokenizer(path, device=device or default_device(), **hub_kwargs)
+        return cls(model, tokenizer)
 
     # ---------------------------------------------------------------------------------------------- text <-> ids
     @property

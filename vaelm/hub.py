@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData, get_token
+import torch
 from huggingface_hub.errors import HfHubHTTPError
+
+from .data import DATASET_ALIASES
+from .generation import SentenceVAE
+from .kl_schedules import KL_ARGUMENT_NAMES
+from .loading import TOKENIZER_NAME, check_model_source, load_model_and_tokenizer
+from .version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from transformers import PreTrainedTokenizerBase, Trainer
@@ -33,20 +40,18 @@ logger = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
 TRAINING_RECORD_FILE = "training_record.json"
-TRAINING_CURVES_FILE = "training_curves.png"  # the name vaelm.training draws the curves under
+TRAINING_CURVES_FILE = "training_curves.png"  # the name write_model_card draws the curves under
 EVALUATION_FILES = ("eval_results.json", "evaluation.json", "eval.json")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 DEFAULT_LICENSE = "apache-2.0"
 CARD_TAGS = ["vae", "lstm", "text-generation"]
 # What the Trainer leaves out of its pushes (`_*`, `checkpoint-*`), plus the Trainer's resumable state, which
 # `save_state` writes after the Trainer has pushed: `vaelm-push` and `vaelm-train --push_to_hub` upload the same files.
 REPO_IGNORE_PATTERNS = ["_*", "checkpoint-*", "trainer_state.json"]
-# Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for.
-KNOWN_DATASETS = {"ptb": "ptb-text-only/ptb_text_only", "bookcorpus": "bookcorpus/bookcorpus"}
+# Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for (one table, in vaelm.data).
+KNOWN_DATASETS = DATASET_ALIASES
 TRAINING_ARGUMENT_KEYS = (
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
-    "optim", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "seed", "kl_schedule",
-    "annealing_pivot", "annealing_steepness", "annealing_rate", "kl_cycles", "kl_cycle_ratio", "kl_weight", "free_bits",
+    "optim", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "seed", *KL_ARGUMENT_NAMES,
     "bf16", "fp16",
 )
 EVALUATION_KEYS = ("nll", "ppl", "elbo", "elbo_ppl", "rec", "kl", "mi", "au", "latent_size", "sentences", "tokens", "iw_samples")
@@ -59,6 +64,9 @@ def check_model_folder(model_dir: str | Path) -> Path:
     """
     Make sure a folder holds a loadable vaelm model before anything is written or pushed.
 
+    The model checks are [`vaelm.loading.check_model_source`]'s (a vaelm `config.json`, safetensors weights, never a
+    pickle); this adds that the folder is local and holds the tokenizer.
+
     Args:
         model_dir (`str` or `Path`): a folder saved by `vaelm-train` (or `save_pretrained`).
 
@@ -66,21 +74,16 @@ def check_model_folder(model_dir: str | Path) -> Path:
         `Path`: the folder.
 
     Raises:
-        `FileNotFoundError`: when the folder, `config.json`, the weights or the tokenizer are missing, naming what.
+        `FileNotFoundError`: when the folder or the tokenizer is missing. [`~vaelm.loading.ModelLoadError`]: when
+        `config.json` or the weights are missing or wrong, naming what.
     """
     folder = Path(model_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"Model folder {folder} does not exist (give the --output_dir of vaelm-train).")
-    missing = []
-    if not (folder / "config.json").is_file():
-        missing.append("config.json")
-    if not any((folder / name).is_file() for name in WEIGHT_FILES):
-        missing.append("model weights (model.safetensors)")
-    if not (folder / "tokenizer.json").is_file():
-        missing.append("tokenizer.json")
-    if missing:
+    check_model_source(folder)
+    if not (folder / TOKENIZER_NAME).is_file():
         raise FileNotFoundError(
-            f"{folder} is not a saved vaelm model: {', '.join(missing)} missing. Train into it with vaelm-train "
+            f"{folder} is not a saved vaelm model: {TOKENIZER_NAME} missing. Train into it with vaelm-train "
             "(which saves the model at the end), or point --model at the folder that holds config.json."
         )
     return folder
@@ -127,8 +130,6 @@ def training_record(trainer: Trainer, dataset: str | None = None) -> dict[str, A
         `dict`: `dataset`, `datasets`, `global_step`, `world_size`, the chosen training arguments (never tokens or
         paths) and the last logged validation and final metrics.
     """
-    from . import __version__
-
     args = trainer.args
     arguments = {key: getattr(args, key) for key in TRAINING_ARGUMENT_KEYS if hasattr(args, key)}
     arguments = {key: (value.value if hasattr(value, "value") else value) for key, value in arguments.items()}
@@ -184,8 +185,8 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
     """
     Prior samples and a homotopy between the first two of them, decoded greedily with a fixed seed.
 
-    Generation is optional for the card: any failure (including `vaelm.generation` being absent or having a
-    different interface) is returned as a reason instead of raised, so that the card is always written.
+    Generation is optional for the card: any failure is returned as a reason instead of raised, so that the card
+    is always written.
 
     Args:
         model ([`VAELMModel`]): the model.
@@ -196,12 +197,6 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
     Returns:
         `(samples, homotopy, reason)`: two lists of sentences, and `None` or why they are empty.
     """
-    import torch
-
-    try:
-        from .generation import SentenceVAE
-    except ImportError as error:
-        return [], [], f"vaelm.generation could not be imported ({error})"
     was_training = model.training
     try:
         vae = SentenceVAE(model, tokenizer)
@@ -406,12 +401,9 @@ def write_model_card(
         plot_training_curves(trainer.state.log_history, folder / TRAINING_CURVES_FILE)
         model, tokenizer = trainer.model, trainer.processing_class
     else:
-        from .modeling_vaelm import VAELMModel
-        from .tokenization_vaelm import load_tokenizer
-
         record = previous
         check_model_folder(folder)
-        model, tokenizer = VAELMModel.from_pretrained(folder), load_tokenizer(folder)
+        model, tokenizer = load_model_and_tokenizer(folder)
     config = model.config.to_dict()
     evaluation = find_evaluation_results(folder)
     shown_id = repo_id or record.get("hub_model_id") or f"your-name/{folder.resolve().name}"
@@ -544,8 +536,6 @@ def push_model_folder(
     _refuse_files_with_token(folder, resolved_token)
     if refresh_card:
         write_model_card(folder, repo_id=repo_id, license=license, extra_datasets=extra_datasets)
-    from . import __version__
-
     api = HfApi(token=token, library_name="vaelm", library_version=__version__)
     try:
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)

@@ -1,6 +1,7 @@
 """Loading a saved vaelm model and its tokenizer, with errors that say what is wrong and what to do.
 
-Every command that takes `--model DIR_OR_HUB_ID` should load through [`load_model_and_tokenizer`]: it checks, before
+Every command, `SentenceVAE.from_pretrained` and the model card load through [`load_model_and_tokenizer`] (the one
+loader; `vaelm-train --model_name_or_path` uses its [`load_model`] half): it checks, before
 transformers gets a chance to fail with a message about its own internals, that
 
 - the path is an existing folder, or else a valid Hub id (`NAME` or `ORG/NAME`);
@@ -20,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import PreTrainedTokenizerFast
@@ -240,8 +242,16 @@ def load_tokenizer(path_or_id: str | Path, **hub_kwargs: Any) -> PreTrainedToken
         ) from None
 
 
+def default_device() -> str:
+    """Where commands run a model unless told otherwise: `"cuda"` when a GPU is present, else `"cpu"`."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_model_and_tokenizer(
-    path_or_id: str | Path, tokenizer: str | Path | None = None, **hub_kwargs: Any
+    path_or_id: str | Path,
+    tokenizer: str | Path | None = None,
+    device: str | torch.device | None = None,
+    **hub_kwargs: Any,
 ) -> tuple[VAELMModel, PreTrainedTokenizerFast]:
     """
     Load a model and its tokenizer, and check that they were trained together.
@@ -250,6 +260,8 @@ def load_model_and_tokenizer(
         path_or_id (`str` or `Path`): a model folder, or a Hub id.
         tokenizer (`str` or `Path`, *optional*): another folder or Hub id to take the tokenizer from; by default
             the one saved with the model.
+        device (`str` or `torch.device`, *optional*): where to put the model (e.g. [`default_device`]); left on the
+            CPU when omitted.
         hub_kwargs: `revision`, `token`, `cache_dir`, `local_files_only`, … (for another `tokenizer` source, only
             `token`, `cache_dir`, `local_files_only`, `proxies` and `force_download` are passed on).
 
@@ -274,7 +286,7 @@ def load_model_and_tokenizer(
     else:
         loaded = load_tokenizer(tokenizer, **{key: value for key, value in hub_kwargs.items() if key in _SHARED_HUB_KEYS})
     check_fit(loaded, model.config, tokenizer_source=tokenizer or path_or_id, model_source=path_or_id)
-    return model, loaded
+    return (model if device is None else model.to(device)), loaded
 
 
 def check_fit(
@@ -298,6 +310,7 @@ __all__ = [
     "ModelLoadError",
     "check_fit",
     "check_model_source",
+    "default_device",
     "load_model",
     "load_model_and_tokenizer",
     "load_tokenizer",

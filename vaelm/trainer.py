@@ -16,12 +16,11 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import TrainOutput
 
+from .hub import write_model_card
+from .kl_schedules import KL_SCHEDULES, kl_weight_at
 from .modeling_vaelm import gaussian_kl
 
 logger = logging.getLogger(__name__)
-
-KL_SCHEDULES = ("sigmoid_pivot", "logistic", "linear", "cyclical", "constant")
-
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; raised before the bad step updates the weights."""
@@ -94,40 +93,11 @@ class VAETrainingArguments(TrainingArguments):
             self.use_cpu = True
         super().__post_init__()
         if self.kl_schedule not in KL_SCHEDULES:
-            raise ValueError(f"--kl_schedule must be one of {KL_SCHEDULES}, got {self.kl_schedule!r}.")
+            raise ValueError(f"--kl_schedule must be one of {tuple(KL_SCHEDULES)}, got {self.kl_schedule!r}.")
         if self.annealing_pivot is not None and self.annealing_pivot < 1:
             raise ValueError(f"--annealing_pivot must be a positive step count, got {self.annealing_pivot}.")
         if self.free_bits < 0:
             raise ValueError(f"--free_bits must be >= 0, got {self.free_bits}.")
-
-
-def kl_weight_at(step: int, args: VAETrainingArguments, total_steps: int | None = None) -> float:
-    """
-    β at a global step: a pure function, so a resumed run continues its schedule exactly.
-
-    Args:
-        step (`int`): the global step.
-        args ([`VAETrainingArguments`]): schedule and its parameters.
-        total_steps (`int`, *optional*): the run's steps; needed by `cyclical` and when `annealing_pivot` is unset.
-    """
-    cap = args.kl_weight
-    if args.kl_schedule == "constant":
-        return cap
-    pivot = args.annealing_pivot or max(1, (total_steps or 2) // 2)
-    if args.kl_schedule == "sigmoid_pivot":
-        value = _sigmoid((step - pivot) / pivot * args.annealing_steepness)
-    elif args.kl_schedule == "logistic":
-        value = _sigmoid(args.annealing_rate * (step - pivot))
-    elif args.kl_schedule == "linear":
-        value = min(1.0, step / pivot)
-    else:  # cyclical
-        period = max(1, math.ceil((total_steps or 2 * pivot) / args.kl_cycles))
-        value = min(1.0, (step % period) / (period * args.kl_cycle_ratio))
-    return cap * value
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= -700 else 0.0
 
 
 class VAETrainer(Trainer):
@@ -204,8 +174,6 @@ class VAETrainer(Trainer):
         `--push_to_hub` uploads what `vaelm-push` does. The Trainer's arguments (`model_name`, `tags`, …) are ignored.
         """
         if self.is_world_process_zero():
-            from .hub import write_model_card
-
             write_model_card(self.args.output_dir, trainer=self)
 
     def _reduced_sums(self, phase: str) -> list[float]:

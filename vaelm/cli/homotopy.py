@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from transformers import HfArgumentParser
+
 from . import run_command
 from .shared import DecodingArguments, HelpFormatter, ModelArguments, isatty, load_model, read_queries
 
@@ -39,8 +41,6 @@ class HomotopyArguments:
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DecodingArguments, HomotopyArguments]:
     """Parse `vaelm-homotopy` arguments."""
-    from transformers import HfArgumentParser
-
     parser = HfArgumentParser((ModelArguments, DecodingArguments, HomotopyArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
     return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
 

@@ -3,6 +3,9 @@
 import sys
 from dataclasses import dataclass, field
 
+from transformers import HfArgumentParser
+
+from ..jobs.push import push
 from . import run_command
 
 
@@ -25,27 +28,8 @@ class PushArguments:
 
 
 def main(argv: list[str]) -> int:
-    from transformers import HfArgumentParser
-
-    from ..hub import push_model_folder, redact_tokens
-
     (arguments,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses(args=argv)
-    try:
-        commit = push_model_folder(
-            arguments.model,
-            arguments.repo_id,
-            private=arguments.private,
-            revision=arguments.revision,
-            commit_message=arguments.commit_message,
-            token=arguments.token,
-            refresh_card=not arguments.keep_card,
-            license=arguments.license,
-            extra_datasets=arguments.dataset,
-        )
-    except Exception as error:  # no message that crosses the CLI boundary may carry the token
-        if arguments.token and arguments.token in str(error):
-            raise type(error)(redact_tokens(str(error), arguments.token)) from None
-        raise
+    commit = push(arguments)
     print(f"Pushed {arguments.model} to {arguments.repo_id}"
           f"{f' (branch {arguments.revision})' if arguments.revision else ''}: {commit.commit_url}")
     return 0

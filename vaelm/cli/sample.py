@@ -16,6 +16,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from transformers import HfArgumentParser
+
+from ..generation import MASK_PATTERN
+
 from . import run_command
 from .shared import DecodingArguments, HelpFormatter, ModelArguments, isatty, load_model, read_queries
 
@@ -43,8 +47,6 @@ class SampleArguments:
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DecodingArguments, SampleArguments]:
     """Parse `vaelm-sample` arguments."""
-    from transformers import HfArgumentParser
-
     parser = HfArgumentParser((ModelArguments, DecodingArguments, SampleArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
     return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
 
@@ -76,8 +78,6 @@ def emit(results: list[dict], record: dict, args: DecodingArguments, stdout: Tex
 
 def run(vae, mode: str, decoding_args: DecodingArguments, args: SampleArguments, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """Decode what `mode` asks for and print it; returns the exit status."""
-    from ..generation import MASK_PATTERN
-
     decoding = decoding_args.decoding_config()
     num = args.num or 1
     options = {"strategy": decoding.strategy}

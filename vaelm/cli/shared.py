@@ -6,6 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from transformers import set_seed
+from transformers.utils import logging as hf_logging
+
+from ..generation import DecodingConfig, SentenceVAE
 from ..pretrained import DEFAULT_MODEL
 
 
@@ -37,8 +41,6 @@ class DecodingArguments:
 
     def decoding_config(self):
         """The validated [`~vaelm.generation.DecodingConfig`]."""
-        from ..generation import DecodingConfig
-
         return DecodingConfig(
             strategy=self.strategy, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
             num_beams=self.num_beams, length_penalty=self.length_penalty, max_new_tokens=self.max_new_tokens,
@@ -58,11 +60,6 @@ def load_model(model_args: ModelArguments, seed: int | None = None):
         model_args ([`ModelArguments`]): `--model` and `--device`.
         seed (`int`, *optional*): `--seed`; the same seed gives the same output.
     """
-    from transformers import set_seed
-    from transformers.utils import logging as hf_logging
-
-    from ..generation import SentenceVAE
-
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     vae = SentenceVAE.from_pretrained(model_args.model, device=model_args.device)

@@ -6,16 +6,22 @@ file given as the first argument supplies defaults that later flags override. Th
 """
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 
 import yaml
 from transformers import HfArgumentParser
 
+from ..configuration_vaelm import VAELMConfig
 from ..jobs.train import train
 from ..tokenization_vaelm import default_segmentation
 from ..trainer import VAETrainingArguments
 from . import run_command
+
+
+# Flags whose names differ from the VAELMConfig field they set (see `ModelArguments.config_values`).
+FLAG_OF_CONFIG_FIELD = {"hidden_size": "num_units", "latent_size": "latent_dim", "word_dropout": "keep_prob"}
 
 
 @dataclass
@@ -35,14 +41,30 @@ class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "Continue training this model (folder or Hub id)."})
 
     def __post_init__(self):
-        if not 0.0 < self.keep_prob <= 1.0:
-            raise ValueError(f"--keep_prob must lie in (0, 1], got {self.keep_prob}.")
-        for name in ("embedding_size", "num_units", "latent_dim", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
-        for name in ("embedding_dropout", "output_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"--{name} must lie in [0, 1), got {getattr(self, name)}.")
+        # The values are checked once, by VAELMConfig; a bad one is reported under its flag, before any data is read.
+        try:
+            VAELMConfig(**self.config_values())
+        except ValueError as error:
+            named = re.search(r"VAELMConfig\.(\w+)", str(error))
+            flag = FLAG_OF_CONFIG_FIELD.get(named.group(1), named.group(1)) if named else None
+            if flag is None or not hasattr(self, flag):
+                raise
+            raise ValueError(f"--{flag} {getattr(self, flag)} is impossible: {error}") from None
+
+    def config_values(self) -> dict:
+        """The [`VAELMConfig`] values these flags set: the one place where the original flag names meet the config's."""
+        return {
+            "embedding_size": self.embedding_size,
+            "hidden_size": self.num_units,
+            "latent_size": self.latent_dim,
+            "num_layers": self.num_layers,
+            "bidirectional_encoder": self.bidirectional_encoder,
+            "word_dropout": round(1.0 - self.keep_prob, 6),
+            "embedding_dropout": self.embedding_dropout,
+            "output_dropout": self.output_dropout,
+            "latent_to_every_step": self.latent_to_every_step,
+            "tie_word_embeddings": self.tie_word_embeddings,
+        }
 
 
 @dataclass

@@ -14,31 +14,13 @@ import torch
 
 from ..data import load_text_splits, read_sentences, split_files
 from ..evaluation import evaluate_sequences, tokenize_sentences
-from ..loading import load_model_and_tokenizer
+from ..loading import default_device, load_model_and_tokenizer
 from ..pretrained import DEFAULT_MODEL
 
 if TYPE_CHECKING:  # the argument dataclass belongs to the command, which calls this job
     from ..cli.evaluate import EvaluationArguments
 
 logger = logging.getLogger(__name__)
-
-
-def load_evaluation_model(name_or_path: str, device: str | None = None, revision: str | None = None):
-    """
-    Load a model and its tokenizer through [`vaelm.loading.load_model_and_tokenizer`] (`VAELMModel.from_pretrained`,
-    `load_tokenizer`, `check_tokenizer_matches`, with errors that say what to fix) and move the model to `device`.
-
-    Args:
-        name_or_path (`str`): model folder or Hub id.
-        device (`str`, *optional*): where to put the model; cuda when available, else cpu.
-        revision (`str`, *optional*): Hub revision.
-
-    Returns:
-        `(model, tokenizer)`, the model in evaluation mode.
-    """
-    model, tokenizer = load_model_and_tokenizer(name_or_path, **({"revision": revision} if revision else {}))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval(), tokenizer
 
 
 def load_split_texts(arguments: EvaluationArguments) -> list[str]:
@@ -70,7 +52,8 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     if arguments.num_threads:
         torch.set_num_threads(arguments.num_threads)
     model_name = arguments.model or DEFAULT_MODEL
-    model, tokenizer = load_evaluation_model(model_name, arguments.device, arguments.revision)
+    hub_kwargs = {"revision": arguments.revision} if arguments.revision else {}
+    model, tokenizer = load_model_and_tokenizer(model_name, device=arguments.device or default_device(), **hub_kwargs)
     texts = load_split_texts(arguments)
     sequences = tokenize_sentences(texts, tokenizer, model.config.segmentation)
     logger.info("Evaluating %d %s sentences (%d scored tokens) with K=%d on %s.", len(sequences), arguments.split,

@@ -50,16 +50,7 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
     else:
         config = VAELMConfig(
             vocab_size=len(tokenizer),
-            embedding_size=model_args.embedding_size,
-            hidden_size=model_args.num_units,
-            latent_size=model_args.latent_dim,
-            num_layers=model_args.num_layers,
-            bidirectional_encoder=model_args.bidirectional_encoder,
-            word_dropout=round(1.0 - model_args.keep_prob, 6),
-            embedding_dropout=model_args.embedding_dropout,
-            output_dropout=model_args.output_dropout,
-            latent_to_every_step=model_args.latent_to_every_step,
-            tie_word_embeddings=model_args.tie_word_embeddings,
+            **model_args.config_values(),
             max_sentence_length=data_args.max_length,
             lang=data_args.lang,
             segmentation=data_args.segmentation,

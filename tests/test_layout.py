@@ -1,0 +1,110 @@
+"""The code layout stays true: import layers (import-linter), no import cycle, and the bundled remote-code copies.
+
+See README, "How the code is laid out", and the `[importlinter]` contracts in setup.cfg.
+"""
+
+import configparser
+import importlib.util
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+import vaelm
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUP_CFG = ROOT / "setup.cfg"
+LINT_IMPORTS = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+
+
+def lint_imports(*arguments: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([LINT_IMPORTS, "--no-cache", *arguments], cwd=ROOT, env=environment, capture_output=True,
+                          text=True, timeout=120)
+
+
+def layer_modules() -> list[str]:
+    parser = configparser.ConfigParser()
+    parser.read(SETUP_CFG, encoding="utf-8")
+    layers = parser["importlinter:contract:layers"]["layers"].split("\n")
+    return [name.strip() for layer in layers if layer.strip() for name in layer.split("|")]
+
+
+def package_modules() -> list[str]:
+    """Every module of the vaelm package, except the model files bundled as data in vaelm/pretrained/*/."""
+    return ["vaelm"] + [
+        info.name for info in pkgutil.walk_packages(vaelm.__path__, prefix="vaelm.")
+    ]
+
+
+def test_import_contracts_are_kept():
+    result = lint_imports()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout and "3 kept" in result.stdout
+
+
+def test_layers_cover_every_module_of_the_package():
+    # A contract over names that do not exist would pass vacuously; a new module outside the layers is unchecked.
+    named = layer_modules()
+    for name in named:
+        assert importlib.util.find_spec(name) is not None, f"setup.cfg names {name}, which does not exist"
+    for module in package_modules():
+        if module == "vaelm":
+            continue
+        assert any(module == name or module.startswith(name + ".") for name in named), (
+            f"{module} is in no layer of the [importlinter:contract:layers] contract in setup.cfg; add it"
+        )
+
+
+def test_a_broken_layer_order_is_reported(tmp_path):
+    # The same tool with the model below its configuration must fail: the contract sees the real imports.
+    config = tmp_path / "reversed.ini"
+    config.write_text(
+        "[importlinter]\nroot_package = vaelm\n\n[importlinter:contract:reversed]\nname = reversed\ntype = layers\n"
+        "layers =\n    vaelm.configuration_vaelm\n    vaelm.modeling_vaelm\n",
+        encoding="utf-8",
+    )
+    result = lint_imports("--config", str(config))
+    assert result.returncode != 0 and "BROKEN" in result.stdout
+    assert "vaelm.modeling_vaelm -> vaelm.configuration_vaelm" in result.stdout
+
+
+def test_import_graph_has_no_cycle():
+    graph = grimp.build_graph("vaelm", exclude_type_checking_imports=True)
+    visiting, done = [], set()
+
+    def visit(module: str) -> None:
+        if module in done:
+            return
+        assert module not in visiting, f"import cycle: {' -> '.join(visiting[visiting.index(module):] + [module])}"
+        visiting.append(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported.startswith("vaelm."):
+                visit(imported)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(graph.modules):
+        visit(module)
+    assert "vaelm.cli.train" in done and "vaelm.configuration_vaelm" in done
+
+
+@pytest.mark.parametrize("name", ["configuration_vaelm.py", "modeling_vaelm.py"])
+def test_bundled_remote_code_is_the_package_code(name, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "refresh_remote_code.py"), "--check"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    # A stale copy is caught, and refreshing fixes it.
+    folder = tmp_path / "model"
+    shutil.copytree(vaelm.DEFAULT_MODEL, folder, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
+    (folder / name).write_text((folder / name).read_text(encoding="utf-8") + "\n# edited by hand\n", encoding="utf-8")
+    command = [sys.executable, str(ROOT / "scripts" / "refresh_remote_code.py"), str(folder)]
+    stale = subprocess.run([*command, "--check"], capture_output=True, text=True, timeout=60)
+    assert stale.returncode == 1 and name in stale.stderr
+    assert subprocess.run(command, capture_output=True, text=True, timeout=60).returncode == 0
+    assert (folder / name).read_bytes() == (ROOT / "vaelm" / name).read_bytes()
