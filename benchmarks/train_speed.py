@@ -2,7 +2,7 @@
 
 What is timed
 -------------
-- **vaelm**: `VAETrainer.train()` itself, built exactly as `vaelm-train` builds it (`vaelm.training.parse_arguments`
+- **vaelm**: `VAETrainer.train()` itself, built exactly as `vaelm-train` builds it (`vaelm.cli.train.parse_arguments`
   with the original flags, the PTB tokenizer and `tokenize_splits`, `build_model`, `VAELMCollator`, the default
   `group_by_length` sampler, AdamW(lr 1e-3) with clipping at 5, the linear KL schedule). Each timed window is W
   consecutive optimizer steps of the Trainer's own loop, so the sampler, the collator, `compute_loss`, backward,
@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> dict:
     datasets.disable_progress_bars()
     from vaelm.data import VAELMCollator, load_text_splits, tokenize_splits
     from vaelm.trainer import VAETrainer
-    from vaelm.training import build_model, keep_freed_memory, parse_arguments as train_arguments, prepare_tokenizer
+    from vaelm.allocator import keep_freed_memory
+    from vaelm.cli.train import parse_arguments as train_arguments
+    from vaelm.jobs.train import build_model, prepare_tokenizer
 
     load_start = os.getloadavg()
     output_dir = tempfile.mkdtemp(prefix="vaelm-train-speed-")
