@@ -14,7 +14,7 @@ from typing import TextIO
 from transformers import HfArgumentParser
 
 from . import run_command
-from .shared import DecodingArguments, HelpFormatter, ModelArguments, isatty, load_model, read_queries
+from .shared import DecodingArguments, HelpFormatter, ModelSourceArguments, isatty, load_sentence_vae, read_queries
 
 NAME = "vaelm-homotopy"
 PROMPTS = ["[1]> ", "[2]> ", "NUM > "]
@@ -39,9 +39,9 @@ class HomotopyArguments:
                 raise ValueError(f"{flag} is empty: give a sentence.")
 
 
-def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DecodingArguments, HomotopyArguments]:
+def parse_arguments(argv: list[str]) -> tuple[ModelSourceArguments, DecodingArguments, HomotopyArguments]:
     """Parse `vaelm-homotopy` arguments."""
-    parser = HfArgumentParser((ModelArguments, DecodingArguments, HomotopyArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
+    parser = HfArgumentParser((ModelSourceArguments, DecodingArguments, HomotopyArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
     return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
 
 
@@ -82,7 +82,7 @@ def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = N
     model_args, decoding_args, args = parse_arguments(argv)
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     decoding = decoding_args.decoding_config()
-    vae = load_model(model_args, decoding_args.seed)
+    vae = load_sentence_vae(model_args, decoding_args.seed)
 
     def one(start: str, end: str, steps: int) -> None:
         points = vae.homotopy(start, end, steps=steps, mode=args.mode, decoding=decoding)

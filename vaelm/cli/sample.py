@@ -21,7 +21,7 @@ from transformers import HfArgumentParser
 from ..generation import MASK_PATTERN
 
 from . import run_command
-from .shared import DecodingArguments, HelpFormatter, ModelArguments, isatty, load_model, read_queries
+from .shared import DecodingArguments, HelpFormatter, ModelSourceArguments, isatty, load_sentence_vae, read_queries
 
 NAME = "vaelm-sample"
 
@@ -45,9 +45,9 @@ class SampleArguments:
             raise ValueError(f"--impute_steps must be 0 or more, got {self.impute_steps}.")
 
 
-def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DecodingArguments, SampleArguments]:
+def parse_arguments(argv: list[str]) -> tuple[ModelSourceArguments, DecodingArguments, SampleArguments]:
     """Parse `vaelm-sample` arguments."""
-    parser = HfArgumentParser((ModelArguments, DecodingArguments, SampleArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
+    parser = HfArgumentParser((ModelSourceArguments, DecodingArguments, SampleArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
     return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
 
 
@@ -125,7 +125,7 @@ def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = N
     decoding_args.decoding_config()  # bad decoding flags fail before the model loads
     if mode == "posterior" and not sample_args.sentence.strip():
         raise ValueError("--sentence is empty: give a sentence to encode.")
-    vae = load_model(model_args, decoding_args.seed)
+    vae = load_sentence_vae(model_args, decoding_args.seed)
     return run(vae, mode, decoding_args, sample_args, stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
 
 

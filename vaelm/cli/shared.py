@@ -14,7 +14,7 @@ from ..pretrained import DEFAULT_MODEL
 
 
 @dataclass
-class ModelArguments:
+class ModelSourceArguments:
     """Which model to load, and where to run it."""
 
     model: str = field(
@@ -52,12 +52,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Keeps the description's lines and lists as written, and shows each flag's default."""
 
 
-def load_model(model_args: ModelArguments, seed: int | None = None):
+def load_sentence_vae(model_args: ModelSourceArguments, seed: int | None = None):
     """
     The [`~vaelm.generation.SentenceVAE`] of `--model`, without progress bars, with every generator seeded.
 
     Args:
-        model_args ([`ModelArguments`]): `--model` and `--device`.
+        model_args ([`ModelSourceArguments`]): `--model` and `--device`.
         seed (`int`, *optional*): `--seed`; the same seed gives the same output.
     """
     hf_logging.disable_progress_bar()
@@ -102,4 +102,4 @@ def isatty(stream: TextIO) -> bool:
         return False
 
 
-__all__ = ["DecodingArguments", "HelpFormatter", "ModelArguments", "isatty", "load_model", "read_queries"]
+__all__ = ["DecodingArguments", "HelpFormatter", "ModelSourceArguments", "isatty", "load_sentence_vae", "read_queries"]
