@@ -9,8 +9,8 @@ Researchers look at where sentences sit in a VAE's latent space with such maps. 
 - [`plotly_figure`] / [`save_html`]: the same map, interactive (plotly): hovering a point shows its sentence; the
   demo adds a sentence of the user's and a homotopy path with [`LatentMap.project`].
 
-`vaelm-map` is the command; the model card of a training run shows `latent_map.png` (drawn from the validation
-split by [`draw_training_map`]).
+`vaelm-map` is the command; the model card of a training run shows `latent_map.png`, the validation split drawn
+by [`draw_training_map`].
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 PROJECTIONS = ("pca", "umap")
-LATENT_MAP_FILE = "latent_map.png"  # the name the model card shows
 # Where the HTML map keeps its points as JSON (for scripts and tests), next to the plotly figure.
 HTML_DATA_ID = "vaelm-latent-map-data"
 DEMO_INSTALL_HINT = 'pip install "vaelm[demo]"'
@@ -410,7 +409,6 @@ def draw_training_map(model, tokenizer, dataset, path: str | Path, max_sentences
 
 
 __all__ = [
-    "LATENT_MAP_FILE",
     "PROJECTIONS",
     "LatentMap",
     "Projection",

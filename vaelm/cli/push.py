@@ -22,6 +22,9 @@ class PushArguments:
     keep_card: bool = field(default=False, metadata={"help": "Push README.md as it is instead of rewriting the model card."})
     license: str = field(default="apache-2.0", metadata={"help": "License id for the model card."})
     dataset: list[str] = field(default_factory=list, metadata={"help": "Hub dataset ids to list in the model card."})
+    with_demo: bool = field(
+        default=False, metadata={"help": "Also write and push app.py + requirements.txt (vaelm-demo --export): the files deploy as a Gradio Space."}
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -30,6 +33,10 @@ def main(argv: list[str]) -> int:
     from ..hub import push_model_folder, redact_tokens
 
     (arguments,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses(args=argv)
+    if arguments.with_demo:
+        from ..demo import export_space
+
+        export_space(arguments.model, arguments.model)
     try:
         commit = push_model_folder(
             arguments.model,
