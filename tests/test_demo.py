@@ -223,3 +223,27 @@ def test_without_gradio_the_command_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "gradio", None)
     assert run_command("vaelm-demo", demo_main, ["--model", DEFAULT_MODEL]) == 1
     assert 'pip install "vaelm[demo]"' in capsys.readouterr().err
+
+
+def test_chinese_model_segments_in_and_joins_out(luxun_dir, tmp_path):
+    """The tab functions on a (tiny) jieba-segmented Chinese model: raw Chinese in, text without spaces out."""
+    from conftest import train_tiny
+    from vaelm.demo import DemoBackend
+    from vaelm.generation import SentenceVAE
+    from vaelm.latent_map import build_latent_map
+
+    corpus = tmp_path / "zh"
+    corpus.mkdir()
+    texts = (luxun_dir / "train.txt").read_text(encoding="utf-8").splitlines()
+    (corpus / "train.txt").write_text("\n".join(texts[:300]) + "\n", encoding="utf-8")
+    (corpus / "valid.txt").write_text("\n".join(texts[300:320]) + "\n", encoding="utf-8")
+    vae = SentenceVAE.from_pretrained(train_tiny(corpus, tmp_path / "zh_model", "--lang", "zh", "--max_steps", "5"), device="cpu")
+    sentences = [text.replace(" ", "") for text in texts[300:310]]
+    backend = DemoBackend(vae, build_latent_map(vae, sentences), "Lu Xun")
+    outputs = [backend.sample(3),
+               backend.interpolate(sentences[0], sentences[1], 2), backend.impute(sentences[2][:4] + "___")]
+    assert len(lines(outputs[0])) == 3 and len(lines(outputs[1])) == 4
+    assert lines(outputs[2])[0].startswith(sentences[2][:4])
+    assert all(" " not in line for output in outputs for line in lines(output))
+    figure, text = backend.map_figure(sentences[0])
+    assert len(figure.data) == 2 and " " not in text

@@ -8,8 +8,8 @@ first) instead of serving: the folder then deploys unchanged as a Space. Needs `
 import sys
 from dataclasses import dataclass, field
 
-from ..pretrained import DEFAULT_MODEL
 from . import run_command
+from .sample import ModelArguments
 
 NAME = "vaelm-demo"
 
@@ -18,7 +18,6 @@ NAME = "vaelm-demo"
 class DemoArguments:
     """Flags of `vaelm-demo`."""
 
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Model folder or Hub id (default: the bundled PTB model)."})
     host: str = field(default="127.0.0.1", metadata={"help": "Address to serve on (0.0.0.0: every interface)."})
     port: int | None = field(default=None, metadata={"help": "Port (default: 7860, or the next free one)."})
     share: bool = field(default=False, metadata={"help": "Also open a temporary public gradio.live link."})
@@ -28,7 +27,6 @@ class DemoArguments:
     map_split: str = field(default="test", metadata={"help": "Split of --map_data.", "choices": ["train", "valid", "test"]})
     map_sentences: int = field(default=200, metadata={"help": "Points on the latent map."})
     projection: str = field(default="pca", metadata={"help": "2-D projection of the map (umap needs umap-learn).", "choices": ["pca", "umap"]})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: a GPU when there is one)."})
 
     def __post_init__(self):
         if self.port is not None and not 0 < self.port < 65536:
@@ -42,15 +40,17 @@ def main(argv: list[str]) -> int:
 
     from ..demo import build_demo, export_space, require_gradio
 
-    (args,) = HfArgumentParser(DemoArguments, prog=NAME, description=__doc__).parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    model_args, args = HfArgumentParser((ModelArguments, DemoArguments), prog=NAME, description=__doc__).parse_args_into_dataclasses(
+        args=argv, look_for_args_file=False
+    )
     if args.export:
-        for path in export_space(args.model, args.export, requirement=args.requirement, map_sentences=args.map_sentences):
+        for path in export_space(model_args.model, args.export, requirement=args.requirement, map_sentences=args.map_sentences):
             print(f"wrote {path}")
         print(f"{args.export} deploys as a Space: see README \"Demo\" (hf upload ORG/NAME {args.export} . --repo-type space).")
         return 0
     require_gradio()
-    app = build_demo(args.model, map_data=args.map_data, map_split=args.map_split, map_sentences=args.map_sentences,
-                     projection=args.projection, device=args.device)
+    app = build_demo(model_args.model, map_data=args.map_data, map_split=args.map_split, map_sentences=args.map_sentences,
+                     projection=args.projection, device=model_args.device)
     app.launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0
 

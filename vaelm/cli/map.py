@@ -9,8 +9,8 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from ..pretrained import DEFAULT_MODEL
 from . import run_command
+from .sample import ModelArguments
 
 NAME = "vaelm-map"
 
@@ -20,7 +20,6 @@ class MapArguments:
     """Flags of `vaelm-map`."""
 
     output: str = field(metadata={"help": "map.png (static) or map.html (interactive, self-contained)."})
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Model folder or Hub id (default: the bundled PTB model)."})
     data_dir: str | None = field(default=None, metadata={"help": "Corpus folder (train.txt/valid.txt/test.txt or ptb.*.txt)."})
     split: str = field(default="test", metadata={"help": "Split of --data_dir.", "choices": ["train", "valid", "test"]})
     data_file: str | None = field(default=None, metadata={"help": "Instead of --data_dir: a .csv/.tsv/.jsonl file with a text column."})
@@ -29,7 +28,6 @@ class MapArguments:
     max_sentences: int = field(default=500, metadata={"help": "Sentences on the map (the first N)."})
     projection: str = field(default="pca", metadata={"help": "2-D projection (umap needs umap-learn).", "choices": ["pca", "umap"]})
     title: str | None = field(default=None, metadata={"help": "Title of the map."})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: a GPU when there is one)."})
 
     def __post_init__(self):
         if (self.data_dir is None) == (self.data_file is None):
@@ -49,7 +47,9 @@ def main(argv: list[str]) -> int:
     from ..generation import SentenceVAE
     from ..latent_map import build_latent_map, read_labelled, read_split, save_map
 
-    (args,) = HfArgumentParser(MapArguments, prog=NAME, description=__doc__).parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    model_args, args = HfArgumentParser((ModelArguments, MapArguments), prog=NAME, description=__doc__).parse_args_into_dataclasses(
+        args=argv, look_for_args_file=False
+    )
     if args.output.lower().endswith((".html", ".htm")):
         from ..latent_map import _require
 
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
     else:
         sentences, labels = read_split(args.data_dir, args.split, args.max_sentences), None
     hf_logging.disable_progress_bar()
-    vae = SentenceVAE.from_pretrained(args.model, device=args.device)
+    vae = SentenceVAE.from_pretrained(model_args.model, device=model_args.device)
     latent_map = build_latent_map(vae, sentences, labels=labels, label_name=args.label_column or "label", projection=args.projection)
     path = save_map(latent_map, args.output, title=args.title)
     summary = {"output": str(path), "points": len(latent_map), "projection": latent_map.projection.method,
