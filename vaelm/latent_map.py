@@ -16,6 +16,7 @@ by [`draw_training_map`].
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -92,7 +93,9 @@ def fit_projection(codes: np.ndarray | torch.Tensor, method: str = "pca", seed: 
         raise ValueError(f"A latent map needs at least 2 sentences, got {codes.shape[0] if codes.ndim else 0}.")
     if method == "umap":
         umap = _require("umap", "--projection umap")
-        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, codes.shape[0] - 1), random_state=seed).fit(codes)
+        with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": reproducibility is the point
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            reducer = umap.UMAP(n_components=2, n_neighbors=min(15, codes.shape[0] - 1), random_state=seed).fit(codes)
         return Projection("umap", reducer=reducer)
     mean = codes.mean(axis=0)
     _, singular, axes = np.linalg.svd(codes - mean, full_matrices=False)
