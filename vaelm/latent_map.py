@@ -44,6 +44,11 @@ def _require(module: str, purpose: str):
         raise ImportError(f"{purpose} needs the {package} package, which is not installed. Install it with: {hint}") from None
 
 
+def require_plotly():
+    """`plotly.graph_objects`, or an `ImportError` that says how to install it."""
+    return _require("plotly.graph_objects", "The interactive latent map")
+
+
 # ------------------------------------------------------------------------------------------------ projection
 @dataclass
 class Projection:
@@ -314,7 +319,7 @@ def plotly_figure(latent_map: LatentMap, extra_traces: Sequence[dict] = (), titl
             (`codes` of shape `(n, latent_size)`, projected here; `mode` a plotly mode such as `"lines+markers"`).
         title (`str`, *optional*): the figure title.
     """
-    go = _require("plotly.graph_objects", "The interactive latent map")
+    go = require_plotly()
     figure = go.Figure()
     xy = latent_map.coordinates.tolist()
     hover = "%{text}<extra></extra>"
@@ -422,6 +427,7 @@ __all__ = [
     "posterior_means",
     "read_labelled",
     "read_split",
+    "require_plotly",
     "save_html",
     "save_map",
     "save_png",

@@ -51,9 +51,9 @@ def main(argv: list[str]) -> int:
         args=argv, look_for_args_file=False
     )
     if args.output.lower().endswith((".html", ".htm")):
-        from ..latent_map import _require
+        from ..latent_map import require_plotly
 
-        _require("plotly.graph_objects", "An HTML map")  # fail before the model loads
+        require_plotly()  # fail before the model loads
     if args.data_file:
         sentences, labels = read_labelled(args.data_file, args.text_column, args.label_column, args.max_sentences)
     else:
