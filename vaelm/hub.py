@@ -28,6 +28,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from .data import DATASET_ALIASES
 from .generation import SentenceVAE
 from .kl_schedules import KL_ARGUMENT_NAMES
+from .latent_map import draw_training_map
 from .loading import TOKENIZER_NAME, check_model_source, load_model_and_tokenizer
 from .version import __version__
 
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 CARD_FILE = "README.md"
 TRAINING_RECORD_FILE = "training_record.json"
 TRAINING_CURVES_FILE = "training_curves.png"  # the name write_model_card draws the curves under
+LATENT_MAP_FILE = "latent_map.png"  # the validation sentences' posterior means in 2-D (vaelm.latent_map)
+# Front-matter keys that make the folder a Gradio Space too (`vaelm-demo --export`); a rewritten card keeps them.
+SPACE_CARD_KEYS = ("sdk", "sdk_version", "app_file")
 EVALUATION_FILES = ("eval_results.json", "evaluation.json", "eval.json")
 DEFAULT_LICENSE = "apache-2.0"
 CARD_TAGS = ["vae", "lstm", "text-generation"]
@@ -261,7 +265,7 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 
 def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record: Mapping[str, Any],
                      evaluation: Mapping[str, Any] | None, examples: tuple[list[str], list[str], str | None],
-                     has_curves: bool, num_parameters: int | None) -> str:
+                     has_curves: bool, num_parameters: int | None, has_latent_map: bool = False) -> str:
     """
     The Markdown below the front matter.
 
@@ -274,6 +278,7 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         examples (`tuple`): `(samples, homotopy, reason)` from [`card_examples`].
         has_curves (`bool`): whether `training_curves.png` is in the folder.
         num_parameters (`int`, *optional*): the parameter count.
+        has_latent_map (`bool`, *optional*, defaults to `False`): whether `latent_map.png` is in the folder.
     """
     parts = [f"# {name}", (
         "A sentence-level variational auto-encoder language model (Bowman et al. 2016, *Generating Sentences from a "
@@ -307,6 +312,8 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         parts.append("The training run was not recorded with this folder (no `training_record.json`).")
     if has_curves:
         parts.append(f"![Training curves: reconstruction, KL, β and validation ELBO]({TRAINING_CURVES_FILE})")
+    if has_latent_map:
+        parts.append(f"![Latent map: posterior means of validation sentences, 2-D PCA, coloured by length]({LATENT_MAP_FILE})")
 
     parts.append("## Evaluation")
     if evaluation:
@@ -399,6 +406,7 @@ def write_model_card(
             record["dataset"], record["datasets"] = previous.get("dataset"), previous.get("datasets", [])
         record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         plot_training_curves(trainer.state.log_history, folder / TRAINING_CURVES_FILE)
+        _draw_latent_map(trainer, folder)
         model, tokenizer = trainer.model, trainer.processing_class
     else:
         record = previous
@@ -408,10 +416,12 @@ def write_model_card(
     evaluation = find_evaluation_results(folder)
     shown_id = repo_id or record.get("hub_model_id") or f"your-name/{folder.resolve().name}"
     data = card_metadata(config, record, evaluation, license, extra_datasets or [], model_name=shown_id.split("/")[-1])
+    for key, value in _space_keys(folder).items():
+        setattr(data, key, value)
     body = render_card_body(
         name=shown_id.split("/")[-1], repo_id=shown_id, config=config, record=record, evaluation=evaluation,
         examples=card_examples(model, tokenizer), has_curves=(folder / TRAINING_CURVES_FILE).is_file(),
-        num_parameters=model.num_parameters(),
+        num_parameters=model.num_parameters(), has_latent_map=(folder / LATENT_MAP_FILE).is_file(),
     )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{redact_tokens(body)}")
     path = folder / CARD_FILE
@@ -468,6 +478,24 @@ def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | No
     plt.close(figure)
     return Path(path)
 
+
+def _draw_latent_map(trainer: Trainer, folder: Path) -> None:
+    """Draw the validation sentences' latent map for the card; a failure costs the picture, never the card."""
+    if trainer.eval_dataset is None:
+        return
+    try:
+        draw_training_map(trainer.model, trainer.processing_class, trainer.eval_dataset, folder / LATENT_MAP_FILE)
+    except Exception as error:  # noqa: BLE001 - the card matters more than one of its pictures
+        logger.warning("The model card shows no latent map: %s", error)
+
+
+def _space_keys(folder: Path) -> dict[str, Any]:
+    """The Space keys of the current card's front matter, when the folder holds an exported demo (`app.py`)."""
+    path = folder / CARD_FILE
+    if not (folder / "app.py").is_file() or not path.is_file():
+        return {}
+    current = ModelCard.load(path).data.to_dict()
+    return {key: current[key] for key in SPACE_CARD_KEYS if key in current}
 
 
 # ------------------------------------------------------------------------------------------------ pushing

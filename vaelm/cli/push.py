@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
+from ..jobs.demo import export_space
 from ..jobs.push import push
 from . import run_command
 
@@ -25,10 +26,15 @@ class PushArguments:
     keep_card: bool = field(default=False, metadata={"help": "Push README.md as it is instead of rewriting the model card."})
     license: str = field(default="apache-2.0", metadata={"help": "License id for the model card."})
     dataset: list[str] = field(default_factory=list, metadata={"help": "Hub dataset ids to list in the model card."})
+    with_demo: bool = field(
+        default=False, metadata={"help": "Also write and push app.py + requirements.txt (vaelm-demo --export): the files deploy as a Gradio Space."}
+    )
 
 
 def main(argv: list[str]) -> int:
     (arguments,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses(args=argv)
+    if arguments.with_demo:  # the Space files go up in the same commit
+        export_space(arguments.model, arguments.model)
     commit = push(arguments)
     print(f"Pushed {arguments.model} to {arguments.repo_id}"
           f"{f' (branch {arguments.revision})' if arguments.revision else ''}: {commit.commit_url}")

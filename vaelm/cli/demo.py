@@ -1,0 +1,62 @@
+"""`vaelm-demo`: serve the web demo (Gradio) of a model, or export it as a Hugging Face Space.
+
+Five tabs: Sample, Reconstruct, Interpolate, Impute and Latent map (see `vaelm.jobs.demo`). The bundled PTB model is used
+when `--model` is omitted. `--export DIR` writes `app.py` + `requirements.txt` into DIR (copying a local model there
+first) instead of serving: the folder then deploys unchanged as a Space. Needs `pip install "vaelm[demo]"`.
+"""
+
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from ..jobs.demo import build_demo, export_space, require_gradio
+from . import run_command
+from .shared import ModelSourceArguments
+
+NAME = "vaelm-demo"
+
+
+@dataclass
+class DemoArguments:
+    """Flags of `vaelm-demo`."""
+
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to serve on (0.0.0.0: every interface)."})
+    port: int | None = field(default=None, metadata={"help": "Port (default: 7860, or the next free one)."})
+    share: bool = field(default=False, metadata={"help": "Also open a temporary public gradio.live link."})
+    export: str | None = field(default=None, metadata={"help": "Write app.py + requirements.txt into this model folder (a Space) and exit."})
+    requirement: str | None = field(default=None, metadata={"help": "With --export: how the Space installs vaelm (default vaelm[demo]==VERSION)."})
+    map_data: str | None = field(default=None, metadata={"help": "Corpus folder whose sentences fill the latent map (default: prior samples)."})
+    map_split: str = field(default="test", metadata={"help": "Split of --map_data.", "choices": ["train", "valid", "test"]})
+    map_sentences: int = field(default=200, metadata={"help": "Points on the latent map."})
+    projection: str = field(default="pca", metadata={"help": "2-D projection of the map (umap needs umap-learn).", "choices": ["pca", "umap"]})
+
+    def __post_init__(self):
+        if self.port is not None and not 0 < self.port < 65536:
+            raise ValueError(f"--port must be between 1 and 65535, got {self.port}.")
+        if self.map_sentences < 2:
+            raise ValueError(f"--map_sentences must be at least 2, got {self.map_sentences}.")
+
+
+def main(argv: list[str]) -> int:
+    model_args, args = HfArgumentParser((ModelSourceArguments, DemoArguments), prog=NAME, description=__doc__).parse_args_into_dataclasses(
+        args=argv, look_for_args_file=False
+    )
+    if args.export:
+        for path in export_space(model_args.model, args.export, requirement=args.requirement, map_sentences=args.map_sentences):
+            print(f"wrote {path}")
+        print(f"{args.export} deploys as a Space: see README \"Demo\" (hf upload ORG/NAME {args.export} . --repo-type space).")
+        return 0
+    require_gradio()
+    app = build_demo(model_args.model, map_data=args.map_data, map_split=args.map_split, map_sentences=args.map_sentences,
+                     projection=args.projection, device=model_args.device)
+    app.launch(server_name=args.host, server_port=args.port, share=args.share)
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(run_command(NAME, main))
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,59 @@
+"""`vaelm-map`: a 2-D map of the posterior means of a corpus sample, as a PNG (matplotlib) or an HTML page (plotly).
+
+One point per sentence; PCA by default (`--projection umap` with umap-learn installed). Points are coloured by
+sentence length, or by `--label_column` of a CSV/TSV/JSON-lines `--data_file`. Hovering a point of the HTML map
+shows its sentence. Prints one JSON line: the output, the point count and the projection.
+"""
+
+import json
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from ..jobs.map import draw_map
+from . import run_command
+from .shared import ModelSourceArguments
+
+NAME = "vaelm-map"
+
+
+@dataclass
+class MapArguments:
+    """Flags of `vaelm-map`."""
+
+    output: str = field(metadata={"help": "map.png (static) or map.html (interactive, self-contained)."})
+    data_dir: str | None = field(default=None, metadata={"help": "Corpus folder (train.txt/valid.txt/test.txt or ptb.*.txt)."})
+    split: str = field(default="test", metadata={"help": "Split of --data_dir.", "choices": ["train", "valid", "test"]})
+    data_file: str | None = field(default=None, metadata={"help": "Instead of --data_dir: a .csv/.tsv/.jsonl file with a text column."})
+    text_column: str = field(default="text", metadata={"help": "Sentence column of --data_file."})
+    label_column: str | None = field(default=None, metadata={"help": "Column of --data_file to colour by (default: length)."})
+    max_sentences: int = field(default=500, metadata={"help": "Sentences on the map (the first N)."})
+    projection: str = field(default="pca", metadata={"help": "2-D projection (umap needs umap-learn).", "choices": ["pca", "umap"]})
+    title: str | None = field(default=None, metadata={"help": "Title of the map."})
+
+    def __post_init__(self):
+        if (self.data_dir is None) == (self.data_file is None):
+            raise ValueError("Give one of --data_dir (a corpus folder) or --data_file (a .csv/.tsv/.jsonl file).")
+        if self.label_column and not self.data_file:
+            raise ValueError("--label_column needs --data_file: plain-text corpora have no label column.")
+        if self.max_sentences < 2:
+            raise ValueError(f"--max_sentences must be at least 2, got {self.max_sentences}.")
+        if not self.output.lower().endswith((".png", ".html", ".htm")):
+            raise ValueError(f"--output must end in .png or .html, got {self.output!r}.")
+
+
+def main(argv: list[str]) -> int:
+    model_args, args = HfArgumentParser((ModelSourceArguments, MapArguments), prog=NAME, description=__doc__).parse_args_into_dataclasses(
+        args=argv, look_for_args_file=False
+    )
+    print(json.dumps(draw_map(model_args, args)))
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(run_command(NAME, main))
+
+
+if __name__ == "__main__":
+    entry_point()
