@@ -32,6 +32,7 @@ class ModelArguments:
     num_units: int = field(default=200, metadata={"help": "LSTM hidden size of encoder and decoder."})
     latent_dim: int = field(default=13, metadata={"help": "Size of the latent variable z."})
     num_layers: int = field(default=1, metadata={"help": "Stacked LSTM layers."})
+    cell_type: str = field(default="lstm", metadata={"help": "Recurrent cell of encoder and decoder.", "choices": ["lstm", "gru"]})
     bidirectional_encoder: bool = field(default=False, metadata={"help": "Read sentences in both directions."})
     keep_prob: float = field(default=0.75, metadata={"help": "Probability of keeping a decoder input word (word dropout = 1 - keep_prob)."})
     embedding_dropout: float = field(default=0.0, metadata={"help": "Dropout on embeddings."})
@@ -166,6 +167,7 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
             hidden_size=model_args.num_units,
             latent_size=model_args.latent_dim,
             num_layers=model_args.num_layers,
+            cell_type=model_args.cell_type,
             bidirectional_encoder=model_args.bidirectional_encoder,
             word_dropout=round(1.0 - model_args.keep_prob, 6),
             embedding_dropout=model_args.embedding_dropout,
