@@ -76,7 +76,7 @@ RecurrentState = tuple[torch.Tensor, ...]
 """A recurrent state whatever the cell: `(h, c)` for an LSTM, `(h,)` for a GRU; each `(num_layers, batch, hidden)`."""
 
 RECURRENT_MODULES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU}
-STATE_TENSORS = {"lstm": 2, "gru": 1}
+STATE_TENSORS = {"lstm": 2, "gru": 1}  # tensors in a state, and so the size of z's map to the initial state
 
 
 def recurrent_layer(cell_type: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False) -> nn.RNNBase:
@@ -110,8 +110,8 @@ def run_recurrent(
 # padded LSTM runs as one oneDNN kernel, ≈2.5× faster per position than the packed kernel's per-step matmuls in
 # training (forward + backward; ≈1.6× forward only, hence the second, inference threshold), and it skips the sort and
 # unsort of `enforce_sorted=False`, so it wins unless padding dominates; length-grouped training batches are ≈98 %
-# real. Outputs at right padding come after every real position of their row, so they never change a real output
-# or gradient: both paths give the same result.
+# real (measured with LSTMs; GRUs follow the same rule). Outputs at right padding come after every real position of
+# their row, so they never change a real output or gradient: both paths give the same result.
 _PADDED_MIN_FILL = 0.4
 _PADDED_MIN_FILL_INFERENCE = 0.5
 
