@@ -73,3 +73,15 @@ def train_tiny(data_dir: Path, output_dir: Path, *extra: str) -> Path:
 def tiny_model_dir(tiny_corpus, tmp_path_factory) -> Path:
     """A model folder (weights, config, tokenizer, custom code) trained for a few steps on `tiny_corpus`."""
     return train_tiny(tiny_corpus, tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gru_model_dir(tiny_corpus, tmp_path_factory) -> Path:
+    """As `tiny_model_dir`, with GRU cells (`vaelm-train --cell_type gru`)."""
+    return train_tiny(tiny_corpus, tmp_path_factory.mktemp("tiny_gru_model"), "--cell_type", "gru")
+
+
+@pytest.fixture(params=["lstm", "gru"])
+def trained_model_dir(request) -> Path:
+    """The tiny trained model folder of each recurrent cell."""
+    return request.getfixturevalue("tiny_model_dir" if request.param == "lstm" else "tiny_gru_model_dir")

@@ -102,9 +102,10 @@ def language_model_nll(model: VAELMModel, sentence: list[int], z: torch.Tensor) 
     return float(-F.log_softmax(logits[0], dim=-1).gather(1, ids[0, 1:, None]).sum())
 
 
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
 @pytest.mark.parametrize("iw_samples", [1, 5, 40])
-def test_iw_nll_is_exact_when_the_decoder_ignores_z_and_the_posterior_is_the_prior(iw_samples):
-    model = random_model(seed=2)
+def test_iw_nll_is_exact_when_the_decoder_ignores_z_and_the_posterior_is_the_prior(iw_samples, cell_type):
+    model = random_model(seed=2, cell_type=cell_type)
     with torch.no_grad():
         model.latent_to_state.weight.zero_()  # initial state = bias only: p(x|z) = p(x)
         model.posterior.weight.zero_()
@@ -138,6 +139,17 @@ def test_long_sentences_are_neither_dropped_nor_cut(tiny_model_dir):
     assert [len(row) for row in ids] == [302, 4]
 
 
+def test_a_trained_gru_evaluates_on_the_fast_path_exactly(tiny_gru_model_dir, tiny_test_ids):
+    """`vaelm-train --cell_type gru` gives a model that the fast scorer evaluates, agreeing with the model's own path."""
+    model = VAELMModel.from_pretrained(tiny_gru_model_dir).eval()
+    assert isinstance(model.decoder, torch.nn.GRU)
+    fast = evaluate_sequences(model, tiny_test_ids, iw_samples=8, batch_size=16, chunk_size=50, seed=0)
+    reference = evaluate_sequences(model, tiny_test_ids, iw_samples=8, batch_size=16, chunk_size=50, seed=0, fast_path=False)
+    assert fast.fast_path and not reference.fast_path
+    torch.testing.assert_close(fast.iw_nll, reference.iw_nll, atol=1e-4, rtol=0)
+    assert fast.summary()["nll"] < fast.summary()["elbo"]
+
+
 # ------------------------------------------------------------------------------------------------ invariance
 def test_a_sentence_scores_the_same_alone_or_in_any_batch_and_chunk():
     model = random_model(seed=4)
@@ -168,8 +180,11 @@ def test_length_sorted_batches_cover_every_sentence_once_longest_first():
 @pytest.mark.parametrize(
     "config",
     [{}, {"latent_to_every_step": True}, {"num_layers": 2}, {"tie_word_embeddings": True},
-     {"bidirectional_encoder": True, "latent_to_every_step": True, "num_layers": 2}],
-    ids=["plain", "z-every-step", "two-layers", "tied", "bidirectional"],
+     {"bidirectional_encoder": True, "latent_to_every_step": True, "num_layers": 2},
+     {"cell_type": "gru"}, {"cell_type": "gru", "latent_to_every_step": True, "num_layers": 2},
+     {"cell_type": "gru", "tie_word_embeddings": True, "bidirectional_encoder": True}],
+    ids=["plain", "z-every-step", "two-layers", "tied", "bidirectional", "gru", "gru-two-layers-z-every-step",
+         "gru-tied-bidirectional"],
 )
 def test_fast_decoder_matches_the_models_reconstruction_nll(config):
     model = random_model(seed=5, **config)
@@ -232,7 +247,8 @@ def test_mi_and_au_of_a_model_whose_posterior_ignores_the_sentence_are_zero():
 
 
 # ------------------------------------------------------------------------------------------------ the command
-def test_vaelm_evaluate_prints_one_json_object(tiny_model_dir, tiny_corpus, tmp_path):
+def test_vaelm_evaluate_prints_one_json_object(trained_model_dir, tiny_corpus, tmp_path):
+    tiny_model_dir = trained_model_dir
     output = tmp_path / "metrics.json"
     command = [
         sys.executable, str(REPO / "scripts" / "evaluate.py"), "--model", str(tiny_model_dir), "--data_dir",

@@ -35,7 +35,13 @@ def random_model(seed: int = 0, **overrides) -> VAELMModel:
     return model
 
 
-@pytest.fixture(scope="module", params=[{}, {"num_layers": 2, "latent_to_every_step": True}], ids=["plain", "deep"])
+@pytest.fixture(
+    scope="module",
+    params=[{}, {"num_layers": 2, "latent_to_every_step": True}, {"cell_type": "gru"},
+            # Seed 4: a deep random GRU whose beams all end within the beam test's 40 words (most seeds loop).
+            {"cell_type": "gru", "num_layers": 2, "latent_to_every_step": True, "seed": 4}],
+    ids=["plain", "deep", "gru", "gru-deep"],
+)
 def model(request) -> VAELMModel:
     return random_model(**request.param)
 
@@ -411,7 +417,8 @@ def test_interactive_prompts_on_a_terminal(tiny_model_dir):
     assert terminal.close() == 0
 
 
-def test_remote_code_model_generates_without_vaelm(tiny_model_dir):
+def test_remote_code_model_generates_without_vaelm(trained_model_dir):
+    tiny_model_dir = trained_model_dir
     code = (
         "import sys, torch\n"
         "from transformers import AutoModel\n"
@@ -419,9 +426,10 @@ def test_remote_code_model_generates_without_vaelm(tiny_model_dir):
         "assert 'vaelm' not in sys.modules\n"
         "z = torch.zeros(2, model.config.latent_size)\n"
         "out = model.generate(z=z, max_new_tokens=5, num_beams=3)\n"
-        "print(type(model).__module__, out.shape[0])\n"
+        "print(type(model).__module__, out.shape[0], type(model.decoder).__name__)\n"
     )
     result = subprocess.run([sys.executable, "-c", code, str(tiny_model_dir)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    module, rows = result.stdout.split()
+    module, rows, decoder = result.stdout.split()
     assert module.startswith("transformers_modules") and rows == "2"
+    assert decoder == json.loads((tiny_model_dir / "config.json").read_text())["cell_type"].upper()

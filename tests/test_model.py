@@ -31,7 +31,8 @@ SENTENCES = [[2, 5, 6, 7, 8, 9, 3], [2, 10, 11, 3], [2, 12, 3]]
 
 
 @pytest.mark.parametrize("options", [{}, {"bidirectional_encoder": True, "num_layers": 2},
-                                     {"latent_to_every_step": True}, {"tie_word_embeddings": True}])
+                                     {"latent_to_every_step": True}, {"tie_word_embeddings": True},
+                                     {"cell_type": "gru"}, {"cell_type": "gru", "bidirectional_encoder": True, "num_layers": 2}])
 def test_forward_backward_shapes(options):
     model = tiny_model(**options)
     inputs = batch(SENTENCES)
@@ -62,8 +63,9 @@ def test_rec_loss_matches_padded_cross_entropy():
     assert (inputs["attention_mask"][:, 1:].sum(1) == torch.tensor([6, 3, 2])).all()
 
 
-def test_padding_invariance():
-    model = tiny_model().eval()
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+def test_padding_invariance(cell_type):
+    model = tiny_model(cell_type=cell_type).eval()
     alone = []
     for row in SENTENCES:
         inputs = batch([row])
@@ -114,6 +116,20 @@ def test_config_rejects_impossible_values():
         VAELMConfig(hidden_size=-3)
     with pytest.raises(ValueError, match="keep_prob"):
         VAELMConfig(word_dropout=1.0)
+    with pytest.raises(ValueError, match="cell_type must be 'lstm' or 'gru', got 'rnn'"):
+        VAELMConfig(cell_type="rnn")
+
+
+def test_cells_share_parameter_names_and_size_the_initial_state():
+    """LSTM keys (and so old model folders) stay as they were; a GRU has the same names, 3 gates and a state h."""
+    lstm, gru = tiny_model(num_layers=2), tiny_model(num_layers=2, cell_type="gru")
+    assert lstm.state_dict().keys() == gru.state_dict().keys()
+    assert isinstance(lstm.decoder, torch.nn.LSTM) and isinstance(gru.encoder, torch.nn.GRU)
+    assert lstm.decoder.weight_hh_l1.shape == (4 * 16, 16) and gru.decoder.weight_hh_l1.shape == (3 * 16, 16)
+    assert lstm.latent_to_state.out_features == 2 * 2 * 16 and gru.latent_to_state.out_features == 2 * 16
+    z = torch.randn(3, 5)
+    assert [tuple(part.shape) for part in lstm.initial_state(z)] == [(2, 3, 16)] * 2
+    assert [tuple(part.shape) for part in gru.initial_state(z)] == [(2, 3, 16)]
 
 
 REMOTE_LOAD = r"""
@@ -128,11 +144,12 @@ inputs = tokenizer(["the company said it will buy shares", "a bank"], return_ten
 with torch.no_grad():
     out = model(**inputs, sample_latent=False)
 print(json.dumps({"ids": inputs["input_ids"].tolist(), "loss": out.loss.item(), "rec": out.rec_loss.item(),
-                  "kl": out.kl.item(), "module": type(model).__module__}))
+                  "kl": out.kl.item(), "module": type(model).__module__, "decoder": type(model.decoder).__name__}))
 """
 
 
-def test_save_and_reload_without_the_package(tiny_model_dir, tmp_path):
+def test_save_and_reload_without_the_package(trained_model_dir, tmp_path):
+    tiny_model_dir = trained_model_dir
     files = {p.name for p in tiny_model_dir.iterdir()}
     assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
             "configuration_vaelm.py", "modeling_vaelm.py", "training_curves.png"} <= files
@@ -148,6 +165,7 @@ def test_save_and_reload_without_the_package(tiny_model_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     remote = json.loads(result.stdout.strip().splitlines()[-1])
     assert remote["module"].startswith("transformers_modules")
+    assert remote["decoder"] == config.get("cell_type", "lstm").upper()
 
     from vaelm import VAELMModel
     from vaelm.tokenization_vaelm import load_tokenizer

@@ -36,7 +36,7 @@ def make_batch(lengths: list[int], vocab_size: int = 50, seed: int = 1) -> tuple
 def reference_nll(model: VAELMModel, input_ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Straightforward: decoder over the padded batch, softmax at every position, padding ignored."""
     decoder_inputs = model._decoder_inputs(input_ids[:, :-1], z)
-    outputs, _ = model.decoder(decoder_inputs, model.initial_state(z))
+    outputs, _ = modeling.run_recurrent(model.decoder, decoder_inputs, model.initial_state(z))
     logits = model._project(outputs)
     targets = input_ids[:, 1:]
     token_nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none")
@@ -65,8 +65,9 @@ def path(request, monkeypatch):
 LENGTHS = [7, 3, 9, 9, 1, 5]
 
 
-def test_nll_and_posterior_match_reference(path):
-    model = make_model().eval()
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+def test_nll_and_posterior_match_reference(path, cell_type):
+    model = make_model(cell_type=cell_type).eval()
     input_ids, attention_mask = make_batch(LENGTHS)
     z = torch.randn(len(LENGTHS), model.config.latent_size)
     with torch.no_grad():
@@ -86,10 +87,11 @@ def test_nll_and_posterior_match_reference(path):
     torch.testing.assert_close(per_sentence, nll, rtol=1e-5, atol=1e-4)
 
 
-def test_gradients_match_reference(path):
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+def test_gradients_match_reference(path, cell_type):
     """The loss of `forward` (fixed z, no dropout) has the gradients of the straightforward computation."""
-    model = make_model(latent_to_every_step=True).train()
-    reference = make_model(latent_to_every_step=True).train()
+    model = make_model(latent_to_every_step=True, cell_type=cell_type).train()
+    reference = make_model(latent_to_every_step=True, cell_type=cell_type).train()
     reference.load_state_dict(model.state_dict())
     input_ids, attention_mask = make_batch(LENGTHS, seed=3)
     z = torch.randn(len(LENGTHS), model.config.latent_size)

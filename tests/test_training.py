@@ -68,6 +68,22 @@ def test_tiny_training_run_logs_components_and_loss_falls(tiny_corpus, tmp_path)
     assert (out / "training_curves.png").stat().st_size > 10000
 
 
+def test_cell_type_flag_trains_a_gru(tiny_gru_model_dir):
+    saved = json.loads((tiny_gru_model_dir / "config.json").read_text())
+    assert saved["cell_type"] == "gru"
+    train_logs = [entry for entry in log_lines(tiny_gru_model_dir) if "rec_loss" in entry and "loss" in entry]
+    assert len(train_logs) == 3
+    assert train_logs[-1]["rec_loss"] < train_logs[0]["rec_loss"] - 3, "the reconstruction loss must fall"
+
+
+def test_cell_type_flag_rejects_other_cells(capsys):
+    from vaelm.training import parse_arguments
+
+    with pytest.raises(SystemExit):
+        parse_arguments(["--output_dir", "unused", "--cell_type", "rnn"])
+    assert "invalid choice: 'rnn' (choose from 'lstm', 'gru')" in capsys.readouterr().err
+
+
 def run_cli(args: list[str], env=None, timeout=600) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(args, capture_output=True, text=True, env=environment, timeout=timeout, cwd=REPO)

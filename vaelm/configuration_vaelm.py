@@ -1,12 +1,12 @@
-"""VAELM model configuration: the sizes and switches of a Bowman-style LSTM VAE language model."""
+"""VAELM model configuration: the sizes and switches of a Bowman-style recurrent (LSTM or GRU) VAE language model."""
 
 from transformers import PretrainedConfig
 
 
 class VAELMConfig(PretrainedConfig):
     r"""
-    Configuration of a [`VAELMModel`]: an LSTM encoder that maps a sentence to a diagonal Gaussian posterior
-    q(z|x), and an LSTM decoder whose initial state is computed from z (Bowman et al. 2016, "Generating Sentences
+    Configuration of a [`VAELMModel`]: a recurrent encoder that maps a sentence to a diagonal Gaussian posterior
+    q(z|x), and a recurrent decoder whose initial state is computed from z (Bowman et al. 2016, "Generating Sentences
     from a Continuous Space").
 
     Args:
@@ -19,7 +19,9 @@ class VAELMConfig(PretrainedConfig):
         latent_size (`int`, *optional*, defaults to 13):
             Dimension of the latent variable z (the original `--latent_dim`).
         num_layers (`int`, *optional*, defaults to 1):
-            Number of stacked LSTM layers in the encoder and in the decoder.
+            Number of stacked recurrent layers in the encoder and in the decoder.
+        cell_type (`str`, *optional*, defaults to `"lstm"`):
+            Recurrent cell of the encoder and the decoder: `"lstm"` (state (h, c)) or `"gru"` (state h).
         bidirectional_encoder (`bool`, *optional*, defaults to `False`):
             Whether the encoder reads the sentence in both directions; the two final states are concatenated.
         word_dropout (`float`, *optional*, defaults to 0.25):
@@ -72,6 +74,7 @@ class VAELMConfig(PretrainedConfig):
         hidden_size: int = 200,
         latent_size: int = 13,
         num_layers: int = 1,
+        cell_type: str = "lstm",
         bidirectional_encoder: bool = False,
         word_dropout: float = 0.25,
         embedding_dropout: float = 0.0,
@@ -93,6 +96,7 @@ class VAELMConfig(PretrainedConfig):
         self.hidden_size = hidden_size
         self.latent_size = latent_size
         self.num_layers = num_layers
+        self.cell_type = cell_type
         self.bidirectional_encoder = bidirectional_encoder
         self.word_dropout = word_dropout
         self.embedding_dropout = embedding_dropout
@@ -125,6 +129,8 @@ class VAELMConfig(PretrainedConfig):
                     f"VAELMConfig.{name} must lie in [0, 1), got {value!r}"
                     + (" (word_dropout = 1 - keep_prob, so keep_prob must lie in (0, 1])." if name == "word_dropout" else ".")
                 )
+        if self.cell_type not in ("lstm", "gru"):
+            raise ValueError(f"VAELMConfig.cell_type must be 'lstm' or 'gru', got {self.cell_type!r}.")
         if self.segmentation not in ("whitespace", "jieba", "char"):
             raise ValueError(f"VAELMConfig.segmentation must be 'whitespace', 'jieba' or 'char', got {self.segmentation!r}.")
         special = [self.pad_token_id, self.unk_token_id, self.bos_token_id, self.eos_token_id]

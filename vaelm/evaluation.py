@@ -11,7 +11,7 @@ The protocol is that of He et al. (2019) and Li et al. (2019) (README, "Results"
 - **AU**: latent dimensions whose variance (over sentences) of the posterior mean exceeds 0.01.
 
 Speed: the encoder runs once per sentence. The K·B latent samples of a batch are decoded in chunks of at most
-`chunk_size` rows by a forward-only LSTM loop ([`DecoderScorer`]) that reuses each sentence's input projection for
+`chunk_size` rows by a forward-only LSTM or GRU loop ([`DecoderScorer`]) that reuses each sentence's input projection for
 all its samples, shrinks the active rows as sentences end (no padding is ever computed), and scores one time step
 at a time, so memory is bounded by `chunk_size × vocab_size` whatever K and the sentence lengths are. Sentences are
 sorted by length into batches. Each sentence's latent noise comes from its own generator, seeded by the run's
@@ -180,7 +180,7 @@ def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> 
 # ------------------------------------------------------------------------------------------------ decoding
 class DecoderScorer:
     """
-    Forward-only -log p(x|z) of many (sentence, latent sample) rows, for a [`VAELMModel`] with an LSTM decoder.
+    Forward-only -log p(x|z) of many (sentence, latent sample) rows, for a [`VAELMModel`] with an LSTM or GRU decoder.
 
     Equivalent to `model.reconstruction_nll` on rows whose sentences are repeated K times, but cheaper:
     - the first layer's input projection of `<s> w1 … wn` (and its bias) is computed once per sentence and shared by
@@ -189,7 +189,7 @@ class DecoderScorer:
     - the vocabulary projection and its log-softmax run one step at a time, so memory is
       `rows × vocab_size`, independent of sentence length;
     - with `bf16`, the vocabulary projection (the dominant cost) multiplies bfloat16 states and weights; its
-      logits, the log-softmax and everything else (the LSTM included) stay in float32.
+      logits, the log-softmax and everything else (the recurrent cell included) stay in float32.
 
     Args:
         model ([`VAELMModel`]): the model (in evaluation mode).
@@ -200,11 +200,15 @@ class DecoderScorer:
         decoder = model.decoder
         self.model = model
         self.bf16 = bf16
+        self.is_lstm = isinstance(decoder, nn.LSTM)
         self.num_layers = decoder.num_layers
         hidden = decoder.hidden_size
         embedding_size = model.config.embedding_size
-        # Reorder PyTorch's gate blocks (i, f, g, o) to (i, f, o, g): one sigmoid covers the first three.
-        order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
+        if self.is_lstm:
+            # Reorder PyTorch's gate blocks (i, f, g, o) to (i, f, o, g): one sigmoid covers the first three.
+            order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
+        else:
+            order = torch.arange(3 * hidden)  # GRU blocks (r, z, n): the first two share one sigmoid as they are
         order = order.to(decoder.weight_ih_l0.device)
 
         def weight(name: str) -> torch.Tensor:
@@ -217,7 +221,16 @@ class DecoderScorer:
         )
         self.input_weights = [None] + [weight(f"weight_ih_l{layer}") for layer in range(1, self.num_layers)]
         self.recurrent_weights_t = [weight(f"weight_hh_l{layer}").t().contiguous() for layer in range(self.num_layers)]
-        self.biases = [weight(f"bias_ih_l{layer}") + weight(f"bias_hh_l{layer}") for layer in range(self.num_layers)]
+        recurrent_biases = [weight(f"bias_hh_l{layer}") for layer in range(self.num_layers)]
+        if self.is_lstm:
+            self.biases = [weight(f"bias_ih_l{layer}") + recurrent_biases[layer] for layer in range(self.num_layers)]
+        else:
+            # A GRU's recurrent bias of n sits inside r ⊙ (W_hn h + b_hn): only those of r and z join the input side.
+            self.biases = [weight(f"bias_ih_l{layer}").clone() for layer in range(self.num_layers)]
+            for layer, bias in enumerate(recurrent_biases):
+                self.biases[layer][: 2 * hidden] += bias[: 2 * hidden]
+                bias[: 2 * hidden] = 0.0
+        self.recurrent_biases = recurrent_biases
         self.hidden_size = hidden
         self.head_dtype = torch.bfloat16 if bf16 else torch.float32
         self.output_projection = model.output_projection
@@ -229,10 +242,10 @@ class DecoderScorer:
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
-        """Whether `model` has the structure this scorer reproduces (an LSTM decoder without projections)."""
+        """Whether `model` has the structure this scorer reproduces (an LSTM or GRU decoder without projections)."""
         decoder = getattr(model, "decoder", None)
         return (
-            isinstance(decoder, nn.LSTM)
+            isinstance(decoder, (nn.LSTM, nn.GRU))
             and decoder.batch_first
             and decoder.bias
             and not decoder.bidirectional
@@ -244,16 +257,36 @@ class DecoderScorer:
 
     def sentence_input_gates(self, decoder_input_ids: torch.LongTensor) -> torch.Tensor:
         """
-        The first layer's input projection (with both biases) of each sentence's decoder inputs.
+        The first layer's input projection (with its input-side biases) of each sentence's decoder inputs.
 
         Args:
             decoder_input_ids (`torch.LongTensor` of shape `(batch_size, steps)`): `<s> w1 … wn`, right-padded.
 
         Returns:
-            `torch.Tensor` of shape `(steps, batch_size, 4 · hidden_size)`, time-major.
+            `torch.Tensor` of shape `(steps, batch_size, gates · hidden_size)`, time-major (4 gates for an LSTM, 3
+            for a GRU).
         """
         embeddings = self.model.embed_tokens(decoder_input_ids.t()).float()
         return F.linear(embeddings, self.word_input_weight, self.biases[0])
+
+    def _lstm_cell(self, layer: int, input_gates: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """One LSTM step of `layer` on gates ordered (i, f, o, g), input part given: the new `(h, c)`."""
+        hidden, cell = state
+        size = self.hidden_size
+        gates = torch.addmm(input_gates, hidden, self.recurrent_weights_t[layer])
+        sigmoids = torch.sigmoid(gates[:, : 3 * size])
+        candidate = torch.tanh(gates[:, 3 * size :])
+        cell = torch.addcmul(sigmoids[:, size : 2 * size] * cell, sigmoids[:, :size], candidate)
+        return sigmoids[:, 2 * size :] * torch.tanh(cell), cell
+
+    def _gru_cell(self, layer: int, input_gates: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """One GRU step of `layer` (PyTorch's equations, gates (r, z, n)), input part given: the new `(h,)`."""
+        (hidden,) = state
+        size = self.hidden_size
+        recurrent = torch.addmm(self.recurrent_biases[layer], hidden, self.recurrent_weights_t[layer])
+        reset_update = torch.sigmoid(input_gates[:, : 2 * size] + recurrent[:, : 2 * size])
+        candidate = torch.tanh(torch.addcmul(input_gates[:, 2 * size :], reset_update[:, :size], recurrent[:, 2 * size :]))
+        return (torch.lerp(candidate, hidden, reset_update[:, size:]),)  # (1 - z) ⊙ n + z ⊙ h
 
     def row_nll(
         self,
@@ -267,7 +300,7 @@ class DecoderScorer:
         -log p(x|z) of each row.
 
         Args:
-            input_gates (`torch.Tensor` of shape `(steps, batch_size, 4 · hidden_size)`): from
+            input_gates (`torch.Tensor` of shape `(steps, batch_size, gates · hidden_size)`): from
                 [`~DecoderScorer.sentence_input_gates`].
             targets (`torch.LongTensor` of shape `(steps, batch_size)`): `w1 … wn </s>` of each sentence, time-major.
             row_sentence (`torch.LongTensor` of shape `(rows,)`): the sentence (column of `targets`) of each row.
@@ -281,17 +314,16 @@ class DecoderScorer:
         steps_list = row_steps.tolist()
         if any(a < b for a, b in zip(steps_list, steps_list[1:])):
             raise ValueError("DecoderScorer.row_nll needs rows ordered by non-increasing length.")
-        h0, c0 = self.model.initial_state(z)
-        hidden = [h0[layer].float() for layer in range(self.num_layers)]
-        cell = [c0[layer].float() for layer in range(self.num_layers)]
+        initial = self.model.initial_state(z)
+        # Per layer, the state as a tuple: (h, c) for an LSTM, (h,) for a GRU.
+        states = [tuple(part[layer].float() for part in initial) for layer in range(self.num_layers)]
+        step_cell = self._lstm_cell if self.is_lstm else self._gru_cell
         latent_gates = F.linear(z.float(), self.latent_input_weight) if self.latent_input_weight is not None else None
         nll = torch.zeros(rows, dtype=torch.float32, device=z.device)
-        size = self.hidden_size
         for step in range(steps_list[0]):
             active = rows if steps_list[-1] > step else _count_greater(steps_list, step)
-            if active < hidden[0].size(0):
-                hidden = [h[:active] for h in hidden]
-                cell = [c[:active] for c in cell]
+            if active < states[0][0].size(0):
+                states = [tuple(part[:active] for part in state) for state in states]
             sentences = row_sentence[:active]
             below = None
             for layer in range(self.num_layers):
@@ -299,19 +331,14 @@ class DecoderScorer:
                     gates = input_gates[step].index_select(0, sentences)
                     if latent_gates is not None:
                         gates = gates + latent_gates[:active]
-                    gates = torch.addmm(gates, hidden[0], self.recurrent_weights_t[0])
                 else:
                     gates = torch.addmm(self.biases[layer], below, self.input_weights[layer].t())
-                    gates = gates.addmm_(hidden[layer], self.recurrent_weights_t[layer])
-                sigmoids = torch.sigmoid(gates[:, : 3 * size])
-                candidate = torch.tanh(gates[:, 3 * size :])
-                cell[layer] = torch.addcmul(sigmoids[:, size : 2 * size] * cell[layer], sigmoids[:, :size], candidate)
-                hidden[layer] = sigmoids[:, 2 * size :] * torch.tanh(cell[layer])
-                below = hidden[layer]
-            states = self.output_projection(below) if self.output_projection is not None else below
-            states = torch.cat([states, states.new_ones(active, 1)], dim=1).to(self.head_dtype)
+                states[layer] = step_cell(layer, gates, states[layer])
+                below = states[layer][0]
+            head_inputs = self.output_projection(below) if self.output_projection is not None else below
+            head_inputs = torch.cat([head_inputs, head_inputs.new_ones(active, 1)], dim=1).to(self.head_dtype)
             # In bf16 only the matmul is: a bf16 log-softmax would round each token's NLL to 8 bits (≈0.02 nats).
-            logits = torch.mm(states, self.head_weight_with_bias).float()
+            logits = torch.mm(head_inputs, self.head_weight_with_bias).float()
             nll[:active] += F.cross_entropy(logits, targets[step].index_select(0, sentences), reduction="none")
         return nll
 

@@ -29,9 +29,10 @@ class ModelArguments:
     """Sizes of a new model (the original script's names), or a model to continue from."""
 
     embedding_size: int = field(default=350, metadata={"help": "Word embedding size."})
-    num_units: int = field(default=200, metadata={"help": "LSTM hidden size of encoder and decoder."})
+    num_units: int = field(default=200, metadata={"help": "Hidden size of the encoder and decoder cells."})
     latent_dim: int = field(default=13, metadata={"help": "Size of the latent variable z."})
-    num_layers: int = field(default=1, metadata={"help": "Stacked LSTM layers."})
+    num_layers: int = field(default=1, metadata={"help": "Stacked recurrent layers."})
+    cell_type: str = field(default="lstm", metadata={"help": "Recurrent cell of encoder and decoder.", "choices": ["lstm", "gru"]})
     bidirectional_encoder: bool = field(default=False, metadata={"help": "Read sentences in both directions."})
     keep_prob: float = field(default=0.75, metadata={"help": "Probability of keeping a decoder input word (word dropout = 1 - keep_prob)."})
     embedding_dropout: float = field(default=0.0, metadata={"help": "Dropout on embeddings."})
@@ -58,6 +59,7 @@ class ModelArguments:
             "hidden_size": self.num_units,
             "latent_size": self.latent_dim,
             "num_layers": self.num_layers,
+            "cell_type": self.cell_type,
             "bidirectional_encoder": self.bidirectional_encoder,
             "word_dropout": round(1.0 - self.keep_prob, 6),
             "embedding_dropout": self.embedding_dropout,

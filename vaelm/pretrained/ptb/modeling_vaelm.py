@@ -1,9 +1,10 @@
 """VAELM: a sentence-level variational auto-encoder language model (Bowman et al. 2016).
 
-An LSTM encoder reads `<s> w1 … wn </s>` and gives a diagonal Gaussian q(z|x); a reparameterised z sets the
-initial (h, c) of an LSTM decoder that predicts `w1 … wn </s>` from `<s> w1 … wn`. Both LSTMs run on packed
-sequences and the vocabulary projection is applied to real (non-padding) positions only, so padding costs
-nothing and never counts in a loss.
+A recurrent encoder reads `<s> w1 … wn </s>` and gives a diagonal Gaussian q(z|x); a reparameterised z sets the
+initial state of a recurrent decoder that predicts `w1 … wn </s>` from `<s> w1 … wn`. The cell is an LSTM (state
+(h, c), the default) or a GRU (state (h,)), `config.cell_type`; everything cell-specific is in `recurrent_layer`,
+`run_recurrent` and `STATE_TENSORS` below. The vocabulary projection is applied to real (non-padding) positions
+only, so padding costs nothing and never counts in a loss.
 
 This file imports only torch, transformers and its sibling configuration so that it travels to the Hub as-is
 (`trust_remote_code=True`).
@@ -47,7 +48,7 @@ class VAELMOutput(ModelOutput):
         rec_per_sentence (`torch.FloatTensor` of shape `(batch_size,)`):
             -log p(x|z) of each sentence.
         cache ([`VAELMCache`], *optional*):
-            The decoder's LSTM state after a decoding step (`forward(..., use_cache=True)`, as `generate` calls it).
+            The decoder's state after a decoding step (`forward(..., use_cache=True)`, as `generate` calls it).
     """
 
     loss: torch.FloatTensor | None = None
@@ -70,12 +71,47 @@ def _pack(tensor: torch.Tensor, lengths_cpu: torch.Tensor) -> PackedSequence:
     return pack_padded_sequence(tensor, lengths_cpu, batch_first=True, enforce_sorted=False)
 
 
+# ------------------------------------------------------------------------------------------------ recurrent core
+RecurrentState = tuple[torch.Tensor, ...]
+"""A recurrent state whatever the cell: `(h, c)` for an LSTM, `(h,)` for a GRU; each `(num_layers, batch, hidden)`."""
+
+RECURRENT_MODULES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU}
+STATE_TENSORS = {"lstm": 2, "gru": 1}  # tensors in a state, and so the size of z's map to the initial state
+
+
+def recurrent_layer(cell_type: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False) -> nn.RNNBase:
+    """The batch-first torch module of `cell_type` (`"lstm"` or `"gru"`), for the encoder or the decoder."""
+    module = RECURRENT_MODULES[cell_type]
+    return module(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
+
+
+def run_recurrent(
+    module: nn.RNNBase, inputs: torch.Tensor | PackedSequence, state: RecurrentState | None = None
+) -> tuple[torch.Tensor | PackedSequence, RecurrentState]:
+    """
+    Run an `nn.LSTM` or `nn.GRU` with its state as a tuple, in and out (`(h, c)` or `(h,)`), so callers need not
+    know the cell.
+
+    Args:
+        module (`nn.LSTM` or `nn.GRU`): the recurrent layers.
+        inputs (`torch.Tensor` of shape `(batch_size, steps, input_size)` or `PackedSequence`): the inputs.
+        state (`RecurrentState`, *optional*): the initial state; zeros when omitted.
+
+    Returns:
+        `(outputs, state)`: the top layer's outputs and the final state.
+    """
+    if state is not None and not isinstance(module, nn.LSTM):
+        (state,) = state
+    outputs, final = module(inputs, state)
+    return outputs, final if isinstance(final, tuple) else (final,)
+
+
 # Below this share of real positions in a batch, the packed LSTM is used; above it, the padded one. On CPU the
 # padded LSTM runs as one oneDNN kernel, ≈2.5× faster per position than the packed kernel's per-step matmuls in
 # training (forward + backward; ≈1.6× forward only, hence the second, inference threshold), and it skips the sort and
 # unsort of `enforce_sorted=False`, so it wins unless padding dominates; length-grouped training batches are ≈98 %
-# real. Outputs at right padding come after every real position of their row, so they never change a real output
-# or gradient: both paths give the same result.
+# real (measured with LSTMs; GRUs follow the same rule). Outputs at right padding come after every real position of
+# their row, so they never change a real output or gradient: both paths give the same result.
 _PADDED_MIN_FILL = 0.4
 _PADDED_MIN_FILL_INFERENCE = 0.5
 
@@ -88,29 +124,28 @@ def _padded_is_cheaper(lengths_cpu: torch.Tensor, width: int) -> bool:
 
 class VAELMCache:
     """
-    The decoder's recurrent state, used as the generation cache: an LSTM needs only its last `(h, c)`, not the
-    keys and values of every past token, so the cache has a fixed size whatever the length decoded so far.
+    The decoder's recurrent state, used as the generation cache: a recurrent decoder needs only its last state
+    (`(h, c)` for an LSTM, `(h,)` for a GRU), not the keys and values of every past token, so the cache has a fixed
+    size whatever the length decoded so far.
 
     `generate` stores it under `model_kwargs["cache"]`; beam search reorders it with [`reorder_cache`].
 
     Args:
-        h (`torch.Tensor` of shape `(num_layers, batch_size, hidden_size)`): LSTM hidden states.
-        c (`torch.Tensor` of shape `(num_layers, batch_size, hidden_size)`): LSTM cell states.
+        state (`tuple(torch.Tensor)`): the decoder state, each tensor of shape `(num_layers, batch_size, hidden_size)`.
         seen_tokens (`int`, *optional*, defaults to 0): number of decoder inputs already consumed (`<s>` included).
     """
 
     is_compileable = False
     is_croppable = False
 
-    def __init__(self, h: torch.Tensor, c: torch.Tensor, seen_tokens: int = 0):
-        self.h = h
-        self.c = c
+    def __init__(self, state: RecurrentState, seen_tokens: int = 0):
+        self.state = tuple(state)
         self.seen_tokens = seen_tokens
 
     @property
-    def state(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(h, c)`, as `nn.LSTM` takes it."""
-        return self.h, self.c
+    def h(self) -> torch.Tensor:
+        """The hidden states, `(num_layers, batch_size, hidden_size)`."""
+        return self.state[0]
 
     @property
     def is_linear(self) -> list[bool]:
@@ -124,8 +159,7 @@ class VAELMCache:
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         """Keep, in place, the batch rows `beam_idx` (beam search calls this after choosing the next beams)."""
         beam_idx = beam_idx.to(self.h.device)
-        self.h = self.h.index_select(1, beam_idx)
-        self.c = self.c.index_select(1, beam_idx)
+        self.state = tuple(part.index_select(1, beam_idx) for part in self.state)
 
     def __repr__(self) -> str:
         return f"VAELMCache(layers={self.h.size(0)}, batch_size={self.h.size(1)}, seen_tokens={self.seen_tokens})"
@@ -198,13 +232,13 @@ class VAELMPreTrainedModel(PreTrainedModel):
     accepts_loss_kwargs = False
 
     def _init_weights(self, module: nn.Module) -> None:
-        """Uniform(-r, r) for embeddings, linear and LSTM weights (r = `initializer_range`), zero biases."""
+        """Uniform(-r, r) for embeddings, linear and recurrent weights (r = `initializer_range`), zero biases."""
         r = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Embedding)):
             init.uniform_(module.weight, -r, r)
             if getattr(module, "bias", None) is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, nn.LSTM):
+        elif isinstance(module, nn.RNNBase):
             for name, param in module.named_parameters():
                 if "weight" in name:
                     init.uniform_(param, -r, r)
@@ -214,7 +248,7 @@ class VAELMPreTrainedModel(PreTrainedModel):
 
 class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
     """
-    The Bowman et al. (2016) LSTM VAE language model.
+    The Bowman et al. (2016) recurrent VAE language model (LSTM or GRU cells, `config.cell_type`).
 
     Args:
         config ([`VAELMConfig`]): Model configuration; sizes, dropout and special token ids.
@@ -228,17 +262,14 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         directions = 2 if config.bidirectional_encoder else 1
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        self.encoder = nn.LSTM(
-            config.embedding_size,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            bidirectional=config.bidirectional_encoder,
-            batch_first=True,
+        self.encoder = recurrent_layer(
+            config.cell_type, config.embedding_size, config.hidden_size, config.num_layers, config.bidirectional_encoder
         )
         self.posterior = nn.Linear(directions * config.hidden_size, 2 * config.latent_size)
-        self.latent_to_state = nn.Linear(config.latent_size, 2 * config.num_layers * config.hidden_size)
+        state_size = STATE_TENSORS[config.cell_type] * config.num_layers * config.hidden_size
+        self.latent_to_state = nn.Linear(config.latent_size, state_size)
         decoder_input_size = config.embedding_size + (config.latent_size if config.latent_to_every_step else 0)
-        self.decoder = nn.LSTM(decoder_input_size, config.hidden_size, num_layers=config.num_layers, batch_first=True)
+        self.decoder = recurrent_layer(config.cell_type, decoder_input_size, config.hidden_size, config.num_layers)
         self.output_dropout = nn.Dropout(config.output_dropout)
         # Tied output weights need decoder states of the embedding size.
         tied_projection = config.tie_word_embeddings and config.hidden_size != config.embedding_size
@@ -283,7 +314,7 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
             last = (lengths - 1).to(outputs.device)
             summary = outputs[torch.arange(outputs.size(0), device=outputs.device), last]
         else:
-            _, (final_h, _) = self.encoder(_pack(embeddings, lengths))
+            _, (final_h, *_) = run_recurrent(self.encoder, _pack(embeddings, lengths))
             if self.config.bidirectional_encoder:
                 summary = torch.cat([final_h[-2], final_h[-1]], dim=-1)
             else:
@@ -294,19 +325,19 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         return mu, logvar
 
     # ----------------------------------------------------------------------------------------------- decoder
-    def initial_state(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def initial_state(self, z: torch.Tensor) -> RecurrentState:
         """
-        Decoder LSTM state computed from z.
+        Decoder state computed from z.
 
         Args:
             z (`torch.Tensor` of shape `(batch_size, latent_size)`): latent codes.
 
         Returns:
-            `(h, c)`, each of shape `(num_layers, batch_size, hidden_size)`.
+            `(h, c)` for an LSTM, `(h,)` for a GRU; each of shape `(num_layers, batch_size, hidden_size)`.
         """
-        layers, hidden = self.config.num_layers, self.config.hidden_size
-        state = self.latent_to_state(z).view(z.size(0), 2, layers, hidden).permute(1, 2, 0, 3)
-        return state[0].contiguous(), state[1].contiguous()
+        parts, layers, hidden = STATE_TENSORS[self.config.cell_type], self.config.num_layers, self.config.hidden_size
+        state = self.latent_to_state(z).view(z.size(0), parts, layers, hidden).permute(1, 2, 0, 3)
+        return tuple(part.contiguous() for part in state)
 
     def _decoder_inputs(self, input_ids: torch.LongTensor, z: torch.Tensor) -> torch.Tensor:
         embeddings = self.embed_tokens(input_ids)
@@ -327,23 +358,45 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         self,
         input_ids: torch.LongTensor,
         z: torch.Tensor,
-        state: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        state: RecurrentState | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, RecurrentState]:
         """
-        Run the decoder over a few new words (usually one) from a given state; the building block of decoding.
+        Run the decoder over a few new words (usually one) from a given state: the one decoding path, which
+        `generate` (through `forward`) and `vaelm.generation` both use.
 
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, steps)`): the decoder inputs of these steps.
             z (`torch.Tensor` of shape `(batch_size, latent_size)`): latent codes.
-            state (`tuple(torch.Tensor, torch.Tensor)`, *optional*): the LSTM state after the previous steps;
-                `initial_state(z)` when omitted.
+            state (`tuple(torch.Tensor)`, *optional*): the decoder state after the previous steps (`(h, c)` for an
+                LSTM, `(h,)` for a GRU); `initial_state(z)` when omitted.
+            attention_mask (`torch.Tensor` of shape `(batch_size, steps)`, *optional*): 0 at prompt padding. A masked
+                position leaves the state (and the output) as they were, so left- or right-padded prompts decode
+                exactly like unpadded ones.
 
         Returns:
-            `(logits, state)`: logits of shape `(batch_size, steps, vocab_size)` and the new LSTM state.
+            `(logits, state)`: logits of shape `(batch_size, steps, vocab_size)` and the new decoder state.
         """
+        if input_ids.dim() != 2 or input_ids.size(0) != z.size(0):
+            raise ValueError(
+                f"input_ids of shape {tuple(input_ids.shape)} do not match z of shape {tuple(z.shape)}: one latent "
+                "code per row is needed."
+            )
         if state is None:
             state = self.initial_state(z)
-        outputs, state = self.decoder(self._decoder_inputs(input_ids, z), state)
+        inputs = self._decoder_inputs(input_ids, z)
+        if attention_mask is None or bool(attention_mask.bool().all()):
+            outputs, state = run_recurrent(self.decoder, inputs, state)
+        else:
+            mask = attention_mask.bool()
+            steps = []
+            for t in range(input_ids.size(1)):
+                output, stepped = run_recurrent(self.decoder, inputs[:, t : t + 1], state)
+                keep = mask[:, t].view(1, -1, 1)
+                previous_output = state[0][-1].unsqueeze(1)
+                state = tuple(torch.where(keep, new, old) for new, old in zip(stepped, state))
+                steps.append(torch.where(keep.view(-1, 1, 1), output, previous_output))
+            outputs = torch.cat(steps, dim=1)
         return self._project(outputs), state
 
     def apply_word_dropout(self, decoder_input_ids: torch.LongTensor, decoder_mask: torch.Tensor) -> torch.LongTensor:
@@ -396,14 +449,14 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         batch_size, width = targets.shape
         decoder_inputs = self._decoder_inputs(decoder_input_ids, z)
         if _padded_is_cheaper(steps_cpu, width):
-            outputs, _ = self.decoder(decoder_inputs, self.initial_state(z))
+            outputs, _ = run_recurrent(self.decoder, decoder_inputs, self.initial_state(z))
             # Real positions, sentence by sentence; the outputs at padding are dropped before the projection.
             positions = decoder_mask.reshape(-1).nonzero().squeeze(1)
             states = outputs.reshape(batch_size * width, -1).index_select(0, positions)
             token_targets = targets.reshape(-1).index_select(0, positions)
             sentence_of_token = torch.div(positions, width, rounding_mode="floor")
         else:
-            packed_outputs, _ = self.decoder(_pack(decoder_inputs, steps_cpu), self.initial_state(z))
+            packed_outputs, _ = run_recurrent(self.decoder, _pack(decoder_inputs, steps_cpu), self.initial_state(z))
             states = packed_outputs.data
             token_targets = _pack(targets, steps_cpu).data
             sentence_of_token = _pack(
@@ -461,14 +514,15 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
             return_dict (`bool`, *optional*):
                 Return a [`VAELMOutput`] instead of a tuple.
             cache ([`VAELMCache`], *optional*):
-                Decoder state after earlier steps. With `cache` or `use_cache`, `forward` is one decoding step, as
-                `generate` calls it: `input_ids` are decoder inputs `<s> w1 … wk` (no `</s>`), `z` is required,
-                and the output holds `logits` for every input position and no loss.
+                Decoder state after earlier steps. With `cache` or `use_cache`, `forward` is one [`decode_step`], as
+                `generate` calls it (`generate` always calls `forward`): `input_ids` are decoder inputs
+                `<s> w1 … wk` (no `</s>`), `z` is required, and the output holds `logits` for every input position
+                and no loss.
             use_cache (`bool`, *optional*):
                 Selects the decoding step (see `cache`); `True` also returns the new state as `cache`.
         """
         if cache is not None or use_cache is not None:
-            return self._decoding_step(input_ids, attention_mask, z, cache, bool(use_cache), return_dict)
+            return self._generation_step(input_ids, attention_mask, z, cache, bool(use_cache), return_dict)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return_logits = (not self.training) if return_logits is None else return_logits
         attention_mask = self._attention_mask(input_ids, attention_mask)
@@ -494,7 +548,7 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         # The decoder makes its own cache (`VAELMCache`) at the first step; a key/value cache means nothing here.
         return False
 
-    def _decoding_step(
+    def _generation_step(
         self,
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None,
@@ -503,36 +557,16 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         use_cache: bool,
         return_dict: bool | None,
     ) -> VAELMOutput | tuple:
-        """Decoder inputs → next-word logits at every position, from `cache` (or from z's initial state)."""
+        """`generate`'s call of `forward`: [`decode_step`] from the cached state, wrapped as a `VAELMOutput`."""
         if z is None:
             raise ValueError(
                 "A VAELM decoding step needs the latent code z: call model.generate(z=z, ...) (z of shape "
                 "(batch_size, latent_size); omit it to draw z from the prior), or use vaelm.generation."
             )
-        if input_ids.dim() != 2 or input_ids.size(0) != z.size(0):
-            raise ValueError(
-                f"input_ids of shape {tuple(input_ids.shape)} do not match z of shape {tuple(z.shape)}: one latent "
-                "code per row is needed."
-            )
-        state = cache.state if cache is not None else self.initial_state(z)
+        state = cache.state if cache is not None else None
         seen = cache.seen_tokens if cache is not None else 0
-        inputs = self._decoder_inputs(input_ids, z)
-        if attention_mask is None or bool(attention_mask.bool().all()):
-            outputs, state = self.decoder(inputs, state)
-        else:
-            # Padded prompts: a masked position leaves the state (and the output) as they were, so left- or
-            # right-padded prompts decode exactly like unpadded ones.
-            mask = attention_mask.bool()
-            steps = []
-            for t in range(input_ids.size(1)):
-                out, (h, c) = self.decoder(inputs[:, t : t + 1], state)
-                keep = mask[:, t].view(1, -1, 1)
-                previous_output = state[0][-1].unsqueeze(1)
-                state = (torch.where(keep, h, state[0]), torch.where(keep, c, state[1]))
-                steps.append(torch.where(keep.view(-1, 1, 1), out, previous_output))
-            outputs = torch.cat(steps, dim=1)
-        logits = self._project(outputs)
-        new_cache = VAELMCache(state[0], state[1], seen + input_ids.size(1)) if use_cache else None
+        logits, state = self.decode_step(input_ids, z, state, attention_mask)
+        new_cache = VAELMCache(state, seen + input_ids.size(1)) if use_cache else None
         output = VAELMOutput(logits=logits, z=z, cache=new_cache)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
@@ -588,7 +622,7 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         Decode sentences from latent codes with any of `transformers`' decoding strategies (greedy, sampling with
         temperature / top-k / top-p, beam search, logits processors, stopping criteria, streamers).
 
-        The LSTM state is the cache (`VAELMCache`), reordered for beam search, and `z` is a model keyword argument
+        The decoder state is the cache (`VAELMCache`), reordered for beam search, and `z` is a model keyword argument
         that `generate` expands for beams and `num_return_sequences`.
 
         Args:
@@ -640,4 +674,13 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         return super().generate(prompt, generation_config=generation_config, z=z, **kwargs)
 
 
-__all__ = ["VAELMCache", "VAELMModel", "VAELMOutput", "VAELMPreTrainedModel", "gaussian_kl"]
+__all__ = [
+    "RECURRENT_MODULES",
+    "VAELMCache",
+    "VAELMModel",
+    "VAELMOutput",
+    "VAELMPreTrainedModel",
+    "gaussian_kl",
+    "recurrent_layer",
+    "run_recurrent",
+]
