@@ -666,7 +666,12 @@ class EvaluationArguments:
     num_threads: int | None = field(
         default=None, metadata={"help": "CPU threads for torch (default: torch's choice; 1 is faster on cores other jobs share)."}
     )
-    output: str | None = field(default=None, metadata={"help": "Also write the JSON object to this file."})
+    output: str | None = field(
+        default=None, metadata={"help": "Also write the JSON object to this file, with the per-dimension variances."}
+    )
+    per_dimension: bool = field(
+        default=False, metadata={"help": "Print the per-dimension posterior-mean variances on stdout too."}
+    )
     per_sentence_output: str | None = field(default=None, metadata={"help": "Write per-sentence figures (JSON lines) here."})
     revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
     no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
@@ -777,10 +782,28 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     )
     if arguments.output:
         _write(Path(arguments.output), json.dumps(summary, indent=2) + "\n")
+    if not arguments.per_dimension:  # 32+ numbers that bury the figures a person looks for; kept in --output
+        summary.pop("posterior_mean_variances", None)
     if arguments.per_sentence_output:
         lines = [json.dumps({"text": text, **record}) for text, record in zip(texts, result.per_sentence())]
         _write(Path(arguments.per_sentence_output), "\n".join(lines) + "\n")
     return summary
+
+
+def human_summary(summary: dict) -> str:
+    """
+    Three lines a person reads at a glance: the likelihoods, the use of the latent code, and the cost.
+
+    Args:
+        summary (`dict`): what [`run_evaluation`] returns.
+    """
+    return (
+        f"{summary['split']}: {summary['sentences']:,} sentences, {summary['tokens']:,} scored tokens, "
+        f"K = {summary['iw_samples']}, {summary['seconds']:.1f} s\n"
+        f"  NLL {summary['nll']:.2f}  PPL {summary['ppl']:.2f}  ELBO {summary['elbo']:.2f} "
+        f"(nats per sentence; ELBO PPL {summary['elbo_ppl']:.2f})\n"
+        f"  KL {summary['kl']:.2f}  MI {summary['mi']:.2f}  AU {summary['au']}/{summary['latent_size']}"
+    )
 
 
 def _write(path: Path, text: str) -> None:
@@ -809,5 +832,6 @@ __all__ = [
     "length_sorted_batches",
     "mutual_information",
     "parse_arguments",
+    "human_summary",
     "run_evaluation",
 ]

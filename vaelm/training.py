@@ -16,6 +16,7 @@ from transformers import GenerationConfig, HfArgumentParser, set_seed
 from .configuration_vaelm import VAELMConfig
 from .data import VAELMCollator, load_text_splits, tokenize_splits
 from .hub import write_model_card
+from .interruption import GracefulInterruption, TrainingInterrupted
 from .modeling_vaelm import VAELMModel
 from .loading import check_fit, check_model_source, load_model, load_tokenizer
 from .tokenization_vaelm import build_tokenizer, check_tokenizer_matches, default_segmentation, segment
@@ -257,8 +258,12 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         data_collator=VAELMCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
     )
+    interruption = GracefulInterruption()
+    trainer.add_callback(interruption)
     logger.info("Training on %s, world size %d.", training_args.device, training_args.world_size)
     trainer.train(resume_from_checkpoint=resume)
+    if interruption.stopped_at is not None:
+        raise TrainingInterrupted(interruption.resume_message(training_args.output_dir))
     metrics = trainer.evaluate()
     if data_args.final_eval_iw_samples > 0:
         metrics.update(final_evaluation(trainer, raw["valid"], data_args.final_eval_iw_samples))
