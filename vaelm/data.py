@@ -19,7 +19,7 @@ import datasets
 import torch
 from datasets.exceptions import DatasetGenerationError
 
-from .tokenization_vaelm import segment
+from .tokenization_vaelm import encode_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def tokenize_splits(
 
     def encode(batch):
         # verbose=False: over-long sentences are dropped or cut (and counted) below, not by the tokenizer.
-        ids = tokenizer(segment(batch["text"], segmentation), add_special_tokens=True, verbose=False)["input_ids"]
+        ids = encode_sentences(tokenizer, batch["text"], segmentation)
         if max_length is not None and truncate:
             cut = [len(row) > max_length + 2 for row in ids]
             ids = [row if len(row) <= max_length + 2 else row[: max_length + 1] + row[-1:] for row in ids]

@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from .data import DataError, load_text_splits, read_sentences, split_files
 from .modeling_vaelm import VAELMModel, gaussian_kl
 from .pretrained import DEFAULT_MODEL
-from .tokenization_vaelm import segment
+from .tokenization_vaelm import encode_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -746,7 +746,7 @@ def tokenize_sentences(texts: list[str], tokenizer, segmentation: str) -> list[l
         tokenizer: the model's tokenizer.
         segmentation (`str`): the model's `config.segmentation`.
     """
-    return tokenizer(segment(texts, segmentation), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    return encode_sentences(tokenizer, texts, segmentation)
 
 
 def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -> dict:

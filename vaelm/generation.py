@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from .modeling_vaelm import VAELMModel, gaussian_kl
 from .loading import load_model_and_tokenizer
-from .tokenization_vaelm import BOS, EOS, PAD, segment
+from .tokenization_vaelm import BOS, EOS, PAD, encode_sentences
 
 STRATEGIES = ("greedy", "sample", "beam")
 INTERPOLATIONS = ("linear", "slerp")
@@ -230,9 +230,8 @@ class SentenceVAE:
         for sentence in sentences:
             if not isinstance(sentence, str) or not sentence.strip():
                 raise ValueError("Empty sentence: give at least one word to encode.")
-        batch = self.tokenizer(
-            segment([s.strip() for s in sentences], self.segmentation), padding=True, return_tensors="pt"
-        )
+        ids = encode_sentences(self.tokenizer, [s.strip() for s in sentences], self.segmentation)
+        batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
         return {"input_ids": batch["input_ids"].to(self.device), "attention_mask": batch["attention_mask"].to(self.device)}
 
     def to_text(self, ids: Sequence[int]) -> str:
