@@ -34,7 +34,9 @@ def test_round_trip_through_save(tmp_path):
     loaded = load_tokenizer(tmp_path)
     text = "the market rose N percent"
     assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
-    assert loaded.decode(loaded(text)["input_ids"], skip_special_tokens=True) == text
+    # Each word is decoded after a space, so that a generated continuation joins its prompt.
+    assert loaded.decode(loaded(text)["input_ids"], skip_special_tokens=True) == " " + text
+    assert loaded(text)["input_ids"][-1] != loaded.eos_token_id, "text is a prompt: no </s> after it"
 
 
 def test_chinese_words_are_segmented_and_decoded_without_spaces():

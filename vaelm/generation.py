@@ -126,6 +126,8 @@ class DecodingConfig:
             if unk_token_id is None:
                 raise ValueError("no_unk needs the model's unk_token_id.")
             kwargs["suppress_tokens"] = [unk_token_id]
+        else:  # explicit: a saved generation_config suppresses <unk> by default
+            kwargs["suppress_tokens"] = None
         if self.no_repeat_ngram_size:
             kwargs["no_repeat_ngram_size"] = self.no_repeat_ngram_size
         return kwargs
@@ -313,11 +315,10 @@ class SentenceVAE:
         prompt_tensor = torch.tensor([prompt], dtype=torch.long, device=self.device).expand(z.size(0), -1)
         max_new_tokens = decoding.max_new_tokens or self.config.max_sentence_length + 1
         with _evaluation_mode(self.model):
-            # max_length (not max_new_tokens) so that the saved generation_config's max_length raises no warning.
             sequences = self.model.generate(
                 prompt_tensor,
                 z=z,
-                max_length=len(prompt) + max_new_tokens,
+                max_new_tokens=max_new_tokens,
                 **decoding.generate_kwargs(self.config.unk_token_id),
             )
         results = []

@@ -82,14 +82,20 @@ def build_tokenizer(
         tokenizer.decoder = decoders.Fuse()
     else:
         tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        if segmentation == "jieba":
-            tokenizer.decoder = decoders.Fuse()
+        # jieba: Chinese words join without spaces. Otherwise every word follows a space (" the company"), so that
+        # a decoded continuation joins its prompt, as pipeline("text-generation") concatenates them.
+        tokenizer.decoder = decoders.Fuse() if segmentation == "jieba" else spaced_words_decoder()
     trainer = trainers.WordLevelTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
     )
     tokenizer.train_from_iterator(_words_without_unk(texts), trainer=trainer)
     tokenizer.post_processor = prompt_post_processor(tokenizer.token_to_id(BOS))
     return wrap_tokenizer(tokenizer, max_sentence_length)
+
+
+def spaced_words_decoder() -> decoders.Replace:
+    """Decode each word with a space before it: `decode(ids)` is `" w1 … wn"`, and a continuation `" wk+1 …"`."""
+    return decoders.Replace(Regex("^"), " ")
 
 
 def prompt_post_processor(bos_id: int) -> processors.TemplateProcessing:
@@ -162,6 +168,7 @@ __all__ = [
     "encode_sentences",
     "load_tokenizer",
     "prompt_post_processor",
+    "spaced_words_decoder",
     "segment",
     "wrap_tokenizer",
 ]
