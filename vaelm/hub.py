@@ -302,7 +302,8 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
 
     parts.append("## Training")
     if record:
-        facts = [("dataset", ", ".join(record.get("datasets") or []) or record.get("dataset") or "not recorded"), ("steps", record.get("global_step")),
+        shown_data = (record.get("dataset") or "not recorded").replace("local folder ", "private text files: ")
+        facts = [("dataset", ", ".join(record.get("datasets") or []) or shown_data), ("steps", record.get("global_step")),
                  ("processes", record.get("world_size")), ("sentences per step", record.get("total_train_batch_size"))]
         facts += sorted(applied_settings(record.get("training_arguments", {})).items())
         parts.append(_table(facts))
