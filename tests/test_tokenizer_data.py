@@ -2,6 +2,7 @@
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 
@@ -116,6 +117,9 @@ def test_ptb_download_verifies_md5(ptb_dir, http_server, tmp_path, monkeypatch):
     splits = load_text_splits(dataset="ptb", splits=("valid",))
     assert len(splits["valid"]) == 3370
     assert (cache / "ptb" / "ptb.train.txt").stat().st_size == 5101618
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (cache / "ptb" / "ptb.train.txt").stat().st_mode & 0o777 == 0o644 & ~umask, "an ordinary file, not 0600"
     # A corrupt file on the server is refused and nothing half-written is left behind.
     (root / "ptb.test.txt").write_text("not the test set\n")
     target = tmp_path / "other"

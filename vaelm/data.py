@@ -136,6 +136,12 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def download_ptb(target: str | Path | None = None, base_url: str | None = None) -> Path:
     """
     Make sure the three Mikolov PTB files are in `target` (default `$VAELM_CACHE/ptb`), downloading what is
@@ -172,6 +178,7 @@ def download_ptb(target: str | Path | None = None, base_url: str | None = None) 
                 raise DataError(f"{url} has md5 {actual}, expected {expected}: the download is corrupt or not the "
                                 "standard PTB file. Nothing was saved; retry, or put the files in "
                                 f"{target} yourself.")
+            os.chmod(temporary, 0o644 & ~_umask())  # mkstemp makes 0600; a downloaded corpus is an ordinary file
             shutil.move(temporary, path)
         except OSError as error:
             raise DataError(f"Could not download {url}: {error}. Put ptb.train.txt, ptb.valid.txt and ptb.test.txt "
