@@ -62,8 +62,8 @@ def check_pipelines(outputs: dict, stderr: str) -> None:
     noisy = [line for line in stderr.splitlines() if "warn" in line.lower() or "Traceback" in line]
     assert not noisy, "\n".join(noisy)
     for text in [outputs["first"], *outputs["given"], *outputs["sampled"]]:
-        assert text.startswith("the company said "), text  # the prompt, a space, then the continuation
-        assert len(text.split()) > 3
+        assert text.startswith("the company said"), text  # the prompt, then a continuation (a tiny model may stop)
+        assert text == "the company said" or text.startswith("the company said "), text
     assert outputs["first"] == outputs["again"], "set_seed makes the prior draw of z reproducible"
     assert outputs["given"][0] == outputs["given"][1], "a given z decodes the same way each time"
     assert len(outputs["encode"]["mu"]) == len(outputs["encode"]["logvar"]) == outputs["latent_size"]
@@ -79,6 +79,7 @@ def check_pipelines(outputs: dict, stderr: str) -> None:
 def test_pipelines_on_the_bundled_model(tmp_path):
     outputs, stderr = run_without_vaelm(Path(vaelm.DEFAULT_MODEL), tmp_path)
     check_pipelines(outputs, stderr)
+    assert all(len(text.split()) > 4 for text in [outputs["first"], *outputs["given"], *outputs["sampled"]])
     # The bundled model reconstructs this sentence's gist.
     assert outputs["reconstruct"]["text"].startswith("the company said it")
 
@@ -97,7 +98,7 @@ def test_bundled_pipeline_file_is_current():
 def test_sentence_vae_pipeline_rejects_bad_input():
     from transformers import pipeline
 
-    vae = pipeline("sentence-vae", model=vaelm.DEFAULT_MODEL)
+    vae = pipeline("sentence-vae", model=vaelm.DEFAULT_MODEL, trust_remote_code=True)
     with pytest.raises(ValueError, match="mode='sample' takes the number"):
         vae("three", mode="sample")
     with pytest.raises(ValueError, match="Unknown mode"):

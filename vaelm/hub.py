@@ -365,6 +365,16 @@ vae("the company said it will buy shares", mode="encode")   # posterior mean and
 vae("the company said it will buy shares")                  # reconstruction from the posterior mean
 vae(3, mode="sample", seed=0)                               # prior samples
 vae({{"start": "the company said it will buy shares", "end": "investors are worried"}}, mode="interpolate", steps=3)
+```""", "The model itself (ELBO, posterior) with transformers alone:", f"""```python
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)
+batch = tokenizer(["the company said it will buy shares </s>"], return_tensors="pt")  # a whole sentence ends with </s>
+with torch.no_grad():
+    output = model(**batch, sample_latent=False)  # loss = -ELBO; mu, logvar = q(z|x)
+print(output.loss.item(), output.mu)
 ```""", "Pass `revision=` to `from_pretrained` to load an earlier commit or another branch."]
     parts += ["## Citation", """```bibtex
 @inproceedings{bowman2016generating,
