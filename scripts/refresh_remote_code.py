@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vaelm"
-REMOTE_CODE_FILES = ("configuration_vaelm.py", "modeling_vaelm.py")
+REMOTE_CODE_FILES = ("configuration_vaelm.py", "modeling_vaelm.py", "pipeline_vaelm.py")
 
 
 def bundled_model_folders() -> list[Path]:

@@ -264,7 +264,10 @@ def test_vaelm_evaluate_prints_one_json_object(trained_model_dir, tiny_corpus, t
     assert summary["ppl"] == pytest.approx(math.exp(summary["nll"] * summary["sentences"] / summary["tokens"]))
     assert summary["latent_size"] == 4
     assert summary["command"].startswith("vaelm-evaluate --model ")
-    assert json.loads(output.read_text(encoding="utf-8")) == summary
+    saved = json.loads(output.read_text(encoding="utf-8"))
+    assert len(saved.pop("posterior_mean_variances")) == 4, "the per-dimension list goes to --output only"
+    assert saved == summary
+    assert "NLL" in completed.stderr and "AU" in completed.stderr, "a summary for people on stderr"
 
 
 def test_vaelm_evaluate_reports_a_missing_model_without_a_traceback(tiny_corpus, tmp_path, capsys):

@@ -248,7 +248,8 @@ def test_card_is_written_when_samples_fail(pushed, tmp_path, monkeypatch):
     (folder / "eval_results.json").write_text(json.dumps(evaluation))
     card = ModelCard.load(write_model_card(folder, repo_id="org/evaluated", extra_datasets=["ptb-text-only/ptb_text_only"]))
     assert "Samples could not be generated when this card was written (RuntimeError: decoder exploded)" in card.text
-    assert "| nll | 12.5 |" in card.text and "vaelm-evaluate --model m" in card.text
+    # The recorded command is shown with the model's real id in place of the local path it was run on.
+    assert "| nll | 12.5 |" in card.text and "vaelm-evaluate --model org/evaluated" in card.text
     assert card.data.eval_results[0].metric_type == "nll" and card.data.eval_results[0].metric_value == 12.5
     assert check_model_folder(folder) == folder
 

@@ -94,7 +94,7 @@ def test_import_graph_has_no_cycle():
     assert "vaelm.cli.train" in done and "vaelm.configuration_vaelm" in done
 
 
-@pytest.mark.parametrize("name", ["configuration_vaelm.py", "modeling_vaelm.py"])
+@pytest.mark.parametrize("name", ["configuration_vaelm.py", "modeling_vaelm.py", "pipeline_vaelm.py"])
 def test_bundled_remote_code_is_the_package_code(name, tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "refresh_remote_code.py"), "--check"],
                             capture_output=True, text=True, timeout=60)

@@ -2,13 +2,14 @@
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 
 import pytest
 
 from vaelm.data import DataError, VAELMCollator, download_ptb, load_text_splits, read_sentences, tokenize_splits
-from vaelm.tokenization_vaelm import build_tokenizer, load_tokenizer, segment
+from vaelm.tokenization_vaelm import build_tokenizer, encode_sentences, load_tokenizer, segment
 
 
 def test_ptb_unk_maps_to_the_unk_id_without_a_hole():
@@ -17,9 +18,11 @@ def test_ptb_unk_maps_to_the_unk_id_without_a_hole():
     assert len(tokenizer) == max(vocab.values()) + 1
     assert tokenizer.convert_ids_to_tokens([0, 1, 2, 3]) == ["<pad>", "<unk>", "<s>", "</s>"]
     ids = tokenizer("the <unk> rose")["input_ids"]
-    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] != tokenizer.eos_token_id  # a prompt: <s> w1 … wn
     assert ids[2] == tokenizer.unk_token_id
-    assert tokenizer("never seen")["input_ids"][1:-1] == [tokenizer.unk_token_id] * 2
+    assert tokenizer("never seen")["input_ids"][1:] == [tokenizer.unk_token_id] * 2
+    whole = encode_sentences(tokenizer, ["the <unk> rose", "never"])
+    assert whole == [[*ids, tokenizer.eos_token_id], [tokenizer.bos_token_id, tokenizer.unk_token_id, tokenizer.eos_token_id]]
 
 
 def test_vocab_size_and_min_frequency():
@@ -34,7 +37,9 @@ def test_round_trip_through_save(tmp_path):
     loaded = load_tokenizer(tmp_path)
     text = "the market rose N percent"
     assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
-    assert loaded.decode(loaded(text)["input_ids"], skip_special_tokens=True) == text
+    # Each word is decoded after a space, so that a generated continuation joins its prompt.
+    assert loaded.decode(loaded(text)["input_ids"], skip_special_tokens=True) == " " + text
+    assert loaded(text)["input_ids"][-1] != loaded.eos_token_id, "text is a prompt: no </s> after it"
 
 
 def test_chinese_words_are_segmented_and_decoded_without_spaces():
@@ -49,7 +54,7 @@ def test_chinese_words_are_segmented_and_decoded_without_spaces():
 
 def test_character_level_option():
     tokenizer = build_tokenizer(["我爱北京"], segmentation="char")
-    assert tokenizer.convert_ids_to_tokens(tokenizer("我爱京")["input_ids"]) == ["<s>", "我", "爱", "京", "</s>"]
+    assert tokenizer.convert_ids_to_tokens(encode_sentences(tokenizer, ["我爱京"], "char")[0]) == ["<s>", "我", "爱", "京", "</s>"]
 
 
 def test_read_sentences_normalises_messy_text(tmp_path):
@@ -112,6 +117,9 @@ def test_ptb_download_verifies_md5(ptb_dir, http_server, tmp_path, monkeypatch):
     splits = load_text_splits(dataset="ptb", splits=("valid",))
     assert len(splits["valid"]) == 3370
     assert (cache / "ptb" / "ptb.train.txt").stat().st_size == 5101618
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (cache / "ptb" / "ptb.train.txt").stat().st_mode & 0o777 == 0o644 & ~umask, "an ordinary file, not 0600"
     # A corrupt file on the server is refused and nothing half-written is left behind.
     (root / "ptb.test.txt").write_text("not the test set\n")
     target = tmp_path / "other"

@@ -1,11 +1,13 @@
 """vaelm: sentence-level variational auto-encoder language models (Bowman et al. 2016), native to transformers."""
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_vaelm import VAELMConfig
 from .generation import DecodingConfig, SentenceVAE, interpolate
 from .loading import load_model_and_tokenizer, load_tokenizer  # the checked loader, not the raw one
 from .modeling_vaelm import VAELMCache, VAELMModel, VAELMOutput, VAELMPreTrainedModel, gaussian_kl
+from .pipeline_vaelm import SentenceVAEPipeline
 from .pretrained import DEFAULT_MODEL
 from .tokenization_vaelm import build_tokenizer, segment
 
@@ -18,11 +20,14 @@ AutoModelForCausalLM.register(VAELMConfig, VAELMModel, exist_ok=True)
 # Hub registration: save_pretrained writes auto_map and copies the two source files next to the weights.
 VAELMConfig.register_for_auto_class()
 VAELMModel.register_for_auto_class("AutoModelForCausalLM")
+# pipeline("sentence-vae", model=...) here; saved folders carry the pipeline file for trust_remote_code elsewhere.
+PIPELINE_REGISTRY.register_pipeline("sentence-vae", pipeline_class=SentenceVAEPipeline, pt_model=AutoModel)
 
 __all__ = [
     "DEFAULT_MODEL",
     "DecodingConfig",
     "SentenceVAE",
+    "SentenceVAEPipeline",
     "VAELMCache",
     "VAELMConfig",
     "VAELMModel",

@@ -20,7 +20,7 @@ import torch
 from datasets.exceptions import DatasetGenerationError
 from tqdm.auto import tqdm
 
-from .tokenization_vaelm import segment
+from .tokenization_vaelm import encode_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,12 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def download_ptb(target: str | Path | None = None, base_url: str | None = None) -> Path:
     """
     Make sure the three Mikolov PTB files are in `target` (default `$VAELM_CACHE/ptb`), downloading what is
@@ -172,6 +178,7 @@ def download_ptb(target: str | Path | None = None, base_url: str | None = None) 
                 raise DataError(f"{url} has md5 {actual}, expected {expected}: the download is corrupt or not the "
                                 "standard PTB file. Nothing was saved; retry, or put the files in "
                                 f"{target} yourself.")
+            os.chmod(temporary, 0o644 & ~_umask())  # mkstemp makes 0600; a downloaded corpus is an ordinary file
             shutil.move(temporary, path)
         except OSError as error:
             raise DataError(f"Could not download {url}: {error}. Put ptb.train.txt, ptb.valid.txt and ptb.test.txt "
@@ -278,7 +285,7 @@ def tokenize_splits(
 
     def encode(batch):
         # verbose=False: over-long sentences are dropped or cut (and counted) below, not by the tokenizer.
-        ids = tokenizer(segment(batch["text"], segmentation), add_special_tokens=True, verbose=False)["input_ids"]
+        ids = encode_sentences(tokenizer, batch["text"], segmentation)
         if max_length is not None and truncate:
             cut = [len(row) > max_length + 2 for row in ids]
             ids = [row if len(row) <= max_length + 2 else row[: max_length + 1] + row[-1:] for row in ids]

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from .data import DataError
 from .modeling_vaelm import VAELMModel, gaussian_kl
-from .tokenization_vaelm import segment
+from .tokenization_vaelm import encode_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -675,7 +675,7 @@ def tokenize_sentences(texts: list[str], tokenizer, segmentation: str) -> list[l
         tokenizer: the model's tokenizer.
         segmentation (`str`): the model's `config.segmentation`.
     """
-    return tokenizer(segment(texts, segmentation), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    return encode_sentences(tokenizer, texts, segmentation)
 
 
 __all__ = [

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from .modeling_vaelm import VAELMModel, gaussian_kl
 from .loading import default_device, load_model_and_tokenizer
-from .tokenization_vaelm import BOS, EOS, PAD, segment
+from .tokenization_vaelm import BOS, EOS, PAD, encode_sentences
 
 STRATEGIES = ("greedy", "sample", "beam")
 INTERPOLATIONS = ("linear", "slerp")
@@ -126,6 +126,8 @@ class DecodingConfig:
             if unk_token_id is None:
                 raise ValueError("no_unk needs the model's unk_token_id.")
             kwargs["suppress_tokens"] = [unk_token_id]
+        else:  # explicit: a saved generation_config suppresses <unk> by default
+            kwargs["suppress_tokens"] = None
         if self.no_repeat_ngram_size:
             kwargs["no_repeat_ngram_size"] = self.no_repeat_ngram_size
         return kwargs
@@ -229,9 +231,8 @@ class SentenceVAE:
         for sentence in sentences:
             if not isinstance(sentence, str) or not sentence.strip():
                 raise ValueError("Empty sentence: give at least one word to encode.")
-        batch = self.tokenizer(
-            segment([s.strip() for s in sentences], self.segmentation), padding=True, return_tensors="pt"
-        )
+        ids = encode_sentences(self.tokenizer, [s.strip() for s in sentences], self.segmentation)
+        batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
         return {"input_ids": batch["input_ids"].to(self.device), "attention_mask": batch["attention_mask"].to(self.device)}
 
     def to_text(self, ids: Sequence[int]) -> str:
@@ -313,11 +314,10 @@ class SentenceVAE:
         prompt_tensor = torch.tensor([prompt], dtype=torch.long, device=self.device).expand(z.size(0), -1)
         max_new_tokens = decoding.max_new_tokens or self.config.max_sentence_length + 1
         with _evaluation_mode(self.model):
-            # max_length (not max_new_tokens) so that the saved generation_config's max_length raises no warning.
             sequences = self.model.generate(
                 prompt_tensor,
                 z=z,
-                max_length=len(prompt) + max_new_tokens,
+                max_new_tokens=max_new_tokens,
                 **decoding.generate_kwargs(self.config.unk_token_id),
             )
         results = []

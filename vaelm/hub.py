@@ -26,7 +26,7 @@ import torch
 from huggingface_hub.errors import HfHubHTTPError
 
 from .data import DATASET_ALIASES
-from .generation import SentenceVAE
+from .generation import DecodingConfig, SentenceVAE
 from .kl_schedules import KL_ARGUMENT_NAMES
 from .latent_map import draw_training_map
 from .loading import TOKENIZER_NAME, check_model_source, load_model_and_tokenizer
@@ -206,10 +206,12 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
         vae = SentenceVAE(model, tokenizer)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(CARD_SAMPLE_SEED)
-            samples = [item["text"] for item in vae.sample_prior(num_samples)]
+            decoding = DecodingConfig(no_unk=True)  # as vaelm-sample and the pipelines decode by default
+            samples = [item["text"] for item in vae.sample_prior(num_samples, decoding)]
             path = []
             if len(samples) >= 2 and samples[0].strip() and samples[1].strip():
-                path = [item["text"] for item in vae.homotopy(samples[0], samples[1], steps=steps, mode="linear")]
+                path = [item["text"] for item in vae.homotopy(samples[0], samples[1], steps=steps, mode="linear",
+                                                              decoding=decoding)]
         return samples, path, None
     except Exception as error:  # the card must be written even when decoding fails
         logger.warning("Model card: samples could not be generated (%s: %s).", type(error).__name__, error)
@@ -282,7 +284,7 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
     """
     parts = [f"# {name}", (
         "A sentence-level variational auto-encoder language model (Bowman et al. 2016, *Generating Sentences from a "
-        "Continuous Space*), trained with [vaelm](https://github.com/vaelm/vaelm). An LSTM encoder maps a sentence to a "
+        "Continuous Space*), trained with vaelm. An LSTM encoder maps a sentence to a "
         "diagonal Gaussian q(z|x); an LSTM decoder whose initial state is computed from z generates the sentence back. "
         "Sampling z from N(0, I) generates new sentences; moving z between two sentences gives a homotopy."
     )]
@@ -300,10 +302,14 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
 
     parts.append("## Training")
     if record:
-        facts = [("dataset", record.get("dataset") or "not recorded"), ("steps", record.get("global_step")),
+        shown_data = (record.get("dataset") or "not recorded").replace("local folder ", "private text files: ")
+        facts = [("dataset", ", ".join(record.get("datasets") or []) or shown_data), ("steps", record.get("global_step")),
                  ("processes", record.get("world_size")), ("sentences per step", record.get("total_train_batch_size"))]
-        facts += sorted(record.get("training_arguments", {}).items())
+        facts += sorted(applied_settings(record.get("training_arguments", {})).items())
         parts.append(_table(facts))
+        command = training_command(config, record)
+        if command:
+            parts.append(f"Reproduce the training with:\n\n```bash\n{command}\n```")
         final = record.get("final_metrics") or {}
         if final:
             parts.append("Validation figures at the end of training (nats per sentence; β = 1):\n\n"
@@ -318,11 +324,12 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
     parts.append("## Evaluation")
     if evaluation:
         rows = [(key, evaluation[key]) for key in EVALUATION_KEYS if key in evaluation]
-        rows += [(key, evaluation[key]) for key in ("split", "data", "max_sentences") if evaluation.get(key) is not None]
+        rows += [(key, evaluation[key]) for key in ("split", "max_sentences") if evaluation.get(key) is not None]
         parts.append("Importance-weighted NLL and the rest of the protocol of He et al. (2019), in nats per sentence; "
                      "PPL counts the end-of-sentence token.\n\n" + _table(rows))
         if evaluation.get("command"):
-            parts.append(f"Reproduce with:\n\n```bash\n{evaluation['command']}\n```")
+            command = public_command(evaluation["command"], repo_id, record.get("datasets", []))
+            parts.append(f"Reproduce with:\n\n```bash\n{command}\n```")
     else:
         parts.append(f"No evaluation results yet: run `vaelm-evaluate --model {repo_id} --data_dir DATA --split test "
                      "--output MODEL_DIR/eval_results.json` and push again to add them here.")
@@ -330,7 +337,7 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
     samples, homotopy, reason = examples
     parts.append("## Samples")
     if samples:
-        parts.append("Sentences decoded greedily from z ~ N(0, I) (seed 0):\n\n" + "\n".join(f"- {s or '*(empty sentence)*'}" for s in samples))
+        parts.append("Sentences decoded greedily from z ~ N(0, I) (seed 0), `<unk>` suppressed as `vaelm-sample` does by default:\n\n" + "\n".join(f"- {s or '*(empty sentence)*'}" for s in samples))
         if homotopy:
             parts.append("A linear homotopy between the first two samples' posterior means:\n\n"
                          + "\n".join(f"{i}. {s or '*(empty sentence)*'}" for i, s in enumerate(homotopy, 1)))
@@ -348,13 +355,25 @@ tokenizer = load_tokenizer("{repo_id}")
 ```bash
 vaelm-sample --model {repo_id} --num 5
 vaelm-homotopy --model {repo_id} --start "SENTENCE ONE" --end "SENTENCE TWO" --steps 3
-```""", "Without vaelm, with transformers alone (the model code comes with the repository):", f"""```python
+```""", "Without vaelm, with transformers alone (the model and pipeline code come with the model):", f"""```python
+from transformers import pipeline, set_seed
+
+generator = pipeline("text-generation", model="{repo_id}", trust_remote_code=True)
+set_seed(0)                                        # z is drawn from the prior; or pass z=... (1, latent size)
+print(generator("the company said")[0]["generated_text"])
+
+vae = pipeline("sentence-vae", model="{repo_id}", trust_remote_code=True)
+vae("the company said it will buy shares", mode="encode")   # posterior mean and log-variance
+vae("the company said it will buy shares")                  # reconstruction from the posterior mean
+vae(3, mode="sample", seed=0)                               # prior samples
+vae({{"start": "the company said it will buy shares", "end": "investors are worried"}}, mode="interpolate", steps=3)
+```""", "The model itself (ELBO, posterior) with transformers alone:", f"""```python
 import torch
 from transformers import AutoModel, AutoTokenizer
 
 model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()
 tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)
-batch = tokenizer(["the company said it will buy shares"], return_tensors="pt", padding=True)
+batch = tokenizer(["the company said it will buy shares </s>"], return_tensors="pt")  # a whole sentence ends with </s>
 with torch.no_grad():
     output = model(**batch, sample_latent=False)  # loss = -ELBO; mu, logvar = q(z|x)
 print(output.loss.item(), output.mu)
@@ -370,6 +389,70 @@ print(output.loss.item(), output.mu)
     return "\n\n".join(parts) + "\n"
 
 
+def applied_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The training arguments that shaped the run: no cycle counts under a linear schedule, no epochs under max_steps."""
+    schedule = arguments.get("kl_schedule")
+    unused = {
+        "kl_cycles": schedule != "cyclical", "kl_cycle_ratio": schedule != "cyclical",
+        "annealing_steepness": schedule != "sigmoid_pivot", "annealing_rate": schedule != "logistic",
+        "annealing_pivot": schedule in ("constant", "cyclical"), "kl_weight": schedule != "constant",
+        "num_train_epochs": (arguments.get("max_steps") or 0) > 0, "bf16": not arguments.get("bf16"),
+        "fp16": not arguments.get("fp16"), "free_bits": not arguments.get("free_bits"),
+        "warmup_steps": not arguments.get("warmup_steps"), "weight_decay": not arguments.get("weight_decay"),
+    }
+    return {key: value for key, value in arguments.items() if not unused.get(key, False)}
+
+
+def public_dataset_flag(datasets: list[str]) -> str | None:
+    """`--dataset ptb`/`bookcorpus`/`ID` for a run whose data a reader can download, else `None`."""
+    if not datasets:
+        return None
+    names = {hub_id: name for name, hub_id in KNOWN_DATASETS.items()}
+    return f"--dataset {names.get(datasets[0], datasets[0])}"
+
+
+def public_command(command: str, repo_id: str, datasets: list[str]) -> str:
+    """A recorded command with this machine's paths replaced: the model's id, the public dataset, no output file."""
+    command = re.sub(r"--model \S+", f"--model {repo_id}", command)
+    dataset = public_dataset_flag(datasets)
+    if dataset:
+        command = re.sub(r"--data_dir \S+", dataset, command)
+    return re.sub(r" --(output|per_sentence_output) \S+", "", command)
+
+
+def training_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str | None:
+    """A `vaelm-train` command that repeats the recorded run on the public dataset (None for private data)."""
+    dataset = public_dataset_flag(list(record.get("datasets", [])))
+    if not dataset or not record.get("training_arguments"):
+        return None
+    flags = [dataset, f"--embedding_size {config.get('embedding_size')}", f"--num_units {config.get('hidden_size')}",
+             f"--latent_dim {config.get('latent_size')}", f"--keep_prob {round(1 - float(config.get('word_dropout', 0)), 6)}"]
+    for key in ("embedding_dropout", "output_dropout"):
+        if config.get(key):
+            flags.append(f"--{key} {config[key]}")
+    for key in ("latent_to_every_step", "tie_word_embeddings", "bidirectional_encoder"):
+        if config.get(key):
+            flags.append(f"--{key} true")
+    if (config.get("num_layers") or 1) > 1:
+        flags.append(f"--num_layers {config['num_layers']}")
+    arguments = applied_settings(record["training_arguments"])
+    renamed = {"per_device_train_batch_size": "batch_size"}
+    skipped = {"optim", "gradient_accumulation_steps", "max_grad_norm", "seed"}
+    for key, value in sorted(arguments.items()):
+        if key in skipped and not (key == "gradient_accumulation_steps" and value != 1):
+            continue
+        flags.append(f"--{renamed.get(key, key)} {str(value).lower() if isinstance(value, bool) else value}")
+    flags.append(f"--seed {arguments.get('seed', 42)}")
+    return "vaelm-train " + " ".join(flags)
+
+
+def descriptive_name(config: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    """A name for a model without a Hub id: what it was trained on and its sizes, e.g. `vaelm-ptb-350-512-32`."""
+    dataset = public_dataset_flag(list(record.get("datasets", [])))
+    data = dataset.split()[-1].split("/")[-1] if dataset else "custom-data"
+    return f"vaelm-{data}-{config.get('embedding_size')}-{config.get('hidden_size')}-{config.get('latent_size')}"
+
+
 def write_model_card(
     model_dir: str | Path,
     trainer: Trainer | None = None,
@@ -377,6 +460,7 @@ def write_model_card(
     repo_id: str | None = None,
     license: str = DEFAULT_LICENSE,
     extra_datasets: list[str] | None = None,
+    load_path: str | None = None,
 ) -> Path:
     """
     Write `README.md` (the model card) into a model folder; with a trainer, also the training record and curves.
@@ -392,6 +476,8 @@ def write_model_card(
         repo_id (`str`, *optional*): the Hub id to show in the examples (default: `--hub_model_id` or the folder).
         license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
         extra_datasets (`list[str]`, *optional*): more Hub dataset ids for the front matter.
+        load_path (`str`, *optional*): what the usage snippets load when the model has no Hub id (e.g. the bundled
+            model's path in the repository); default: the model's name, i.e. a folder of that name.
 
     Returns:
         `Path`: the card's path.
@@ -414,12 +500,14 @@ def write_model_card(
         model, tokenizer = load_model_and_tokenizer(folder)
     config = model.config.to_dict()
     evaluation = find_evaluation_results(folder)
-    shown_id = repo_id or record.get("hub_model_id") or f"your-name/{folder.resolve().name}"
-    data = card_metadata(config, record, evaluation, license, extra_datasets or [], model_name=shown_id.split("/")[-1])
+    name = (repo_id or record.get("hub_model_id") or "").split("/")[-1] or descriptive_name(config, record)
+    # Without a Hub id, the snippets load the folder by its name (after vaelm-push, its id replaces it).
+    shown_id = repo_id or record.get("hub_model_id") or load_path or name
+    data = card_metadata(config, record, evaluation, license, extra_datasets or [], model_name=name)
     for key, value in _space_keys(folder).items():
         setattr(data, key, value)
     body = render_card_body(
-        name=shown_id.split("/")[-1], repo_id=shown_id, config=config, record=record, evaluation=evaluation,
+        name=name, repo_id=shown_id, config=config, record=record, evaluation=evaluation,
         examples=card_examples(model, tokenizer), has_curves=(folder / TRAINING_CURVES_FILE).is_file(),
         num_parameters=model.num_parameters(), has_latent_map=(folder / LATENT_MAP_FILE).is_file(),
     )

@@ -70,17 +70,28 @@ def _local_folder(path_or_id: str | Path) -> Path | None:
     return None
 
 
+# The folder vaelm's configurations train into (`output_dir: runs/...`): `runs/ptb` is a folder, never a Hub id.
+LOCAL_OUTPUT_ROOTS = ("runs",)
+
+
+def _looks_local(path_or_id: str) -> bool:
+    """A path that cannot be meant as a Hub id: `./x`, `../x`, `/x`, `~/x`, `runs/x`, or `DIR/x` where DIR exists."""
+    first = path_or_id.split("/", 1)[0]
+    return path_or_id.startswith((".", "/", "~")) or first in LOCAL_OUTPUT_ROOTS or Path(first).is_dir()
+
+
 def _check_hub_id(path_or_id: str) -> None:
     # A bare NAME is taken for a mistyped folder, not looked up on the Hub: vaelm models live under ORG/NAME.
     try:
         validate_repo_id(path_or_id)
-        valid = path_or_id.count("/") == 1
+        valid = path_or_id.count("/") == 1 and not _looks_local(path_or_id)
     except HFValidationError:
         valid = False
     if not valid:
         raise ModelLoadError(
-            f"{path_or_id} does not exist, and it is not a Hugging Face Hub id (ORG/NAME) either. Check the path. "
-            f"{MODEL_FOLDER_HINT}"
+            f"{path_or_id} does not exist, and it is not a Hugging Face Hub id (ORG/NAME) either. Check the path "
+            "(train it first, e.g. vaelm-train configuration/ptb.yaml --dataset ptb writes runs/ptb; or omit --model "
+            f"to use the bundled PTB model). {MODEL_FOLDER_HINT}"
         )
 
 

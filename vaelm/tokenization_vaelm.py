@@ -5,7 +5,7 @@ tokenizer (`segment`); that keeps `tokenizer.json` free of Python code and loada
 option is a regex pre-tokenizer and needs no segmentation step at all.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -69,7 +69,8 @@ def build_tokenizer(
             (in tokens, with `<s>` and `</s>`).
 
     Returns:
-        `PreTrainedTokenizerFast` that encodes a sentence as `<s> w1 … wn </s>`.
+        `PreTrainedTokenizerFast` that encodes text as `<s> w1 … wn`: a prompt that generation continues (as
+        `pipeline("text-generation")` expects). Whole sentences end with `</s>`: see [`encode_sentences`].
     """
     if segmentation not in SEGMENTATIONS:
         raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, got {segmentation!r}.")
@@ -81,17 +82,42 @@ def build_tokenizer(
         tokenizer.decoder = decoders.Fuse()
     else:
         tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        if segmentation == "jieba":
-            tokenizer.decoder = decoders.Fuse()
+        # jieba: Chinese words join without spaces. Otherwise every word follows a space (" the company"), so that
+        # a decoded continuation joins its prompt, as pipeline("text-generation") concatenates them.
+        tokenizer.decoder = decoders.Fuse() if segmentation == "jieba" else spaced_words_decoder()
     trainer = trainers.WordLevelTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
     )
     tokenizer.train_from_iterator(_words_without_unk(texts), trainer=trainer)
-    bos_id, eos_id = tokenizer.token_to_id(BOS), tokenizer.token_to_id(EOS)
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, bos_id), (EOS, eos_id)]
-    )
+    tokenizer.post_processor = prompt_post_processor(tokenizer.token_to_id(BOS))
     return wrap_tokenizer(tokenizer, max_sentence_length)
+
+
+def spaced_words_decoder() -> decoders.Replace:
+    """Decode each word with a space before it: `decode(ids)` is `" w1 … wn"`, and a continuation `" wk+1 …"`."""
+    return decoders.Replace(Regex("^"), " ")
+
+
+def prompt_post_processor(bos_id: int) -> processors.TemplateProcessing:
+    """`<s>` before the words and no `</s>` after them: tokenized text is a prompt that generation can continue."""
+    return processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, bos_id)])
+
+
+def encode_sentences(tokenizer, texts: Sequence[str], segmentation: str = "whitespace") -> list[list[int]]:
+    """
+    Token ids `<s> w1 … wn </s>` of whole sentences, as training and evaluation score them; never truncated.
+
+    The tokenizer adds only `<s>` (text is a prompt to continue); a whole sentence also ends with `</s>`. Tokenizers
+    saved before that change still add `</s>` themselves, and it is not added twice.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        texts (`Sequence[str]`): raw sentences.
+        segmentation (`str`, *optional*, defaults to `"whitespace"`): the model's `config.segmentation`.
+    """
+    ids = tokenizer(segment(texts, segmentation), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    return [row if row and row[-1] == eos and len(row) > 1 else [*row, eos] for row in ids]
 
 
 def wrap_tokenizer(tokenizer: Tokenizer, max_sentence_length: int = 200) -> PreTrainedTokenizerFast:
@@ -139,7 +165,10 @@ __all__ = [
     "build_tokenizer",
     "check_tokenizer_matches",
     "default_segmentation",
+    "encode_sentences",
     "load_tokenizer",
+    "prompt_post_processor",
+    "spaced_words_decoder",
     "segment",
     "wrap_tokenizer",
 ]

@@ -19,8 +19,9 @@ def run_command(name: str, main: Callable[[list[str]], int | None], argv: list[s
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
     try:
         return main(argv) or 0
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted.", file=sys.stderr)
+    except KeyboardInterrupt as interruption:
+        detail = str(interruption).strip()  # e.g. where the checkpoint is and how to resume
+        print(f"{name}: interrupted" + (f": {detail}" if detail else "."), file=sys.stderr)
         return 130
     except SystemExit:
         raise

@@ -1,6 +1,8 @@
 """`vaelm-evaluate`: likelihood metrics (IW-NLL, PPL, ELBO, KL, MI, active units) of a model on a split.
 
-Prints one JSON object on stdout; logs and the progress bar go to stderr. The job is [`vaelm.jobs.evaluate`].
+Prints one JSON object on stdout (for programs) and a three-line summary on stderr (for people), where the logs and
+the progress bar also go. The per-dimension variances are in `--output` files, or on stdout with `--per_dimension`.
+The job is [`vaelm.jobs.evaluate`].
 """
 
 import json
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from ..jobs.evaluate import command_line, run_evaluation
+from ..jobs.evaluate import command_line, human_summary, run_evaluation
 from . import run_command
 
 PROGRAM = "vaelm-evaluate"
@@ -37,7 +39,12 @@ class EvaluationArguments:
     num_threads: int | None = field(
         default=None, metadata={"help": "CPU threads for torch (default: torch's choice; 1 is faster on cores other jobs share)."}
     )
-    output: str | None = field(default=None, metadata={"help": "Also write the JSON object to this file."})
+    output: str | None = field(
+        default=None, metadata={"help": "Also write the JSON object to this file, with the per-dimension variances."}
+    )
+    per_dimension: bool = field(
+        default=False, metadata={"help": "Print the per-dimension posterior-mean variances on stdout too."}
+    )
     per_sentence_output: str | None = field(default=None, metadata={"help": "Write per-sentence figures (JSON lines) here."})
     revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
     no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
@@ -66,7 +73,6 @@ def parse_arguments(argv: list[str] | None = None) -> EvaluationArguments:
     return arguments
 
 
-
 def main(argv: list[str]) -> int:
     """
     Parse the flags, evaluate, print the summary as JSON.
@@ -77,6 +83,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr)
     arguments = parse_arguments(argv)
     summary = run_evaluation(arguments, command=command_line(PROGRAM, argv))
+    print(human_summary(summary), file=sys.stderr)
     print(json.dumps(summary, indent=2))
     return 0
 

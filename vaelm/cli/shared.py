@@ -34,7 +34,11 @@ class DecodingArguments:
     num_beams: int = field(default=4, metadata={"help": "Beams (--strategy beam)."})
     length_penalty: float = field(default=1.0, metadata={"help": "Beam score = log p / length ** length_penalty."})
     max_new_tokens: int | None = field(default=None, metadata={"help": "Longest output, </s> included (default: the model's max_sentence_length + 1)."})
-    no_unk: bool = field(default=False, metadata={"help": "Never output <unk> (decoding only; scores are unaffected)."})
+    no_unk: bool = field(
+        default=True,
+        metadata={"help": "Never output <unk> (the default; decoding only, scores are unaffected). --no_unk false "
+                          "prints the model's raw choices, <unk> included."},
+    )
     no_repeat_ngram_size: int = field(default=0, metadata={"help": "Never repeat an n-gram of this size in a sentence (0: off)."})
     seed: int | None = field(default=None, metadata={"help": "Random seed: the same seed gives the same output."})
     json: bool = field(default=False, metadata={"help": "Print one JSON object per input instead of plain lines."})

@@ -72,10 +72,28 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     )
     if arguments.output:
         _write(Path(arguments.output), json.dumps(summary, indent=2) + "\n")
+    if not arguments.per_dimension:  # 32+ numbers that bury the figures a person looks for; kept in --output
+        summary.pop("posterior_mean_variances", None)
     if arguments.per_sentence_output:
         lines = [json.dumps({"text": text, **record}) for text, record in zip(texts, result.per_sentence())]
         _write(Path(arguments.per_sentence_output), "\n".join(lines) + "\n")
     return summary
+
+
+def human_summary(summary: dict) -> str:
+    """
+    Three lines a person reads at a glance: the likelihoods, the use of the latent code, and the cost.
+
+    Args:
+        summary (`dict`): what [`run_evaluation`] returns.
+    """
+    return (
+        f"{summary['split']}: {summary['sentences']:,} sentences, {summary['tokens']:,} scored tokens, "
+        f"K = {summary['iw_samples']}, {summary['seconds']:.1f} s\n"
+        f"  NLL {summary['nll']:.2f}  PPL {summary['ppl']:.2f}  ELBO {summary['elbo']:.2f} "
+        f"(nats per sentence; ELBO PPL {summary['elbo_ppl']:.2f})\n"
+        f"  KL {summary['kl']:.2f}  MI {summary['mi']:.2f}  AU {summary['au']}/{summary['latent_size']}"
+    )
 
 
 def _write(path: Path, text: str) -> None:

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from transformers import GenerationConfig, set_seed
@@ -15,9 +17,12 @@ from ..checkpoints import resolve_resume
 from ..configuration_vaelm import VAELMConfig
 from ..data import VAELMCollator, load_text_splits, tokenize_splits
 from ..evaluation import evaluate_dataset, tokenize_sentences
+from .. import pipeline_vaelm
 from ..hub import write_model_card
+from ..interruption import GracefulInterruption, TrainingInterrupted
 from ..loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
+from ..pipeline_vaelm import CUSTOM_PIPELINES
 from ..tokenization_vaelm import build_tokenizer, check_tokenizer_matches, segment
 from ..trainer import VAETrainer, VAETrainingArguments
 
@@ -65,13 +70,33 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
         check_fit(tokenizer, model.config, source, f"--model_name_or_path {model_args.model_name_or_path}")
     else:
         check_tokenizer_matches(tokenizer, model.config)
-    model.generation_config = GenerationConfig(
-        bos_token_id=model.config.bos_token_id,
-        eos_token_id=model.config.eos_token_id,
-        pad_token_id=model.config.pad_token_id,
-        max_length=model.config.max_sentence_length + 2,
-    )
+    model.generation_config = default_generation_config(model.config)
+    model.config.custom_pipelines = CUSTOM_PIPELINES  # pipeline("sentence-vae", model=folder, trust_remote_code=True)
     return model
+
+
+def default_generation_config(config: VAELMConfig) -> GenerationConfig:
+    """
+    What `model.generate` and `pipeline("text-generation")` do without arguments: a whole sentence (a length in
+    `max_new_tokens`, so that a caller's `max_new_tokens` replaces it without a warning) and no `<unk>` (small
+    vocabularies otherwise print runs of it; `suppress_tokens=None` gives the raw model back).
+
+    Args:
+        config ([`VAELMConfig`]): the model's configuration.
+    """
+    return GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        max_new_tokens=config.max_sentence_length + 1,
+        suppress_tokens=[config.unk_token_id],
+    )
+
+
+def save_pipeline_code(folder: str | Path) -> Path:
+    """Copy `pipeline_vaelm.py` into a model folder: its config's `custom_pipelines` points at it."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(pipeline_vaelm.__file__, Path(folder) / "pipeline_vaelm.py"))
 
 
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments) -> dict:
@@ -114,12 +139,17 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         processing_class=tokenizer,
     )
     logger.info("Training on %s, world size %d.", training_args.device, training_args.world_size)
+    interruption = GracefulInterruption()
+    trainer.add_callback(interruption)
     trainer.train(resume_from_checkpoint=resume)
+    if interruption.stopped_at is not None:
+        raise TrainingInterrupted(interruption.resume_message(training_args.output_dir))
     metrics = trainer.evaluate()
     if data_args.final_eval_iw_samples > 0:
         metrics.update(final_evaluation(trainer, raw["valid"], data_args.final_eval_iw_samples))
     if trainer.is_world_process_zero():
-        # Before save_model: a --push_to_hub inside it uploads the card and the training curves it draws.
+        # Before save_model: a --push_to_hub inside it uploads the card, the training curves and the pipeline code.
+        save_pipeline_code(training_args.output_dir)
         write_model_card(training_args.output_dir, trainer=trainer, dataset=data_args.dataset or data_args.data_dir)
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():

@@ -1,0 +1,71 @@
+"""Model cards fit to publish: a real name, no placeholders, no links or paths that lead nowhere, only the settings
+that applied, reproduction commands a reader can run, samples without `<unk>`."""
+
+import re
+from pathlib import Path
+
+import vaelm
+from conftest import REPO
+from vaelm.hub import applied_settings, public_command, training_command, write_model_card
+
+PLACEHOLDERS = ("me/", "runs/", "../shared", "your-name", "/tmp/", "local folder")
+
+
+def local_references(card: str) -> list[str]:
+    """Relative paths a card points at: Markdown link/image targets and quoted folder-like model ids."""
+    targets = re.findall(r"\]\(([^)]+)\)", card)
+    return [t for t in targets if not t.startswith(("http://", "https://", "#"))]
+
+
+def check_card(card: str, folder: Path, name: str) -> None:
+    front, body = card.split("\n---\n", 1)
+    assert re.search(rf"^(model_name: |- name: ){re.escape(name)}$", front, re.MULTILINE) and f"# {name}" in body
+    assert not re.search(r"^# test$|name: test$", card, re.MULTILINE)
+    for placeholder in PLACEHOLDERS:
+        assert placeholder not in card, placeholder
+    assert "github.com" not in card, "no link to a repository that may not exist"
+    for target in local_references(card):
+        assert (folder / target).exists(), f"dead local link {target}"
+    assert 'pipeline("text-generation"' in card and 'pipeline("sentence-vae"' in card
+    samples = body.split("## Samples", 1)[1].split("##", 1)[0]
+    listed = [line for line in samples.splitlines() if line.startswith("- ")]
+    assert len(listed) == 5 and not any("<unk>" in line for line in listed)
+
+
+def test_fresh_card_of_a_trained_folder(tiny_model_dir):
+    card = (tiny_model_dir / "README.md").read_text()
+    name = "vaelm-custom-data-16-24-4"  # trained on a private folder: no Hub id, a descriptive name
+    check_card(card, tiny_model_dir, name)
+    assert f'from_pretrained("{name}")' in card
+    assert "kl_cycles" not in card and "num_train_epochs" not in card, "settings that did not apply"
+    assert "Reproduce the training" not in card, "private data: no command a reader could run"
+
+
+def test_card_with_a_hub_id_and_ptb_data(tiny_model_dir, tmp_path):
+    record = {"datasets": ["ptb-text-only/ptb_text_only"], "training_arguments": {
+        "kl_schedule": "linear", "annealing_pivot": 10, "kl_cycles": 4, "annealing_steepness": 100.0,
+        "max_steps": 30, "num_train_epochs": 3.0, "learning_rate": 0.01, "per_device_train_batch_size": 16,
+        "seed": 0, "bf16": False, "free_bits": 0.0}}
+    assert applied_settings(record["training_arguments"]) == {
+        "kl_schedule": "linear", "annealing_pivot": 10, "max_steps": 30, "learning_rate": 0.01,
+        "per_device_train_batch_size": 16, "seed": 0}
+    command = training_command({"embedding_size": 16, "hidden_size": 24, "latent_size": 4, "word_dropout": 0.25}, record)
+    assert command == ("vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4 --keep_prob 0.75 "
+                       "--annealing_pivot 10 --kl_schedule linear --learning_rate 0.01 --max_steps 30 "
+                       "--batch_size 16 --seed 0")
+    assert public_command("vaelm-evaluate --model runs/x --data_dir ../shared/data/ptb --split test --output a.json",
+                          "org/vae", record["datasets"]) == "vaelm-evaluate --model org/vae --dataset ptb --split test"
+    path = write_model_card(tiny_model_dir, repo_id="vaelm-user/tiny-vae")
+    card = path.read_text()
+    check_card(card, tiny_model_dir, "tiny-vae")
+    assert 'pipeline("text-generation", model="vaelm-user/tiny-vae"' in card
+
+
+def test_bundled_card_is_fit_to_publish():
+    folder = Path(vaelm.DEFAULT_MODEL)
+    card = (folder / "README.md").read_text()
+    check_card(card, folder, "vaelm-ptb-350-512-32")
+    assert "vaelm-train --dataset ptb --embedding_size 350 --num_units 512 --latent_dim 32" in card
+    assert "vaelm-evaluate --model vaelm/pretrained/ptb --dataset ptb --split test --iw_samples 500" in card
+    assert (REPO / "vaelm/pretrained/ptb").is_dir()  # the usage snippets' path, from the repository root
+    assert "kl_cycles" not in card and "num_train_epochs" not in card and "annealing_steepness" not in card
