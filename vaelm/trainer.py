@@ -147,6 +147,25 @@ class VAETrainer(Trainer):
         super().__init__(*positional, **keyword)
         self._sums = {"train": self._zero_sums(), "eval": self._zero_sums()}
 
+    def get_train_dataloader(self):
+        """
+        With a streamed (`datasets.IterableDataset`) train set and several processes, each rank reads its own shard
+        (`split_dataset_by_node`) into a plain `DataLoader`: one epoch sees every sentence once across ranks, and no
+        rank reads what another one trains on (accelerate would otherwise read the stream on every rank, or on rank
+        0 only, and hand out batches).
+        """
+        import datasets  # noqa: PLC0415
+
+        if not isinstance(self.train_dataset, datasets.IterableDataset) or self.args.world_size <= 1:
+            return super().get_train_dataloader()
+        from torch.utils.data import DataLoader  # noqa: PLC0415
+
+        from .streaming import rank_shard  # noqa: PLC0415
+
+        shard = rank_shard(self.train_dataset, self.args.process_index, self.args.world_size)
+        return DataLoader(shard, batch_size=self._train_batch_size, collate_fn=self.data_collator,
+                          num_workers=self.args.dataloader_num_workers)
+
     def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **keyword) -> TrainOutput:
         """
         `Trainer.train`, except that resuming from a checkpoint already at `max_steps` takes no step.

@@ -18,6 +18,7 @@ from .data import VAELMCollator, load_text_splits, tokenize_splits
 from .hub import write_model_card
 from .modeling_vaelm import VAELMModel
 from .loading import check_fit, check_model_source, load_model, load_tokenizer
+from .streaming import group_by_length, vocabulary_sample
 from .tokenization_vaelm import build_tokenizer, check_tokenizer_matches, default_segmentation, segment
 from .trainer import VAETrainer, VAETrainingArguments, is_complete_checkpoint, last_complete_checkpoint
 
@@ -58,10 +59,15 @@ class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."})
     dataset: str | None = field(default=None, metadata={"help": "ptb, bookcorpus or a Hub dataset id (instead of --data_dir)."})
     text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
-    streaming: bool = field(default=False, metadata={"help": "Stream a Hub dataset (needs --max_steps)."})
+    streaming: bool = field(default=False, metadata={"help": "Stream a Hub dataset or a folder of text/jsonl/parquet files (needs --max_steps)."})
+    vocab_sample: int = field(default=1_000_000, metadata={"help": "With --streaming: build the vocabulary from the first N training sentences."})
+    stream_buffer: int = field(default=10_000, metadata={"help": "With --streaming: sentences shuffled and length-grouped together."})
+    sentence_split: bool = field(default=False, metadata={"help": "The files are running text (paragraphs): cut them into sentences."})
+    lowercase: bool = field(default=False, metadata={"help": "Lower-case text in the tokenizer (its normalizer)."})
     lang: str = field(default="en", metadata={"help": "Language: zh segments words with jieba.", "choices": ["en", "zh"]})
     segmentation: str | None = field(
-        default=None, metadata={"help": "whitespace, jieba or char (default: jieba for zh).", "choices": ["whitespace", "jieba", "char"]}
+        default=None, metadata={"help": "whitespace, jieba, char or words (punctuation-aware English words; default: jieba for zh).",
+                                 "choices": ["whitespace", "jieba", "char", "words"]}
     )
     tokenizer: str | None = field(default=None, metadata={"help": "Reuse this tokenizer (folder or Hub id) instead of building one."})
     vocab_size: int = field(default=10000, metadata={"help": "Largest vocabulary, special tokens included."})
@@ -73,7 +79,7 @@ class DataArguments:
     def __post_init__(self):
         if self.segmentation is None:
             self.segmentation = default_segmentation(self.lang)
-        for name in ("vocab_size", "min_frequency", "max_length"):
+        for name in ("vocab_size", "min_frequency", "max_length", "vocab_sample", "stream_buffer"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
 
@@ -151,6 +157,7 @@ def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, trai
         min_frequency=data_args.min_frequency,
         segmentation=data_args.segmentation,
         max_sentence_length=data_args.max_length,
+        lowercase=data_args.lowercase,
     )
 
 
@@ -175,6 +182,7 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
             max_sentence_length=data_args.max_length,
             lang=data_args.lang,
             segmentation=data_args.segmentation,
+            sentence_split=data_args.sentence_split,
             pad_token_id=tokenizer.pad_token_id,
             unk_token_id=tokenizer.unk_token_id,
             bos_token_id=tokenizer.bos_token_id,
@@ -240,12 +248,17 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         raw = load_text_splits(
             data_dir=data_args.data_dir, dataset=data_args.dataset, text_column=data_args.text_column,
             splits=("train", "valid"), streaming=data_args.streaming, seed=training_args.seed,
+            sentence_split=data_args.sentence_split, lang=data_args.lang,
         )
         if data_args.streaming and training_args.max_steps <= 0:
             raise ValueError("--streaming needs --max_steps: a streamed dataset has no length to count epochs by.")
-        train_texts = raw["train"]["text"] if not data_args.streaming else (row["text"] for row in raw["train"])
+        # A stream's vocabulary comes from its first --vocab_sample sentences (bounded memory).
+        train_texts = vocabulary_sample(raw["train"], data_args.vocab_sample) if data_args.streaming else raw["train"]["text"]
         tokenizer = prepare_tokenizer(model_args, data_args, train_texts)
         tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long)
+        if data_args.streaming:
+            tokenized["train"] = group_by_length(tokenized["train"], training_args.per_device_train_batch_size,
+                                                 data_args.stream_buffer, training_args.seed)
     model = build_model(model_args, data_args, tokenizer)
     logger.info("Model: %s parameters, %s", f"{model.num_parameters():,}", model.config.to_diff_dict())
 
