@@ -167,7 +167,7 @@ def test_two_rank_streaming_epoch_covers_every_sentence_once(tmp_path, files):
         (tmp_path / f"train-{index:05d}.txt").write_text("\n".join(part) + "\n", encoding="utf-8")
     (tmp_path / "valid.txt").write_text("a valid sentence .\n", encoding="utf-8")
     raw = stream_text_splits(tmp_path, ("train", "valid"))
-    tokenizer = build_tokenizer(vocabulary_sample(raw["train"], 50))
+    tokenizer = build_tokenizer(vocabulary_sample(raw["train"], 1000))
     tokenized = tokenize_splits(raw, tokenizer)
     grouped = group_by_length(tokenized["train"], batch_size=8, buffer_size=64)
     seen = []
@@ -181,13 +181,20 @@ def test_two_rank_streaming_epoch_covers_every_sentence_once(tmp_path, files):
     assert sum(spread <= 1 for spread in spreads) >= 6
 
 
-def test_vocabulary_comes_from_the_stream_sample(tmp_path):
-    (tmp_path / "corpus.txt").write_text("early words only\n" * 30 + "late vocabulary\n" * 30, encoding="utf-8")
-    raw = stream_text_splits(tmp_path, ("train", "valid"), validation_size=5)
-    sample = vocabulary_sample(raw["train"], 20)
-    assert sample == ["early words only"] * 20
+def test_vocabulary_comes_from_the_stream_sample_and_held_out_splits_are_disjoint(tmp_path):
+    from vaelm.streaming import held_out_split
+
+    lines = [f"early words only {i}" for i in range(300)] + [f"late vocabulary {i}" for i in range(300)]
+    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    raw = stream_text_splits(tmp_path, ("train", "valid", "test"), validation_size=1000)
+    sample = vocabulary_sample(raw["train"], 200)
+    assert all(text.startswith("early") for text in sample) and len(sample) == 200
     tokenizer = build_tokenizer(sample)
     assert tokenizer.convert_tokens_to_ids("late") == tokenizer.unk_token_id
+    parts = {split: [row["text"] for row in raw[split]] for split in ("train", "valid", "test")}
+    assert sorted(parts["train"] + parts["valid"] + parts["test"]) == sorted(lines)
+    assert 10 <= len(parts["valid"]) <= 50 and 10 <= len(parts["test"]) <= 50
+    assert all(held_out_split(text) == split for split, texts in parts.items() for text in texts)
 
 
 # ------------------------------------------------------------------------------------------- two machines

@@ -10,6 +10,7 @@ vocabulary), whatever the corpus size.
 
 import json
 import random
+import zlib
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -28,8 +29,8 @@ def stream_files(data_dir: str | Path) -> dict[str, list[Path]]:
     The files of each split of a streamed folder.
 
     `train.*`, `valid.*` and `test.*` files (with one of `STREAM_SUFFIXES`, or many of them as `train-00001.jsonl`
-    …) name their split. A folder with no such names is all train; valid and test are then held out of its first
-    sentences (see [`stream_text_splits`]).
+    …) name their split. In a folder with no such names every file serves every split: sentences are assigned by
+    [`held_out_split`].
     """
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
@@ -110,18 +111,31 @@ def stream_text_splits(
         text_column (`str`, *optional*, defaults to `"text"`): the field of `.jsonl`/`.parquet` rows.
         sentence_split (`bool`, *optional*, defaults to `False`): the text is running text, cut into sentences.
         lang (`str`, *optional*, defaults to `"en"`): its language.
-        validation_size (`int`, *optional*, defaults to 2000): with no valid/test files, valid is the first
-            `validation_size` sentences and test the next as many; train starts after them.
+        validation_size (`int`, *optional*, defaults to 2000): with no valid/test files, the sentences are split
+            by [`held_out_split`] (90/5/5), and valid and test stop after `validation_size` sentences each.
     """
     files = stream_files(data_dir)
     options = {"text_column": text_column, "sentence_split": sentence_split, "lang": lang}
     if all(files.get(split) for split in splits):
         return datasets.IterableDatasetDict({split: stream_dataset(files[split], **options) for split in splits})
     everything = stream_dataset(files["train"], **options)
-    held_out = {"valid": everything.take(validation_size),
-                "test": everything.skip(validation_size).take(validation_size)}
-    parts = {"train": everything.skip(2 * validation_size), **held_out}
-    return datasets.IterableDatasetDict({split: parts[split] for split in splits})
+    parts = {
+        split: everything.filter(lambda row, split=split: held_out_split(row["text"]) == split)
+        for split in splits
+    }
+    for split in ("valid", "test"):
+        if split in parts:
+            parts[split] = parts[split].take(validation_size)
+    return datasets.IterableDatasetDict(parts)
+
+
+def held_out_split(sentence: str) -> str:
+    """
+    The split of a sentence of a folder without split files: by a checksum of its text, 1 in 20 goes to valid and
+    1 in 20 to test. Deterministic whatever the order or sharding, and a repeated sentence never straddles splits.
+    """
+    bucket = zlib.crc32(sentence.encode("utf-8")) % 20
+    return "valid" if bucket == 18 else "test" if bucket == 19 else "train"
 
 
 def vocabulary_sample(stream, size: int) -> list[str]:
@@ -159,4 +173,4 @@ def rank_shard(dataset, rank: int, world_size: int):
     return split_dataset_by_node(dataset, rank=rank, world_size=world_size) if world_size > 1 else dataset
 
 
-__all__ = ["group_by_length", "rank_shard", "stream_dataset", "stream_files", "stream_text_splits", "vocabulary_sample"]
+__all__ = ["group_by_length", "held_out_split", "rank_shard", "stream_dataset", "stream_files", "stream_text_splits", "vocabulary_sample"]
