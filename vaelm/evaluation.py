@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data import DataError, load_text_splits, read_sentences, split_files
+from .data import DataError, load_text_splits, raw_text_splits, read_sentences, split_files
 from .modeling_vaelm import VAELMModel, gaussian_kl
 from .pretrained import DEFAULT_MODEL
 from .tokenization_vaelm import segment
@@ -717,14 +717,19 @@ def load_evaluation_model(name_or_path: str, device: str | None = None, revision
     return model.to(device).eval(), tokenizer
 
 
-def load_split_texts(arguments: EvaluationArguments) -> list[str]:
+def load_split_texts(arguments: EvaluationArguments, sentence_split: bool = False, lang: str = "en") -> list[str]:
     """
     The raw sentences of the split, in file order, the first `--max_sentences` of them when given.
 
     Args:
         arguments ([`EvaluationArguments`]): `data_dir` or `dataset`, `split`, `max_sentences`.
+        sentence_split (`bool`, *optional*, defaults to `False`): the model was trained on running text
+            (`config.sentence_split`): `data_dir` is cut into sentences the same way.
+        lang (`str`, *optional*, defaults to `"en"`): the model's language.
     """
-    if arguments.data_dir is not None:
+    if arguments.data_dir is not None and sentence_split:
+        texts = raw_text_splits(arguments.data_dir, (arguments.split,), lang)[arguments.split]
+    elif arguments.data_dir is not None:
         texts = read_sentences(split_files(arguments.data_dir, (arguments.split,))[arguments.split])
     else:
         loaded = load_text_splits(dataset=arguments.dataset, text_column=arguments.text_column, splits=(arguments.split,))
@@ -759,7 +764,7 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
         torch.set_num_threads(arguments.num_threads)
     model_name = arguments.model or DEFAULT_MODEL
     model, tokenizer = load_evaluation_model(model_name, arguments.device, arguments.revision)
-    texts = load_split_texts(arguments)
+    texts = load_split_texts(arguments, getattr(model.config, "sentence_split", False), model.config.lang)
     sequences = tokenize_sentences(texts, tokenizer, model.config.segmentation)
     logger.info("Evaluating %d %s sentences (%d scored tokens) with K=%d on %s.", len(sequences), arguments.split,
                 sum(len(s) - 1 for s in sequences), arguments.iw_samples, next(model.parameters()).device)
