@@ -87,24 +87,7 @@ def read_sentences(path: str | Path) -> list[str]:
     Returns:
         `list[str]`: the non-blank lines, each with single spaces between words.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file.")
-    sentences = []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    f"{path}, line {number}: not valid UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1}). "
-                    "Convert the file to UTF-8, e.g. `iconv -f LATIN1 -t UTF-8`."
-                ) from None
-            if number == 1:
-                line = line.removeprefix("\ufeff")
-            words = line.split()
-            if words:
-                sentences.append(" ".join(words))
+    sentences = [" ".join(line.split()) for line in read_lines(path) if line.split()]
     if not sentences:
         raise DataError(f"{path} holds no sentences (it is empty or has only blank lines). Put one sentence per line "
                         "in it, as UTF-8 text.")
