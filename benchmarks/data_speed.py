@@ -125,8 +125,11 @@ def main() -> None:
         small_pre, _ = build_corpus(Path(scratch) / "small", args.sentences // 10)
         loop = python_loop_seconds()
         presplit = in_memory(sorted(pre.glob("*.txt")), sentence_split=False)
+        print("pre-split, in memory:", presplit, file=sys.stderr, flush=True)  # stage figures as they come
         split = in_memory(sorted(raw.glob("*.txt")), sentence_split=True)
+        print("--sentence_split, in memory:", split, file=sys.stderr, flush=True)
         big = streaming_in_subprocess(pre, args.vocab_sample, args.threads)
+        print("streaming:", big, file=sys.stderr, flush=True)
         small = streaming_in_subprocess(small_pre, args.vocab_sample, args.threads)
     print(json.dumps({
         "sentences": presplit["sentences"],
