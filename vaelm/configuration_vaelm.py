@@ -42,8 +42,12 @@ class VAELMConfig(PretrainedConfig):
             Language of the training text. `"zh"` means text is segmented before tokenization and decoded without
             spaces.
         segmentation (`str`, *optional*, defaults to `"whitespace"`):
-            How raw text is cut into the tokenizer's words: `"whitespace"`, `"jieba"` (Chinese words) or `"char"`
-            (one token per character). The same segmentation is applied at training and at inference.
+            How raw text is cut into the tokenizer's words: `"whitespace"`, `"jieba"` (Chinese words), `"char"`
+            (one token per character) or `"words"` (punctuation-aware English words, inside `tokenizer.json`). The
+            same segmentation is applied at training and at inference.
+        sentence_split (`bool`, *optional*, defaults to `False`):
+            The training files were running text cut into sentences by `vaelm.sentences` (`--sentence_split`);
+            evaluation files are cut the same way.
         initializer_range (`float`, *optional*, defaults to 0.1):
             Half-width of the uniform distribution that initialises embeddings and linear layers.
         pad_token_id (`int`, *optional*, defaults to 0):
@@ -84,6 +88,7 @@ class VAELMConfig(PretrainedConfig):
         max_sentence_length: int = 200,
         lang: str = "en",
         segmentation: str = "whitespace",
+        sentence_split: bool = False,
         initializer_range: float = 0.1,
         pad_token_id: int = 0,
         unk_token_id: int = 1,
@@ -105,6 +110,7 @@ class VAELMConfig(PretrainedConfig):
         self.max_sentence_length = max_sentence_length
         self.lang = lang
         self.segmentation = segmentation
+        self.sentence_split = sentence_split
         self.initializer_range = initializer_range
         self.unk_token_id = unk_token_id
         super().__init__(
@@ -131,8 +137,10 @@ class VAELMConfig(PretrainedConfig):
                 )
         if self.cell_type not in ("lstm", "gru"):
             raise ValueError(f"VAELMConfig.cell_type must be 'lstm' or 'gru', got {self.cell_type!r}.")
-        if self.segmentation not in ("whitespace", "jieba", "char"):
-            raise ValueError(f"VAELMConfig.segmentation must be 'whitespace', 'jieba' or 'char', got {self.segmentation!r}.")
+        if self.segmentation not in ("whitespace", "jieba", "char", "words"):
+            raise ValueError(
+                f"VAELMConfig.segmentation must be 'whitespace', 'jieba', 'char' or 'words', got {self.segmentation!r}."
+            )
         special = [self.pad_token_id, self.unk_token_id, self.bos_token_id, self.eos_token_id]
         if any(not isinstance(i, int) or not 0 <= i < self.vocab_size for i in special):
             raise ValueError(f"VAELMConfig special token ids {special} must lie in [0, vocab_size={self.vocab_size}).")

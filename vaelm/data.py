@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -20,11 +21,13 @@ import torch
 from datasets.exceptions import DatasetGenerationError
 from tqdm.auto import tqdm
 
+from .sentences import sentences_from_lines
 from .tokenization_vaelm import encode_sentences
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
+RAW_BLOCK = 10  # sentences per block when a folder of raw books is split 90/5/5
 PTB_FILES = {split: f"ptb.{split}.txt" for split in SPLITS}
 PTB_MD5 = {
     "ptb.train.txt": "f26c4b92c5fdc7b3f8c7cdcb991d8420",
@@ -86,10 +89,20 @@ def read_sentences(path: str | Path) -> list[str]:
     Returns:
         `list[str]`: the non-blank lines, each with single spaces between words.
     """
+    sentences = [" ".join(line.split()) for line in read_lines(path) if line.split()]
+    if not sentences:
+        raise DataError(f"{path} holds no sentences (it is empty or has only blank lines). Put one sentence per line "
+                        "in it, as UTF-8 text.")
+    return sentences
+
+
+def read_lines(path: str | Path) -> Iterator[str]:
+    """
+    The lines of a UTF-8 text file (BOM and line ends removed); a bad byte is a `DataError` naming file and line.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist or is not a file.")
-    sentences = []
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -99,15 +112,47 @@ def read_sentences(path: str | Path) -> list[str]:
                     f"{path}, line {number}: not valid UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1}). "
                     "Convert the file to UTF-8, e.g. `iconv -f LATIN1 -t UTF-8`."
                 ) from None
-            if number == 1:
-                line = line.removeprefix("\ufeff")
-            words = line.split()
-            if words:
-                sentences.append(" ".join(words))
-    if not sentences:
-        raise DataError(f"{path} holds no sentences (it is empty or has only blank lines). Put one sentence per line "
-                        "in it, as UTF-8 text.")
-    return sentences
+            yield (line.removeprefix("\ufeff") if number == 1 else line).rstrip("\r\n")
+
+
+def raw_text_splits(
+    data_dir: str | Path, splits: tuple[str, ...] = SPLITS, lang: str = "en"
+) -> dict[str, list[str]]:
+    """
+    Sentences of a folder of running text (`--sentence_split`), as train/valid/test.
+
+    A folder with `train.txt`, `valid.txt` and `test.txt` keeps those splits, each file cut into sentences. Any
+    other folder is a pile of books: every `*.txt` file, in name order, is cut into sentences, which are grouped
+    into consecutive blocks of `RAW_BLOCK` (10); block *b* goes to valid when `b % 20 == 18`, to test when
+    `b % 20 == 19`, to train otherwise. That split is deterministic (90/5/5), spreads valid and test over every
+    book and keeps neighbouring sentences together (the rule of `shared/data/books`).
+
+    Args:
+        data_dir (`str` or `Path`): the folder.
+        splits (`tuple[str, ...]`): the splits to return.
+        lang (`str`, *optional*, defaults to `"en"`): language of the text (how sentences are cut).
+    """
+    folder = Path(data_dir).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"Data folder {folder} does not exist. Pass --data_dir with raw .txt files.")
+    if all((folder / f"{split}.txt").is_file() for split in SPLITS):
+        result = {split: list(sentences_from_lines(read_lines(folder / f"{split}.txt"), lang)) for split in splits}
+    else:
+        books = sorted(folder.glob("*.txt"))
+        if not books:
+            raise DataError(f"{folder} holds no .txt file: put raw UTF-8 text files in it (or train/valid/test.txt).")
+        result = {split: [] for split in SPLITS}
+        index = 0
+        for book in books:
+            for sentence in sentences_from_lines(read_lines(book), lang):
+                block = (index // RAW_BLOCK) % 20
+                result["valid" if block == 18 else "test" if block == 19 else "train"].append(sentence)
+                index += 1
+        result = {split: result[split] for split in splits}
+    for split, sentences in result.items():
+        if not sentences:
+            raise DataError(f"{folder}: no {split} sentence was found in the running text (too little text?).")
+    return result
 
 
 def _local_split(path: Path) -> datasets.Dataset:
@@ -198,6 +243,8 @@ def load_text_splits(
     streaming: bool = False,
     validation_size: int = 2000,
     seed: int = 42,
+    sentence_split: bool = False,
+    lang: str = "en",
 ) -> datasets.DatasetDict | datasets.IterableDatasetDict:
     """
     Load raw sentences as a `DatasetDict` with a `text` column and the requested splits.
@@ -211,11 +258,19 @@ def load_text_splits(
         validation_size (`int`, *optional*, defaults to 2000): sentences held out of a Hub train split when the
             dataset has no validation or test split of its own.
         seed (`int`, *optional*, defaults to 42): seed of that hold-out.
+        sentence_split (`bool`, *optional*, defaults to `False`): `data_dir` holds running text, cut into sentences
+            by [`raw_text_splits`].
+        lang (`str`, *optional*, defaults to `"en"`): language of that text.
     """
     if (data_dir is None) == (dataset is None):
         raise DataError("Give exactly one of --data_dir (a local folder) or --dataset (ptb, bookcorpus or a Hub id).")
     if dataset == "ptb":
         data_dir = cache_dir() / "ptb" if (cache_dir() / "ptb" / "ptb.test.txt").is_file() else download_ptb()
+    if data_dir is not None and streaming:
+        raise DataError("A local folder is streamed by vaelm.streaming.stream_text_splits, not load_text_splits.")
+    if data_dir is not None and sentence_split:
+        texts = raw_text_splits(data_dir, splits, lang)
+        return datasets.DatasetDict({split: datasets.Dataset.from_dict({"text": texts[split]}) for split in splits})
     if data_dir is not None:
         files = split_files(data_dir, splits)
         return datasets.DatasetDict({split: _local_split(path) for split, path in files.items()})
@@ -293,7 +348,8 @@ def tokenize_splits(
         return {"input_ids": ids, "length": [len(row) for row in ids]}
 
     columns = raw["train"].column_names if "train" in raw else next(iter(raw.values())).column_names
-    tokenized = raw.map(encode, batched=True, batch_size=2000, remove_columns=columns, desc="Tokenizing")
+    progress = {} if isinstance(raw, datasets.IterableDatasetDict) else {"desc": "Tokenizing"}  # streams take no desc
+    tokenized = raw.map(encode, batched=True, batch_size=2000, remove_columns=columns, **progress)
     if max_length is not None and truncate:
         if not isinstance(tokenized, datasets.IterableDatasetDict):  # a stream cannot be counted ahead
             for split in tokenized:
@@ -346,6 +402,8 @@ __all__ = [
     "VAELMCollator",
     "download_ptb",
     "load_text_splits",
+    "raw_text_splits",
+    "read_lines",
     "read_sentences",
     "split_files",
     "tokenize_splits",

@@ -245,6 +245,9 @@ class SentenceVAE:
             ids = ids[: ids.index(self.config.eos_token_id)]
         tokens = self.tokenizer.convert_ids_to_tokens([i for i in ids if i not in self._hidden_ids])
         tokens = [t for t in tokens if t not in (BOS, EOS, PAD)]
+        decoder = self.tokenizer.backend_tokenizer.decoder
+        if self.segmentation == "words" and decoder is not None:
+            return decoder.decode(tokens)  # tokenizer.json's decoder: no space before punctuation, as the text read
         return ("" if self.segmentation in UNSPACED_SEGMENTATIONS else " ").join(tokens)
 
     # ---------------------------------------------------------------------------------------------- latent codes

@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import torch
+from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
@@ -19,6 +21,7 @@ from transformers.trainer_utils import TrainOutput
 from .hub import write_model_card
 from .kl_schedules import KL_SCHEDULES, kl_weight_at
 from .modeling_vaelm import gaussian_kl
+from .streaming import rank_shard
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +117,19 @@ class VAETrainer(Trainer):
     def __init__(self, *positional, **keyword):
         super().__init__(*positional, **keyword)
         self._sums = {"train": self._zero_sums(), "eval": self._zero_sums()}
+
+    def get_train_dataloader(self):
+        """
+        With a streamed (`datasets.IterableDataset`) train set and several processes, each rank reads its own shard
+        (`split_dataset_by_node`) into a plain `DataLoader`: one epoch sees every sentence once across ranks, and no
+        rank reads what another one trains on (accelerate would otherwise read the stream on every rank, or on rank
+        0 only, and hand out batches).
+        """
+        if not isinstance(self.train_dataset, datasets.IterableDataset) or self.args.world_size <= 1:
+            return super().get_train_dataloader()
+        shard = rank_shard(self.train_dataset, self.args.process_index, self.args.world_size)
+        return DataLoader(shard, batch_size=self._train_batch_size, collate_fn=self.data_collator,
+                          num_workers=self.args.dataloader_num_workers)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **keyword) -> TrainOutput:
         """

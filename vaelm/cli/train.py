@@ -76,10 +76,15 @@ class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."})
     dataset: str | None = field(default=None, metadata={"help": "ptb, bookcorpus or a Hub dataset id (instead of --data_dir)."})
     text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
-    streaming: bool = field(default=False, metadata={"help": "Stream a Hub dataset (needs --max_steps)."})
+    streaming: bool = field(default=False, metadata={"help": "Stream a Hub dataset or a folder of text/jsonl/parquet files (needs --max_steps)."})
+    vocab_sample: int = field(default=1_000_000, metadata={"help": "With --streaming: build the vocabulary from the first N training sentences."})
+    stream_buffer: int = field(default=10_000, metadata={"help": "With --streaming: sentences shuffled and length-grouped together."})
+    sentence_split: bool = field(default=False, metadata={"help": "The files are running text (paragraphs): cut them into sentences."})
+    lowercase: bool = field(default=False, metadata={"help": "Lower-case text in the tokenizer (its normalizer)."})
     lang: str = field(default="en", metadata={"help": "Language: zh segments words with jieba.", "choices": ["en", "zh"]})
     segmentation: str | None = field(
-        default=None, metadata={"help": "whitespace, jieba or char (default: jieba for zh).", "choices": ["whitespace", "jieba", "char"]}
+        default=None, metadata={"help": "whitespace, jieba, char or words (punctuation-aware English words; default: jieba for zh).",
+                                 "choices": ["whitespace", "jieba", "char", "words"]}
     )
     tokenizer: str | None = field(default=None, metadata={"help": "Reuse this tokenizer (folder or Hub id) instead of building one."})
     vocab_size: int = field(default=10000, metadata={"help": "Largest vocabulary, special tokens included."})
@@ -91,7 +96,7 @@ class DataArguments:
     def __post_init__(self):
         if self.segmentation is None:
             self.segmentation = default_segmentation(self.lang)
-        for name in ("vocab_size", "min_frequency", "max_length"):
+        for name in ("vocab_size", "min_frequency", "max_length", "vocab_sample", "stream_buffer"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..data import load_text_splits, read_sentences, split_files
+from ..data import load_text_splits, raw_text_splits, read_sentences, split_files
 from ..evaluation import evaluate_sequences, tokenize_sentences
 from ..loading import default_device, load_model_and_tokenizer
 from ..pretrained import DEFAULT_MODEL
@@ -23,14 +23,19 @@ if TYPE_CHECKING:  # the argument dataclass belongs to the command, which calls 
 logger = logging.getLogger(__name__)
 
 
-def load_split_texts(arguments: EvaluationArguments) -> list[str]:
+def load_split_texts(arguments: EvaluationArguments, sentence_split: bool = False, lang: str = "en") -> list[str]:
     """
     The raw sentences of the split, in file order, the first `--max_sentences` of them when given.
 
     Args:
         arguments ([`EvaluationArguments`]): `data_dir` or `dataset`, `split`, `max_sentences`.
+        sentence_split (`bool`, *optional*, defaults to `False`): the model was trained on running text
+            (`config.sentence_split`): `data_dir` is cut into sentences the same way.
+        lang (`str`, *optional*, defaults to `"en"`): the model's language.
     """
-    if arguments.data_dir is not None:
+    if arguments.data_dir is not None and sentence_split:
+        texts = raw_text_splits(arguments.data_dir, (arguments.split,), lang)[arguments.split]
+    elif arguments.data_dir is not None:
         texts = read_sentences(split_files(arguments.data_dir, (arguments.split,))[arguments.split])
     else:
         loaded = load_text_splits(dataset=arguments.dataset, text_column=arguments.text_column, splits=(arguments.split,))
@@ -54,7 +59,7 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     model_name = arguments.model or DEFAULT_MODEL
     hub_kwargs = {"revision": arguments.revision} if arguments.revision else {}
     model, tokenizer = load_model_and_tokenizer(model_name, device=arguments.device or default_device(), **hub_kwargs)
-    texts = load_split_texts(arguments)
+    texts = load_split_texts(arguments, getattr(model.config, "sentence_split", False), model.config.lang)
     sequences = tokenize_sentences(texts, tokenizer, model.config.segmentation)
     logger.info("Evaluating %d %s sentences (%d scored tokens) with K=%d on %s.", len(sequences), arguments.split,
                 sum(len(s) - 1 for s in sequences), arguments.iw_samples, next(model.parameters()).device)

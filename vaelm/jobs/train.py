@@ -23,6 +23,7 @@ from ..interruption import GracefulInterruption, TrainingInterrupted
 from ..loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
 from ..pipeline_vaelm import CUSTOM_PIPELINES
+from ..streaming import group_by_length, stream_text_splits, vocabulary_sample
 from ..tokenization_vaelm import build_tokenizer, check_tokenizer_matches, segment
 from ..trainer import VAETrainer, VAETrainingArguments
 
@@ -44,6 +45,7 @@ def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, trai
         min_frequency=data_args.min_frequency,
         segmentation=data_args.segmentation,
         max_sentence_length=data_args.max_length,
+        lowercase=data_args.lowercase,
     )
 
 
@@ -59,6 +61,7 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
             max_sentence_length=data_args.max_length,
             lang=data_args.lang,
             segmentation=data_args.segmentation,
+            sentence_split=data_args.sentence_split,
             pad_token_id=tokenizer.pad_token_id,
             unk_token_id=tokenizer.unk_token_id,
             bos_token_id=tokenizer.bos_token_id,
@@ -118,15 +121,24 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         check_model_source(model_args.model_name_or_path)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     with training_args.main_process_first(desc="data preparation"):
-        raw = load_text_splits(
-            data_dir=data_args.data_dir, dataset=data_args.dataset, text_column=data_args.text_column,
-            splits=("train", "valid"), streaming=data_args.streaming, seed=training_args.seed,
-        )
         if data_args.streaming and training_args.max_steps <= 0:
             raise ValueError("--streaming needs --max_steps: a streamed dataset has no length to count epochs by.")
-        train_texts = raw["train"]["text"] if not data_args.streaming else (row["text"] for row in raw["train"])
+        if data_args.streaming and data_args.data_dir is not None:
+            raw = stream_text_splits(data_args.data_dir, ("train", "valid"), data_args.text_column,
+                                     data_args.sentence_split, data_args.lang)
+        else:
+            raw = load_text_splits(
+                data_dir=data_args.data_dir, dataset=data_args.dataset, text_column=data_args.text_column,
+                splits=("train", "valid"), streaming=data_args.streaming, seed=training_args.seed,
+                sentence_split=data_args.sentence_split, lang=data_args.lang,
+            )
+        # A stream's vocabulary comes from its first --vocab_sample sentences (bounded memory).
+        train_texts = vocabulary_sample(raw["train"], data_args.vocab_sample) if data_args.streaming else raw["train"]["text"]
         tokenizer = prepare_tokenizer(model_args, data_args, train_texts)
         tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long)
+        if data_args.streaming:
+            tokenized["train"] = group_by_length(tokenized["train"], training_args.per_device_train_batch_size,
+                                                 data_args.stream_buffer, training_args.seed)
     model = build_model(model_args, data_args, tokenizer)
     logger.info("Model: %s parameters, %s", f"{model.num_parameters():,}", model.config.to_diff_dict())
 

@@ -1,0 +1,157 @@
+"""Running text -> paragraphs -> sentences (`--sentence_split`), for English and Chinese.
+
+Input files are running text: paragraphs separated by blank lines, with hard-wrapped lines joined (as in Project
+Gutenberg files), or one paragraph per line. Both read the same way: a blank line always ends a paragraph, and a
+paragraph's wrapped lines are joined with a space (Chinese lines are joined without one).
+
+English sentences are cut by Bling Fire (`blingfire`, Microsoft's C++ tokenizer with a built-in sentence model):
+it works offline (the model ships inside the wheel), handles "U.S." and quotes, and splits ≈30k sentences/s on one
+core here, against ≈7k for NLTK Punkt (which also needs trained parameters we cannot download here) and ≈350 for
+pysbd. Bling Fire sometimes ends a sentence after a title ("Dr." / "Watson agreed."), so a split right after one
+of `TITLES` is merged back. Chinese is cut after 。！？ or … (runs of them), and closing quotes or brackets that
+follow stay with their sentence.
+
+Gutenberg files are cleaned lightly (see `clean_paragraphs`): the text between the `*** START OF` and `*** END OF`
+lines when they exist, no `[Illustration]` blocks or `_italic_` underscores, and no headings or table-of-contents
+paragraphs.
+"""
+
+import re
+from collections.abc import Iterable, Iterator
+
+# Titles after which a period never ends a sentence in fiction ("Mr. Holmes"), lower-cased, without the period.
+TITLES = frozenset(
+    "mr mrs ms messrs mme mlle dr st mt prof rev capt col gen lt sgt maj gov sen rep hon jr sr fr".split()
+)
+_ENDS_WITH_TITLE = re.compile(r"(?:^|[\s“\"'‘(])(" + "|".join(sorted(TITLES)) + r")\.$", re.IGNORECASE)
+# Bling Fire keeps two quoted sentences together ("…late!” “Well,…"); they are cut between the quotes.
+_BETWEEN_QUOTES = re.compile(r"(?<=[.!?…][”\"]) (?=[“\"][A-Z])")
+_CHINESE_SENTENCE = re.compile(r"[^。！？…]*(?:[。！？]+|…+)[”’」』）)\"']*|[^。！？…]+$")
+_GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
+_GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
+_BRACKET_BLOCK = re.compile(r"^\[(Illustration|Footnote)", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?…。！？:;”’\"')\]」』]$")
+
+
+def paragraphs(lines: Iterable[str], lang: str = "en") -> Iterator[str]:
+    """
+    Join running text into paragraphs: a blank line ends a paragraph, wrapped lines are joined.
+
+    Args:
+        lines (`Iterable[str]`): the lines of a file (with or without their newlines).
+        lang (`str`, *optional*, defaults to `"en"`): `"zh"` joins wrapped lines without a space.
+
+    Yields:
+        `str`: each paragraph on one line, whitespace runs collapsed.
+    """
+    joiner = "" if lang == "zh" else " "
+    current: list[str] = []
+    for line in lines:
+        words = line.split()
+        if words:
+            current.append(" ".join(words))
+        elif current:
+            yield joiner.join(current)
+            current = []
+    if current:
+        yield joiner.join(current)
+
+
+def gutenberg_body(lines: Iterable[str]) -> list[str]:
+    """
+    The lines between a Project Gutenberg `*** START OF` and `*** END OF` marker (all lines when there is none).
+
+    The file may lack either marker (mirrors strip one or both); a BOM on the first line is ignored.
+    """
+    lines = [line.lstrip("\ufeff") for line in lines]
+    first = next((i + 1 for i, line in enumerate(lines) if _GUTENBERG_START.match(line)), 0)
+    last = next((i for i, line in enumerate(lines) if i >= first and _GUTENBERG_END.match(line)), len(lines))
+    return lines[first:last]
+
+
+def clean_paragraphs(raw_lines: Iterable[str], lang: str = "en") -> Iterator[str]:
+    """
+    Paragraphs of a raw book, without the parts that are not prose.
+
+    Dropped: `[Illustration…]`/`[Footnote…]` blocks; paragraphs whose every line is indented (tables of contents,
+    centred headings); English paragraphs with no lowercase letter (ALL-CAPS headings) and short ones (at most ten
+    words) that do not end like a sentence (chapter titles). `_italic_` underscores are removed.
+
+    Args:
+        raw_lines (`Iterable[str]`): the file's lines.
+        lang (`str`, *optional*, defaults to `"en"`): `"zh"` keeps every paragraph that is not a bracket block.
+    """
+    block: list[str] = []
+    for line in gutenberg_body(raw_lines) + [""]:
+        if line.strip():
+            block.append(line.rstrip("\n"))
+            continue
+        if not block:
+            continue
+        lines, block = block, []
+        if _BRACKET_BLOCK.match(lines[0].lstrip()):
+            continue
+        if len(lines) > 1 and all(line[:1].isspace() for line in lines):
+            continue
+        paragraph = next(paragraphs(lines, lang))
+        if lang != "zh":
+            paragraph = paragraph.replace("_", "")
+            if not any(char.islower() for char in paragraph):
+                continue
+            if len(paragraph.split()) <= 10 and not _SENTENCE_END.search(paragraph):
+                continue
+        yield paragraph
+
+
+def split_english(paragraph: str) -> list[str]:
+    """Sentences of an English paragraph (Bling Fire, with splits right after a title merged back)."""
+    import blingfire  # noqa: PLC0415 - only --sentence_split needs it
+
+    pieces = blingfire.text_to_sentences(paragraph).split("\n")
+    sentences: list[str] = []
+    for piece in (part for piece in pieces for part in _BETWEEN_QUOTES.split(piece)):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if sentences and _ENDS_WITH_TITLE.search(sentences[-1]):
+            sentences[-1] += " " + piece
+        else:
+            sentences.append(piece)
+    return sentences
+
+
+def split_chinese(paragraph: str) -> list[str]:
+    """Sentences of a Chinese paragraph: cut after 。！？ or …, closing quotes and brackets kept with the sentence."""
+    return [piece.strip() for piece in _CHINESE_SENTENCE.findall(paragraph) if piece.strip()]
+
+
+def split_sentences(paragraph: str, lang: str = "en") -> list[str]:
+    """
+    Cut one paragraph into sentences.
+
+    Args:
+        paragraph (`str`): running text on one line.
+        lang (`str`, *optional*, defaults to `"en"`): `"en"` (Bling Fire) or `"zh"` (on 。！？…).
+
+    Returns:
+        `list[str]`: the sentences, each stripped; sentences with no letter or digit are dropped.
+    """
+    pieces = split_chinese(paragraph) if lang == "zh" else split_english(paragraph)
+    return [piece for piece in pieces if any(char.isalnum() for char in piece)]
+
+
+def sentences_from_lines(lines: Iterable[str], lang: str = "en", clean: bool = True) -> Iterator[str]:
+    """
+    Sentences of a running-text file given as lines.
+
+    Args:
+        lines (`Iterable[str]`): the file's lines.
+        lang (`str`, *optional*, defaults to `"en"`): language of the text.
+        clean (`bool`, *optional*, defaults to `True`): drop non-prose paragraphs with [`clean_paragraphs`].
+    """
+    source = clean_paragraphs(lines, lang) if clean else paragraphs(lines, lang)
+    for paragraph in source:
+        yield from split_sentences(paragraph, lang)
+
+
+__all__ = ["TITLES", "clean_paragraphs", "paragraphs", "sentences_from_lines", "split_sentences"]
