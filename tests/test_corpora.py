@@ -121,7 +121,7 @@ def test_words_segmentation_and_lowercase_round_trip_without_vaelm(tmp_path):
     output = json.loads(result.stdout.strip().splitlines()[-1])
     assert not output["vaelm_loaded"]
     assert output["tokens"][0] == ["<s>", "“", "hello", ",", "”", "she", "said", ".", "i", "do", "n't", "know", ";",
-                                   "it", "'s", "mr", ".", "smith", "'s", "car", "!", "</s>"]
+                                   "it", "'s", "mr", ".", "smith", "'s", "car", "!"]  # a prompt: no </s>
     assert "u.s." in output["tokens"][1] and "3.5" in output["tokens"][2]
     assert output["decoded"] == ["“hello,” she said. i don't know; it's mr. smith's car!",
                                  "isn't it the u.s. (really)?", "yes: 3.5 km"]
@@ -130,10 +130,11 @@ def test_words_segmentation_and_lowercase_round_trip_without_vaelm(tmp_path):
 def test_existing_segmentations_are_unchanged():
     tokenizer = build_tokenizer(["the cat sat .", "a dog"], segmentation="whitespace")
     backend = tokenizer.backend_tokenizer
-    assert backend.normalizer is None and backend.decoder is None
+    assert backend.normalizer is None  # no lower-casing, no punctuation splitting: PTB stays PTB
     ids = tokenizer("The cat sat .")["input_ids"]
-    assert tokenizer.convert_ids_to_tokens(ids) == ["<s>", "<unk>", "cat", "sat", ".", "</s>"]
-    assert tokenizer.decode(ids, skip_special_tokens=True) == "cat sat ."
+    assert tokenizer.convert_ids_to_tokens(ids) == ["<s>", "<unk>", "cat", "sat", "."]  # a prompt: no </s>
+    # Every word follows a space, so that a decoded continuation joins its prompt (pipeline("text-generation")).
+    assert tokenizer.decode(ids, skip_special_tokens=True) == " cat sat ."
 
 
 def test_tiny_model_on_raw_text_writes_readable_english(raw_books, tmp_path):
@@ -173,7 +174,7 @@ def test_two_rank_streaming_epoch_covers_every_sentence_once(tmp_path, files):
     seen = []
     for rank in range(2):
         shard = rank_shard(grouped, rank, 2)
-        seen += [tokenizer.decode(row["input_ids"], skip_special_tokens=True) for row in shard]
+        seen += [tokenizer.decode(row["input_ids"], skip_special_tokens=True).strip() for row in shard]
     assert Counter(seen) == Counter(sentences)
     # Batches within a buffer are length-grouped: most batches of 8 hold one or two lengths.
     lengths = [row["length"] for row in grouped]
