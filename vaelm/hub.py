@@ -47,7 +47,7 @@ LATENT_MAP_FILE = "latent_map.png"  # the validation sentences' posterior means 
 SPACE_CARD_KEYS = ("sdk", "sdk_version", "app_file")
 EVALUATION_FILES = ("eval_results.json", "evaluation.json", "eval.json")
 DEFAULT_LICENSE = "apache-2.0"
-CARD_TAGS = ["vae", "lstm", "text-generation"]
+CARD_TAGS = ["vae", "text-generation"]  # and the cell type ("lstm" or "gru")
 # What the Trainer leaves out of its pushes (`_*`, `checkpoint-*`), plus the Trainer's resumable state, which
 # `save_state` writes after the Trainer has pushed: `vaelm-push` and `vaelm-train --push_to_hub` upload the same files.
 REPO_IGNORE_PATTERNS = ["_*", "checkpoint-*", "trainer_state.json"]
@@ -249,7 +249,7 @@ def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluati
     return ModelCardData(
         library_name="transformers",
         pipeline_tag="text-generation",
-        tags=list(CARD_TAGS),
+        tags=[*CARD_TAGS[:1], str(config.get("cell_type") or "lstm"), *CARD_TAGS[1:]],
         datasets=datasets or None,
         language=[config.get("lang", "en")],
         license=license,
@@ -282,16 +282,18 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         num_parameters (`int`, *optional*): the parameter count.
         has_latent_map (`bool`, *optional*, defaults to `False`): whether `latent_map.png` is in the folder.
     """
+    cell = str(config.get("cell_type") or "lstm").upper()
+    article = "An" if cell == "LSTM" else "A"
     parts = [f"# {name}", (
         "A sentence-level variational auto-encoder language model (Bowman et al. 2016, *Generating Sentences from a "
-        "Continuous Space*), trained with vaelm. An LSTM encoder maps a sentence to a "
-        "diagonal Gaussian q(z|x); an LSTM decoder whose initial state is computed from z generates the sentence back. "
+        f"Continuous Space*), trained with vaelm. {article} {cell} encoder maps a sentence to a "
+        f"diagonal Gaussian q(z|x); {article.lower()} {cell} decoder whose initial state is computed from z generates the sentence back. "
         "Sampling z from N(0, I) generates new sentences; moving z between two sentences gives a homotopy."
     )]
     architecture = [
         ("vocabulary size", config.get("vocab_size")), ("embedding size", config.get("embedding_size")),
-        ("LSTM hidden size", config.get("hidden_size")), ("latent size", config.get("latent_size")),
-        ("LSTM layers", config.get("num_layers")), ("bidirectional encoder", config.get("bidirectional_encoder")),
+        (f"{cell} hidden size", config.get("hidden_size")), ("latent size", config.get("latent_size")),
+        (f"{cell} layers", config.get("num_layers")), ("bidirectional encoder", config.get("bidirectional_encoder")),
         ("word dropout", config.get("word_dropout")), ("z fed to every decoder step", config.get("latent_to_every_step")),
         ("tied word embeddings", config.get("tie_word_embeddings")), ("language", config.get("lang")),
         ("segmentation", config.get("segmentation")), ("longest training sentence (words)", config.get("max_sentence_length")),
