@@ -208,6 +208,16 @@ def test_ema_weights_are_evaluated_and_saved_and_a_resumed_run_continues_the_ave
     assert all(torch.allclose(again[name], saved[name], atol=1e-5) for name in saved)
 
 
+def test_ema_with_load_best_model_at_end_keeps_the_best_checkpoints_average(tiny_corpus, tmp_path):
+    run = train_tiny(tiny_corpus, tmp_path / "run", "--ema_decay", "0.9", "--save_strategy", "steps", "--save_steps", "10",
+                     "--max_steps", "20", "--eval_strategy", "steps", "--eval_steps", "10", "--load_best_model_at_end", "true",
+                     "--metric_for_best_model", "eval_loss", "--greater_is_better", "false")
+    best = json.loads((run / "trainer_state.json").read_text())["best_model_checkpoint"]
+    saved = load_file(str(run / "model.safetensors"))
+    average = load_file(str(Path(best) / WEIGHT_AVERAGE_FILE))
+    assert all(torch.equal(saved[name], average[name]) for name in average)
+
+
 def test_ema_decay_must_lie_in_the_unit_interval(tmp_path):
     with pytest.raises(ValueError, match="--ema_decay"):
         VAETrainingArguments(output_dir=str(tmp_path), ema_decay=1.0)

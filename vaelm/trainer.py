@@ -140,6 +140,13 @@ class VAETrainer(Trainer):
         with self.weight_averaging.swapped_in(self.model):
             return super().save_model(output_dir, _internal_call)
 
+    def _load_best_model(self) -> None:
+        # The best checkpoint was chosen on the averaged weights, so the model becomes that checkpoint's average.
+        super()._load_best_model()
+        if self.weight_averaging is not None:
+            self.weight_averaging.load(self.state.best_model_checkpoint, self.model)
+            self.weight_averaging.apply_to(self.model)
+
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         # A checkpoint's resumable state; written before trainer_state.json, which marks a checkpoint complete.
         super()._save_optimizer_and_scheduler(output_dir)
