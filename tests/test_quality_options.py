@@ -163,6 +163,7 @@ def test_plain_language_model_trains_saves_loads_and_samples(language_model_dir,
     assert final["final_kl"] == 0.0 and final["final_iw_samples"] == 1
     train_logs = [entry for entry in history if "rec_loss" in entry and "loss" in entry]
     assert train_logs[-1]["rec_loss"] < train_logs[0]["rec_loss"] - 3 and all(entry["kl"] == 0 for entry in train_logs)
+    assert "could not be generated" not in (language_model_dir / "README.md").read_text(), "the card shows LM samples"
     # Loaded without the package (trust_remote_code), it scores like the package's class.
     script = tmp_path / "load.py"
     script.write_text(REMOTE_LOAD)
