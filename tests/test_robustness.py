@@ -139,7 +139,7 @@ def test_describe_error_names_foreign_errors_and_their_cause():
 # ------------------------------------------------------------------------------------------------ bad config
 @pytest.mark.parametrize(
     "flag, value",
-    [("--num_units", "-5"), ("--latent_dim", "0"), ("--embedding_size", "-1"), ("--num_layers", "0"),
+    [("--num_units", "-5"), ("--latent_dim", "-1"), ("--embedding_size", "-1"), ("--num_layers", "0"),
      ("--keep_prob", "0"), ("--keep_prob", "1.5"), ("--batch_size", "0"), ("--learning_rate", "-1"),
      ("--max_length", "0"), ("--output_dropout", "1")],
 )

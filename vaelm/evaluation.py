@@ -158,7 +158,7 @@ def posterior_mean_variances(mu: torch.Tensor) -> torch.Tensor:
     Returns:
         `torch.Tensor` of shape `(latent_size,)`; zeros when N < 2.
     """
-    if mu.size(0) < 2:
+    if mu.size(0) < 2 or mu.size(1) == 0:
         return torch.zeros(mu.size(1), dtype=torch.float64)
     return mu.double().var(dim=0, unbiased=True).cpu()
 
@@ -537,6 +537,10 @@ def evaluate_sequences(
         raise DataError("There are no sentences to evaluate.")
     config = model.config
     _check_sequences(sequences, config)
+    if config.latent_size == 0 and iw_samples > 1:
+        # No latent variable: every sample would score the same exact NLL, so one is enough (reported as K = 1).
+        logger.info("The model has no latent variable (latent_size 0): its NLL is exact; importance sampling is skipped.")
+        iw_samples = 1
     device = next(model.parameters()).device
     count, latent_size = len(sequences), config.latent_size
     iw_nll, rec, kl = (torch.empty(count, dtype=torch.float64) for _ in range(3))

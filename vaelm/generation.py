@@ -261,7 +261,16 @@ class SentenceVAE:
 
         Returns:
             `(mu, logvar)`, each of shape `(len(sentences), latent_size)`.
+
+        Raises:
+            `ValueError`: for a model without a latent variable (`--latent_dim 0`), which has no posterior.
         """
+        if self.config.latent_size == 0:
+            raise ValueError(
+                "This model has no latent variable (it was trained with --latent_dim 0, a plain language model), so "
+                "sentences have no posterior to sample, reconstruct or interpolate. Sample it without --sentence, or "
+                "complete a sentence's start with --impute."
+            )
         with _evaluation_mode(self.model):
             return self.model.encode(**self.tokenize(sentences))
 
@@ -464,6 +473,9 @@ class SentenceVAE:
             `(mu, logvar)`, each of shape `(latent_size,)`, detached.
         """
         bos, eos = self.config.bos_token_id, self.config.eos_token_id
+        if self.config.latent_size == 0:  # a plain language model: nothing to fit, the prefix alone conditions it
+            empty = torch.zeros(0, device=self.device, dtype=self.model.dtype)
+            return empty, empty.clone()
         words = words.to(self.device)
         with _evaluation_mode(self.model), torch.no_grad():
             encoder_input = torch.cat([words.new_tensor([bos]), words, words.new_tensor([eos])]).unsqueeze(0)

@@ -56,7 +56,7 @@ KNOWN_DATASETS = DATASET_ALIASES
 TRAINING_ARGUMENT_KEYS = (
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
     "optim", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "seed", *KL_ARGUMENT_NAMES,
-    "bf16", "fp16",
+    "bf16", "fp16", "ema_decay",
 )
 EVALUATION_KEYS = ("nll", "ppl", "elbo", "elbo_ppl", "rec", "kl", "mi", "au", "latent_size", "sentences", "tokens", "iw_samples")
 TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
@@ -209,7 +209,8 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
             decoding = DecodingConfig(no_unk=True)  # as vaelm-sample and the pipelines decode by default
             samples = [item["text"] for item in vae.sample_prior(num_samples, decoding)]
             path = []
-            if len(samples) >= 2 and samples[0].strip() and samples[1].strip():
+            # A plain language model (latent_size 0) has no posterior, so no homotopy.
+            if model.config.latent_size and len(samples) >= 2 and samples[0].strip() and samples[1].strip():
                 path = [item["text"] for item in vae.homotopy(samples[0], samples[1], steps=steps, mode="linear",
                                                               decoding=decoding)]
         return samples, path, None

@@ -22,6 +22,7 @@ from .hub import write_model_card
 from .kl_schedules import KL_SCHEDULES, kl_weight_at
 from .modeling_vaelm import gaussian_kl
 from .streaming import rank_shard
+from .weight_averaging import WeightAveragingCallback
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ class VAETrainingArguments(TrainingArguments):
         free_bits (`float`, *optional*, defaults to 0.0):
             Per-dimension KL floor λ in nats (Kingma et al. 2016): the KL term is Σ_d max(λ, mean over the batch of
             KL_d). 0 turns it off.
+        ema_decay (`float`, *optional*, defaults to 0.0):
+            Weight averaging: keep an exponential moving average of the weights with this decay (e.g. 0.999) and
+            evaluate and save the averaged weights ([`~vaelm.weight_averaging.WeightAveragingCallback`]). 0 turns it
+            off.
         batch_size (`int`, *optional*):
             The original script's name for `per_device_train_batch_size`.
 
@@ -68,6 +73,7 @@ class VAETrainingArguments(TrainingArguments):
     kl_cycle_ratio: float = field(default=0.5, metadata={"help": "Rising fraction of each cycle."})
     kl_weight: float = field(default=1.0, metadata={"help": "β of the constant schedule and the cap of all."})
     free_bits: float = field(default=0.0, metadata={"help": "Per-dimension KL floor in nats (0: off)."})
+    ema_decay: float = field(default=0.0, metadata={"help": "Evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)."})
     # Defaults that differ from TrainingArguments: the sentence-VAE recipe and a quiet, local run.
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Sentences per batch and device."})
@@ -101,6 +107,8 @@ class VAETrainingArguments(TrainingArguments):
             raise ValueError(f"--annealing_pivot must be a positive step count, got {self.annealing_pivot}.")
         if self.free_bits < 0:
             raise ValueError(f"--free_bits must be >= 0, got {self.free_bits}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"--ema_decay must lie in [0, 1) (0: off), got {self.ema_decay}.")
 
 
 class VAETrainer(Trainer):
@@ -117,6 +125,36 @@ class VAETrainer(Trainer):
     def __init__(self, *positional, **keyword):
         super().__init__(*positional, **keyword)
         self._sums = {"train": self._zero_sums(), "eval": self._zero_sums()}
+        self.weight_averaging = WeightAveragingCallback(self.args.ema_decay) if self.args.ema_decay > 0 else None
+        if self.weight_averaging is not None:
+            self.add_callback(self.weight_averaging)
+
+    def evaluate(self, *positional, **keyword) -> dict[str, float]:
+        """`Trainer.evaluate`, of the averaged weights when `--ema_decay` is on."""
+        if self.weight_averaging is None:
+            return super().evaluate(*positional, **keyword)
+        with self.weight_averaging.swapped_in(self.model):
+            return super().evaluate(*positional, **keyword)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """`Trainer.save_model`; the averaged weights when `--ema_decay` is on, except in checkpoints (raw weights)."""
+        if self.weight_averaging is None or _internal_call:
+            return super().save_model(output_dir, _internal_call)
+        with self.weight_averaging.swapped_in(self.model):
+            return super().save_model(output_dir, _internal_call)
+
+    def _load_best_model(self) -> None:
+        # The best checkpoint was chosen on the averaged weights, so the model becomes that checkpoint's average.
+        super()._load_best_model()
+        if self.weight_averaging is not None:
+            self.weight_averaging.load(self.state.best_model_checkpoint, self.model)
+            self.weight_averaging.apply_to(self.model)
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        # A checkpoint's resumable state; written before trainer_state.json, which marks a checkpoint complete.
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.weight_averaging is not None and self.args.should_save:
+            self.weight_averaging.save(output_dir)
 
     def get_train_dataloader(self):
         """
@@ -139,12 +177,16 @@ class VAETrainer(Trainer):
         the default linear schedule) and end at max_steps + 1. Instead, the checkpoint's weights and state are
         loaded and the loop is skipped.
         """
+        if isinstance(resume_from_checkpoint, (str, Path)) and self.weight_averaging is not None:
+            self.weight_averaging.load(resume_from_checkpoint, self.model)
         if isinstance(resume_from_checkpoint, (str, Path)) and self.args.max_steps > 0:
             state = TrainerState.load_from_json(str(Path(resume_from_checkpoint) / TRAINER_STATE_NAME))
             if state.global_step >= self.args.max_steps:
                 logger.info("%s is at step %d, and --max_steps is %d: nothing left to train.",
                             resume_from_checkpoint, state.global_step, self.args.max_steps)
                 self._load_from_checkpoint(str(resume_from_checkpoint))
+                if self.weight_averaging is not None:
+                    self.weight_averaging.apply_to(self.model)
                 self.state = state
                 losses = [entry["train_loss"] for entry in state.log_history if "train_loss" in entry]
                 return TrainOutput(state.global_step, losses[-1] if losses else float("nan"), {})

@@ -30,16 +30,24 @@ class ModelArguments:
 
     embedding_size: int = field(default=350, metadata={"help": "Word embedding size."})
     num_units: int = field(default=200, metadata={"help": "Hidden size of the encoder and decoder cells."})
-    latent_dim: int = field(default=13, metadata={"help": "Size of the latent variable z."})
+    latent_dim: int = field(default=13, metadata={"help": "Size of the latent variable z (0: a plain language model, no encoder)."})
     num_layers: int = field(default=1, metadata={"help": "Stacked recurrent layers."})
     cell_type: str = field(default="lstm", metadata={"help": "Recurrent cell of encoder and decoder.", "choices": ["lstm", "gru"]})
     bidirectional_encoder: bool = field(default=False, metadata={"help": "Read sentences in both directions."})
     keep_prob: float = field(default=0.75, metadata={"help": "Probability of keeping a decoder input word (word dropout = 1 - keep_prob)."})
     embedding_dropout: float = field(default=0.0, metadata={"help": "Dropout on embeddings."})
     output_dropout: float = field(default=0.0, metadata={"help": "Dropout on decoder outputs."})
+    locked_dropout: bool = field(default=False, metadata={"help": "One embedding/output dropout mask per sentence (variational dropout)."})
+    weight_drop: float = field(default=0.0, metadata={"help": "DropConnect on the decoder's recurrent weights (Merity et al. 2018)."})
+    word_type_dropout: float = field(default=0.0, metadata={"help": "Drop whole word types from the embedding matrix."})
+    posterior_bn_gamma: float = field(default=0.0, metadata={"help": "BN-VAE: batch-normalise posterior means with this fixed scale (0: off)."})
     latent_to_every_step: bool = field(default=False, metadata={"help": "Also feed z to every decoder step."})
     tie_word_embeddings: bool = field(default=False, metadata={"help": "Share input and output word embeddings."})
     model_name_or_path: str | None = field(default=None, metadata={"help": "Continue training this model (folder or Hub id)."})
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "Copy the encoder (embeddings, encoder, posterior) of this model into the new one; the decoder starts afresh (Li et al. 2019)."},
+    )
 
     def __post_init__(self):
         # The values are checked once, by VAELMConfig; a bad one is reported under its flag, before any data is read.
@@ -51,6 +59,10 @@ class ModelArguments:
             if flag is None or not hasattr(self, flag):
                 raise
             raise ValueError(f"--{flag} {getattr(self, flag)} is impossible: {error}") from None
+        if self.init_from and self.model_name_or_path:
+            raise ValueError("--init_from starts a new model from another's encoder; --model_name_or_path continues a whole model. Give one.")
+        if self.init_from and self.latent_dim == 0:
+            raise ValueError("--init_from copies an encoder, but --latent_dim 0 builds a model without one.")
 
     def config_values(self) -> dict:
         """The [`VAELMConfig`] values these flags set: the one place where the original flag names meet the config's."""
@@ -64,6 +76,10 @@ class ModelArguments:
             "word_dropout": round(1.0 - self.keep_prob, 6),
             "embedding_dropout": self.embedding_dropout,
             "output_dropout": self.output_dropout,
+            "locked_dropout": self.locked_dropout,
+            "weight_drop": self.weight_drop,
+            "word_type_dropout": self.word_type_dropout,
+            "posterior_bn_gamma": self.posterior_bn_gamma,
             "latent_to_every_step": self.latent_to_every_step,
             "tie_word_embeddings": self.tie_word_embeddings,
         }

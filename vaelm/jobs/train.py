@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, train_texts) :
     """The tokenizer given with `--tokenizer` (or that of `--model_name_or_path`), or one built from `train_texts`."""
-    source = data_args.tokenizer or model_args.model_name_or_path
+    source = data_args.tokenizer or model_args.model_name_or_path or model_args.init_from
     if source:
         return load_tokenizer(source)  # vaelm.loading's: a clear error for a folder without tokenizer.json
     logger.info("Building a word-level tokenizer (vocab_size %d, min_frequency %d).", data_args.vocab_size, data_args.min_frequency)
@@ -68,6 +68,8 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
             eos_token_id=tokenizer.eos_token_id,
         )
         model = VAELMModel(config)
+        if model_args.init_from:
+            copy_encoder(load_model(model_args.init_from), model, model_args.init_from)
     if model_args.model_name_or_path:
         source = f"--tokenizer {data_args.tokenizer}" if data_args.tokenizer else model_args.model_name_or_path
         check_fit(tokenizer, model.config, source, f"--model_name_or_path {model_args.model_name_or_path}")
@@ -102,6 +104,36 @@ def save_pipeline_code(folder: str | Path) -> Path:
     return Path(shutil.copy(pipeline_vaelm.__file__, Path(folder) / "pipeline_vaelm.py"))
 
 
+# What `--init_from` copies: everything that computes q(z|x). The embeddings are shared with the decoder's inputs.
+ENCODER_PREFIXES = ("embed_tokens.", "encoder.", "posterior.", "posterior_mean_norm.", "posterior_mean_shift")
+
+
+def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> None:
+    """
+    Copy the encoder of `source` (embeddings, recurrent encoder, posterior layer, BN-VAE statistics) into `target`,
+    whose decoder keeps its fresh initialisation: the decoder reset of Li et al. (2019) after auto-encoder
+    pre-training (`--kl_schedule constant --kl_weight 0`).
+
+    Raises:
+        `ValueError`: when `source` has no encoder or its encoder is shaped differently (naming the flags to change).
+    """
+    if source.encoder is None:
+        raise ValueError(f"--init_from {source_name} is a plain language model (latent_dim 0): it has no encoder to copy.")
+    source_state = source.state_dict()
+    target_state = target.state_dict()
+    copied = {name: tensor for name, tensor in source_state.items() if name.startswith(ENCODER_PREFIXES)}
+    for name, tensor in copied.items():
+        if name not in target_state or target_state[name].shape != tensor.shape:
+            shape = tuple(target_state[name].shape) if name in target_state else "absent"
+            raise ValueError(
+                f"--init_from {source_name}: its {name} has shape {tuple(tensor.shape)}, the new model's is {shape}. "
+                "Give the same --embedding_size, --num_units, --latent_dim, --num_layers, --cell_type, "
+                "--bidirectional_encoder and --posterior_bn_gamma (on/off) as that model, and its tokenizer."
+            )
+    target.load_state_dict(copied, strict=False)
+    logger.info("Copied %d encoder tensors from %s; the decoder starts afresh.", len(copied), source_name)
+
+
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments) -> dict:
     """
     Run one training job and save the final model, tokenizer, generation config and training curves.
@@ -119,6 +151,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
     keep_freed_memory()
     if model_args.model_name_or_path:  # fail before the data is read, not after
         check_model_source(model_args.model_name_or_path)
+    if model_args.init_from:
+        check_model_source(model_args.init_from)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     with training_args.main_process_first(desc="data preparation"):
         if data_args.streaming and training_args.max_steps <= 0:
@@ -193,4 +227,4 @@ def final_evaluation(trainer: VAETrainer, raw_dataset, iw_samples: int) -> dict:
 
 
 
-__all__ = ["build_model", "final_evaluation", "prepare_tokenizer", "train"]
+__all__ = ["ENCODER_PREFIXES", "build_model", "copy_encoder", "final_evaluation", "prepare_tokenizer", "train"]

@@ -17,7 +17,8 @@ class VAELMConfig(PretrainedConfig):
         hidden_size (`int`, *optional*, defaults to 200):
             Size of the LSTM states of the encoder and the decoder (the original `--num_units`).
         latent_size (`int`, *optional*, defaults to 13):
-            Dimension of the latent variable z (the original `--latent_dim`).
+            Dimension of the latent variable z (the original `--latent_dim`). 0 makes the model a plain recurrent
+            language model: no encoder, a zero initial decoder state, KL 0 and an exact NLL.
         num_layers (`int`, *optional*, defaults to 1):
             Number of stacked recurrent layers in the encoder and in the decoder.
         cell_type (`str`, *optional*, defaults to `"lstm"`):
@@ -31,6 +32,19 @@ class VAELMConfig(PretrainedConfig):
             Dropout applied to the embeddings of both LSTMs during training.
         output_dropout (`float`, *optional*, defaults to 0.0):
             Dropout applied to the decoder outputs before the vocabulary projection during training.
+        locked_dropout (`bool`, *optional*, defaults to `False`):
+            Whether `embedding_dropout` and `output_dropout` use one mask per sentence for all its steps (locked or
+            variational dropout, Gal & Ghahramani 2016; Merity et al. 2018) instead of a mask per position.
+        weight_drop (`float`, *optional*, defaults to 0.0):
+            DropConnect probability on the decoder's hidden-to-hidden matrices during training (Merity et al. 2018):
+            one mask per forward pass, shared by every step and sentence.
+        word_type_dropout (`float`, *optional*, defaults to 0.0):
+            Probability of dropping a whole word type from the embedding matrix during training (embedding dropout
+            of Gal & Ghahramani 2016 / Merity et al. 2018): every occurrence of a dropped word gets a zero embedding,
+            the others are scaled by 1 / (1 - p).
+        posterior_bn_gamma (`float`, *optional*, defaults to 0.0):
+            BN-VAE (Zhu et al. 2020): the posterior means are batch-normalised with this fixed scale γ and a learnt
+            shift, which keeps the expected KL of every dimension ≥ γ²/2. 0 turns it off.
         latent_to_every_step (`bool`, *optional*, defaults to `False`):
             Whether z is also concatenated to the decoder input at every step, not only used for its initial state.
         tie_word_embeddings (`bool`, *optional*, defaults to `False`):
@@ -83,6 +97,10 @@ class VAELMConfig(PretrainedConfig):
         word_dropout: float = 0.25,
         embedding_dropout: float = 0.0,
         output_dropout: float = 0.0,
+        locked_dropout: bool = False,
+        weight_drop: float = 0.0,
+        word_type_dropout: float = 0.0,
+        posterior_bn_gamma: float = 0.0,
         latent_to_every_step: bool = False,
         tie_word_embeddings: bool = False,
         max_sentence_length: int = 200,
@@ -106,6 +124,10 @@ class VAELMConfig(PretrainedConfig):
         self.word_dropout = word_dropout
         self.embedding_dropout = embedding_dropout
         self.output_dropout = output_dropout
+        self.locked_dropout = locked_dropout
+        self.weight_drop = weight_drop
+        self.word_type_dropout = word_type_dropout
+        self.posterior_bn_gamma = posterior_bn_gamma
         self.latent_to_every_step = latent_to_every_step
         self.max_sentence_length = max_sentence_length
         self.lang = lang
@@ -126,15 +148,22 @@ class VAELMConfig(PretrainedConfig):
         """Raise a `ValueError` naming the field when a size or probability is impossible."""
         for name in ("vocab_size", "embedding_size", "hidden_size", "latent_size", "num_layers", "max_sentence_length"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"VAELMConfig.{name} must be a positive integer, got {value!r}.")
-        for name in ("word_dropout", "embedding_dropout", "output_dropout"):
+            smallest = 0 if name == "latent_size" else 1  # latent_size 0: a plain language model
+            if not isinstance(value, int) or isinstance(value, bool) or value < smallest:
+                what = "a non-negative integer (0: no latent variable)" if smallest == 0 else "a positive integer"
+                raise ValueError(f"VAELMConfig.{name} must be {what}, got {value!r}.")
+        for name in ("word_dropout", "embedding_dropout", "output_dropout", "weight_drop", "word_type_dropout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(
                     f"VAELMConfig.{name} must lie in [0, 1), got {value!r}"
                     + (" (word_dropout = 1 - keep_prob, so keep_prob must lie in (0, 1])." if name == "word_dropout" else ".")
                 )
+        gamma = self.posterior_bn_gamma
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
+            raise ValueError(f"VAELMConfig.posterior_bn_gamma must be >= 0 (0: off), got {gamma!r}.")
+        if gamma > 0 and self.latent_size == 0:
+            raise ValueError("VAELMConfig.posterior_bn_gamma needs a latent variable (latent_size > 0).")
         if self.cell_type not in ("lstm", "gru"):
             raise ValueError(f"VAELMConfig.cell_type must be 'lstm' or 'gru', got {self.cell_type!r}.")
         if self.segmentation not in ("whitespace", "jieba", "char", "words"):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
@@ -120,6 +121,24 @@ def _padded_is_cheaper(lengths_cpu: torch.Tensor, width: int) -> bool:
     """Whether running an LSTM over the padded batch beats packing it (see `_PADDED_MIN_FILL`)."""
     fill = _PADDED_MIN_FILL if torch.is_grad_enabled() else max(_PADDED_MIN_FILL, _PADDED_MIN_FILL_INFERENCE)
     return int(lengths_cpu.sum()) >= fill * lengths_cpu.numel() * width
+
+
+def locked_dropout_mask(reference: torch.Tensor, rows: int, probability: float) -> torch.Tensor:
+    """One inverted-dropout mask per row (sentence), `(rows, features)`, to share over all of a row's steps."""
+    return F.dropout(reference.new_ones(rows, reference.size(-1)), probability, training=True)
+
+
+def dropped_recurrent_weights(module: nn.RNNBase, probability: float) -> dict[str, torch.Tensor]:
+    """
+    DropConnect (Merity et al. 2018) on the hidden-to-hidden matrices of `module`: `{name: dropped weight}` for
+    `torch.func.functional_call`, so that the fused (oneDNN / cuDNN) kernel runs with the dropped weights and the
+    parameters themselves are never modified. One mask per call, shared by every step and row.
+    """
+    return {
+        name: F.dropout(param, probability, training=True)
+        for name, param in module.named_parameters()
+        if name.startswith("weight_hh")
+    }
 
 
 class VAELMCache:
@@ -262,12 +281,19 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         directions = 2 if config.bidirectional_encoder else 1
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        # latent_size 0: a plain language model, with neither encoder nor latent map (a zero initial state).
+        has_latent = config.latent_size > 0
         self.encoder = recurrent_layer(
             config.cell_type, config.embedding_size, config.hidden_size, config.num_layers, config.bidirectional_encoder
-        )
-        self.posterior = nn.Linear(directions * config.hidden_size, 2 * config.latent_size)
+        ) if has_latent else None
+        self.posterior = nn.Linear(directions * config.hidden_size, 2 * config.latent_size) if has_latent else None
+        # BN-VAE: batch statistics without a learnt scale; γ is fixed (config), the shift is learnt. BatchNorm's usual
+        # eps, as in Zhu et al.'s code: while the raw means barely vary (at initialisation) their spread stays below γ.
+        bn_vae = has_latent and config.posterior_bn_gamma > 0
+        self.posterior_mean_norm = nn.BatchNorm1d(config.latent_size, affine=False) if bn_vae else None
+        self.posterior_mean_shift = nn.Parameter(torch.zeros(config.latent_size)) if bn_vae else None
         state_size = STATE_TENSORS[config.cell_type] * config.num_layers * config.hidden_size
-        self.latent_to_state = nn.Linear(config.latent_size, state_size)
+        self.latent_to_state = nn.Linear(config.latent_size, state_size) if has_latent else None
         decoder_input_size = config.embedding_size + (config.latent_size if config.latent_to_every_step else 0)
         self.decoder = recurrent_layer(config.cell_type, decoder_input_size, config.hidden_size, config.num_layers)
         self.output_dropout = nn.Dropout(config.output_dropout)
@@ -305,9 +331,12 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         Returns:
             `(mu, logvar)`, each of shape `(batch_size, latent_size)`.
         """
+        if self.encoder is None:  # no latent variable: an empty code
+            empty = self.embed_tokens.weight.new_zeros(input_ids.size(0), 0)
+            return empty, empty.clone()
         attention_mask = self._attention_mask(input_ids, attention_mask)
         lengths = attention_mask.sum(1).cpu()
-        embeddings = self.embedding_dropout(self.embed_tokens(input_ids))
+        embeddings = self._dropout_inputs(self._embed(input_ids))
         if not self.config.bidirectional_encoder and _padded_is_cheaper(lengths, input_ids.size(1)):
             # Right padding: the top layer's output after the last real word is the packed run's final state.
             outputs, _ = self.encoder(embeddings)
@@ -322,7 +351,37 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         # Outside autocast: a bf16 mu/logvar would make the KL (small, near collapse) wrong and even negative.
         with torch.autocast(summary.device.type, enabled=False):
             mu, logvar = self.posterior(summary.to(self.posterior.weight.dtype)).chunk(2, dim=-1)
+            if self.posterior_mean_norm is not None:
+                mu = self.config.posterior_bn_gamma * self.posterior_mean_norm(mu) + self.posterior_mean_shift
         return mu, logvar
+
+    def _embed(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """Word embeddings, with whole word types dropped in training (`word_type_dropout`)."""
+        p = self.config.word_type_dropout
+        if not (self.training and p > 0):
+            return self.embed_tokens(input_ids)
+        weight = self.embed_tokens.weight
+        keep = F.dropout(weight.new_ones(weight.size(0), 1), p, training=True)
+        return F.embedding(input_ids, weight * keep, padding_idx=self.embed_tokens.padding_idx)
+
+    def _dropout_inputs(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """`embedding_dropout` on `(batch, steps, features)`: one mask per sentence when `locked_dropout`."""
+        p = self.config.embedding_dropout
+        if self.config.locked_dropout and self.training and p > 0:
+            return embeddings * locked_dropout_mask(embeddings, embeddings.size(0), p).unsqueeze(1)
+        return self.embedding_dropout(embeddings)
+
+    def _run_decoder(
+        self, inputs: torch.Tensor | PackedSequence, state: RecurrentState
+    ) -> tuple[torch.Tensor | PackedSequence, RecurrentState]:
+        """The decoder's recurrent layers, with DropConnect on their recurrent weights in training (`weight_drop`)."""
+        if not (self.training and self.config.weight_drop > 0):
+            return run_recurrent(self.decoder, inputs, state)
+        dropped = dropped_recurrent_weights(self.decoder, self.config.weight_drop)
+        if not isinstance(self.decoder, nn.LSTM):
+            (state,) = state
+        outputs, final = functional_call(self.decoder, dropped, (inputs, state))
+        return outputs, final if isinstance(final, tuple) else (final,)
 
     # ----------------------------------------------------------------------------------------------- decoder
     def initial_state(self, z: torch.Tensor) -> RecurrentState:
@@ -336,20 +395,29 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
             `(h, c)` for an LSTM, `(h,)` for a GRU; each of shape `(num_layers, batch_size, hidden_size)`.
         """
         parts, layers, hidden = STATE_TENSORS[self.config.cell_type], self.config.num_layers, self.config.hidden_size
+        if self.latent_to_state is None:  # no latent variable: the decoder starts from zeros
+            zeros = self.embed_tokens.weight.new_zeros(layers, z.size(0), hidden)
+            return tuple(zeros.clone() for _ in range(parts))
         state = self.latent_to_state(z).view(z.size(0), parts, layers, hidden).permute(1, 2, 0, 3)
         return tuple(part.contiguous() for part in state)
 
     def _decoder_inputs(self, input_ids: torch.LongTensor, z: torch.Tensor) -> torch.Tensor:
-        embeddings = self.embed_tokens(input_ids)
+        embeddings = self._embed(input_ids)
         if self.config.latent_to_every_step:
             embeddings = torch.cat([embeddings, z.unsqueeze(1).expand(-1, input_ids.size(1), -1)], dim=-1)
-        return self.embedding_dropout(embeddings)
+        return self._dropout_inputs(embeddings)
 
     def _project(self, states: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self._head_inputs(states))
 
-    def _head_inputs(self, states: torch.Tensor) -> torch.Tensor:
-        states = self.output_dropout(states)
+    def _head_inputs(self, states: torch.Tensor, sentence_of_state: torch.Tensor | None = None) -> torch.Tensor:
+        p = self.config.output_dropout
+        if self.config.locked_dropout and self.training and p > 0 and sentence_of_state is not None:
+            # Locked: one mask per sentence (`sentence_of_state` maps each state row to its sentence).
+            rows = int(sentence_of_state.max()) + 1 if sentence_of_state.numel() else 0
+            states = states * locked_dropout_mask(states, rows, p).index_select(0, sentence_of_state)
+        else:
+            states = self.output_dropout(states)
         if self.output_projection is not None:
             states = self.output_projection(states)
         return states
@@ -449,14 +517,14 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         batch_size, width = targets.shape
         decoder_inputs = self._decoder_inputs(decoder_input_ids, z)
         if _padded_is_cheaper(steps_cpu, width):
-            outputs, _ = run_recurrent(self.decoder, decoder_inputs, self.initial_state(z))
+            outputs, _ = self._run_decoder(decoder_inputs, self.initial_state(z))
             # Real positions, sentence by sentence; the outputs at padding are dropped before the projection.
             positions = decoder_mask.reshape(-1).nonzero().squeeze(1)
             states = outputs.reshape(batch_size * width, -1).index_select(0, positions)
             token_targets = targets.reshape(-1).index_select(0, positions)
             sentence_of_token = torch.div(positions, width, rounding_mode="floor")
         else:
-            packed_outputs, _ = run_recurrent(self.decoder, _pack(decoder_inputs, steps_cpu), self.initial_state(z))
+            packed_outputs, _ = self._run_decoder(_pack(decoder_inputs, steps_cpu), self.initial_state(z))
             states = packed_outputs.data
             token_targets = _pack(targets, steps_cpu).data
             sentence_of_token = _pack(
@@ -467,11 +535,11 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
             ).data
         # Project real positions only: the padded [batch, steps, vocab] tensor is never built for the loss.
         if return_logits or not torch.is_grad_enabled():
-            logits = self._project(states)
+            logits = self.lm_head(self._head_inputs(states, sentence_of_token))
             token_nll = F.cross_entropy(logits.float(), token_targets, reduction="none")
         else:
             token_nll = _LinearCrossEntropy.apply(
-                self._head_inputs(states), self.lm_head.weight, self.lm_head.bias, token_targets
+                self._head_inputs(states, sentence_of_token), self.lm_head.weight, self.lm_head.bias, token_targets
             )
         nll = torch.zeros(batch_size, device=token_nll.device, dtype=token_nll.dtype)
         nll = nll.index_add(0, sentence_of_token, token_nll)
