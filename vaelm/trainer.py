@@ -17,6 +17,7 @@ from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import TrainOutput
 
 from .hub import write_model_card
+from .threads import num_threads_field
 from .kl_schedules import KL_SCHEDULES, kl_weight_at
 from .modeling_vaelm import gaussian_kl
 
@@ -50,6 +51,8 @@ class VAETrainingArguments(TrainingArguments):
         free_bits (`float`, *optional*, defaults to 0.0):
             Per-dimension KL floor λ in nats (Kingma et al. 2016): the KL term is Σ_d max(λ, mean over the batch of
             KL_d). 0 turns it off.
+        num_threads (`int`, *optional*):
+            CPU threads for torch; see [`vaelm.threads.choose_num_threads`] for the default.
         batch_size (`int`, *optional*):
             The original script's name for `per_device_train_batch_size`.
 
@@ -65,6 +68,7 @@ class VAETrainingArguments(TrainingArguments):
     kl_cycle_ratio: float = field(default=0.5, metadata={"help": "Rising fraction of each cycle."})
     kl_weight: float = field(default=1.0, metadata={"help": "β of the constant schedule and the cap of all."})
     free_bits: float = field(default=0.0, metadata={"help": "Per-dimension KL floor in nats (0: off)."})
+    num_threads: int | None = num_threads_field()
     # Defaults that differ from TrainingArguments: the sentence-VAE recipe and a quiet, local run.
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Sentences per batch and device."})

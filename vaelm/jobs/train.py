@@ -18,6 +18,7 @@ from ..evaluation import evaluate_dataset, tokenize_sentences
 from ..hub import write_model_card
 from ..loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
+from ..threads import configure_threads
 from ..tokenization_vaelm import build_tokenizer, check_tokenizer_matches, segment
 from ..trainer import VAETrainer, VAETrainingArguments
 
@@ -87,6 +88,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         `dict`: the final validation metrics (`eval_elbo`, `eval_kl`, …).
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    configure_threads(training_args.num_threads)
     set_seed(training_args.seed)
     keep_freed_memory()
     if model_args.model_name_or_path:  # fail before the data is read, not after
