@@ -44,7 +44,8 @@ After (padded oneDNN LSTMs on length-grouped batches, fused projection + cross-e
   ≈ 1.8 ms of Trainer time between steps (1–2 % of a step). Adam ≈ 1 %; grad-norm clipping < 0.2 %.
 - What is left above the matmuls is elementwise (LSTM gates, softmax) and memory traffic. On 2 threads the oneDNN
   LSTM synchronises its threads at every time step, so it is the part hurt most when other processes share the
-  cores; with a loaded machine 1 thread (`OMP_NUM_THREADS=1`) is often faster than 2.
+  cores; with libgomp's default spin-waiting, 1 thread was then often faster than 2. vaelm now makes idle OpenMP
+  threads wait passively, which removes that cliff (README "Speed", `benchmarks/contention.sh`).
 
 Threads: vaelm's default (`vaelm.threads.configure_threads`: the usable cores minus those other processes keep
 busy, `OMP_NUM_THREADS` respected) unless `--threads N`; OpenMP waits passively as in every vaelm command (vaelm is
