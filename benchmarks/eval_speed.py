@@ -18,7 +18,10 @@ mean length), and prints one JSON object:
 The FLOP count covers the matmuls (vocabulary projection, recurrent and input projections); the log-softmax over
 the vocabulary is not FLOP-bound and is left out, so the limit is optimistic.
 
-Run: `python benchmarks/eval_speed.py [--iw_samples 500] [--sentences 8] [--windows 5] [--chunk_size 512] [--threads N]`.
+On a GPU (`--device cuda`) the rates and the matmul peak are wall-clock figures; the CPU-time ones are left out.
+
+Run: `python benchmarks/eval_speed.py [--iw_samples 500] [--sentences 8] [--windows 5] [--chunk_size 512] [--threads N]
+[--device cpu|cuda]`.
 """
 
 import argparse
@@ -30,10 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+from vaelm import VAELMConfig, VAELMModel  # before torch: vaelm sets OpenMP's wait policy before torch loads it
 
-from vaelm import VAELMConfig, VAELMModel
-from vaelm.evaluation import evaluate_sequences
+import torch  # noqa: E402
+from vaelm.evaluation import evaluate_sequences  # noqa: E402
+from vaelm.threads import configure_threads  # noqa: E402
 
 PTB_TEST_SENTENCES = 3761
 PTB_TEST_SCORED_TOKENS = 82430  # words + </s>
@@ -58,7 +62,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--embedding_size", type=int, default=350)
     parser.add_argument("--hidden_size", type=int, default=200)
     parser.add_argument("--latent_size", type=int, default=13)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: vaelm's choice).")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda.")
+    parser.add_argument("--peak_size", type=int, default=1024, help="Matrix size of the matmul peak measurement (CPU).")
     parser.add_argument("--ptb_test", type=Path, default=DEFAULT_PTB_TEST, help="PTB test file, for its lengths.")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     return parser.parse_args(argv)
@@ -81,7 +87,7 @@ def sentence_lengths(ptb_test: Path, count: int, seed: int = 0) -> list[int]:
     return [max(1, round(rng.gauss(20.9, 10.0))) for _ in range(count)]
 
 
-def matmul_peak_gflops(dtype: torch.dtype, size: int = 1024, repeats: int = 5) -> float:
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 1024, repeats: int = 5, device: str = "cpu") -> float:
     """
     GFLOP/s of a square matmul of `size` in `dtype` on all torch threads, from the median process CPU time per
     thread (so that other processes on the cores do not lower it): the peak the FLOP limit is measured against.
@@ -90,7 +96,18 @@ def matmul_peak_gflops(dtype: torch.dtype, size: int = 1024, repeats: int = 5) -
         dtype (`torch.dtype`): float32 or bfloat16.
         size (`int`, *optional*, defaults to 1024): matrix size.
         repeats (`int`, *optional*, defaults to 5): timed repetitions.
+        device (`str`, *optional*, defaults to `"cpu"`): on a GPU, the best wall time of an 8192² matmul instead.
     """
+    if torch.device(device).type == "cuda":
+        a, b = (torch.randn(8192, 8192, device=device).to(dtype) for _ in range(2))
+        times = []
+        for _ in range(repeats + 1):
+            torch.cuda.synchronize(device)
+            started = time.perf_counter()
+            a @ b
+            torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - started)
+        return 2 * 8192**3 / min(times[1:]) / 1e9
     a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
     a @ b
     times = []
@@ -166,14 +183,14 @@ def main(argv: list[str] | None = None) -> dict:
         argv (`list[str]`, *optional*): the flags.
     """
     arguments = parse_arguments(argv)
-    if arguments.threads:
-        torch.set_num_threads(arguments.threads)
+    configure_threads(arguments.threads)
     torch.manual_seed(0)
     config = VAELMConfig(
         vocab_size=arguments.vocab_size, embedding_size=arguments.embedding_size, hidden_size=arguments.hidden_size,
         latent_size=arguments.latent_size,
     )
-    model = VAELMModel(config).eval()
+    model = VAELMModel(config).eval().to(arguments.device)
+    on_gpu = torch.device(arguments.device).type == "cuda"
     total = arguments.sentences * (arguments.windows + 1)
     rng = random.Random(1)
     sequences = [
@@ -190,6 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
         "windows": arguments.windows,
         "chunk_size": arguments.chunk_size,
         "torch_threads": torch.get_num_threads(),
+        "device": str(next(model.parameters()).device),
         "flops_per_token_sample": {key: round(value) for key, value in flops.items()},
         "ptb_test": {"sentences": PTB_TEST_SENTENCES, "scored_tokens": PTB_TEST_SCORED_TOKENS,
                      "iw_samples": REPORT_IW_SAMPLES},
@@ -199,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
         bf16 = precision == "bf16"
         rates, cpu_rates = time_windows(model, sequences, arguments, bf16)
         median, cpu_median = statistics.median(rates), statistics.median(cpu_rates)
-        peak = matmul_peak_gflops(torch.bfloat16 if bf16 else torch.float32)
+        peak = matmul_peak_gflops(torch.bfloat16 if bf16 else torch.float32, size=arguments.peak_size, device=arguments.device)
         limit = peak * 1e9 / flops["total"]
         report[precision] = {
             "token_samples_per_second": round(median),
@@ -210,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
             "matmul_peak_gflops": round(peak, 1),
             "achieved_gflops_by_cpu_time": round(cpu_median * flops["total"] / 1e9, 1),
             "flop_limit_token_samples_per_second": round(limit),
-            "fraction_of_flop_limit": round(cpu_median / limit, 3),
+            "fraction_of_flop_limit": round((median if on_gpu else cpu_median) / limit, 3),
             "projected_ptb_test_seconds_at_flop_limit": round(work / limit),
         }
     report["load_average"] = [round(value, 2) for value in os.getloadavg()]

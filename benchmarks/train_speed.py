@@ -44,10 +44,15 @@ After (padded oneDNN LSTMs on length-grouped batches, fused projection + cross-e
   ≈ 1.8 ms of Trainer time between steps (1–2 % of a step). Adam ≈ 1 %; grad-norm clipping < 0.2 %.
 - What is left above the matmuls is elementwise (LSTM gates, softmax) and memory traffic. On 2 threads the oneDNN
   LSTM synchronises its threads at every time step, so it is the part hurt most when other processes share the
-  cores; with a loaded machine 1 thread (`OMP_NUM_THREADS=1`) is often faster than 2.
+  cores; with libgomp's default spin-waiting, 1 thread was then often faster than 2. vaelm now makes idle OpenMP
+  threads wait passively, which removes that cliff (README "Speed", `benchmarks/contention.sh`).
 
-Run: `python benchmarks/train_speed.py [--bf16] [--threads N] [--windows 5] [--window_steps 12]`; prints one
-JSON object.
+Threads: vaelm's default (`vaelm.threads.configure_threads`: the usable cores minus those other processes keep
+busy, `OMP_NUM_THREADS` respected) unless `--threads N`; OpenMP waits passively as in every vaelm command (vaelm is
+imported before torch). `--device cuda` runs both sides on a GPU (timed windows end with a synchronisation).
+
+Run: `python benchmarks/train_speed.py [--bf16] [--threads N] [--device cpu|cuda] [--windows 5] [--window_steps 12]`;
+prints one JSON object.
 """
 
 import argparse
@@ -65,10 +70,15 @@ import time
 import warnings
 from pathlib import Path
 
+import vaelm  # noqa: F401  (first: sets OpenMP's wait policy before torch loads it, as every vaelm command does)
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
+
+# Plain nn.LSTM calls, except that under bf16 autocast on a CPU without a bf16 LSTM kernel (AVX2 only) they run in
+# fp32, as vaelm's do; without that the reference would crash there.
+from vaelm.modeling_vaelm import run_recurrent
 
 DEFAULT_PTB = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb"
 
@@ -79,7 +89,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data_dir", type=Path, default=Path(os.environ.get("VAELM_PTB", DEFAULT_PTB)),
                         help="Folder with ptb.train.txt/ptb.valid.txt (or train.txt/valid.txt).")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for both vaelm (--bf16 of vaelm-train) and the reference.")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice).")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: vaelm's choice).")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                        help="Where both sides train (default: where vaelm-train would, a GPU when there is one).")
+    parser.add_argument("--peak_size", type=int, default=2048, help="Matrix size of the matmul peak measurement (CPU).")
     parser.add_argument("--windows", type=int, default=5, help="Timed windows of each kind (medians are reported).")
     parser.add_argument("--window_steps", type=int, default=12, help="Optimizer steps per timed window.")
     parser.add_argument("--warmup_steps", type=int, default=4, help="Untimed steps of each kind before the first window.")
@@ -120,15 +133,15 @@ class ReferenceVAE(nn.Module):
         embedded = self.embedding(input_ids)
         if self.packed_encoder:
             packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, (h, _) = self.encoder(packed)
+            _, (h, _) = run_recurrent(self.encoder, packed)
             summary = h[-1]
         else:  # the padded batch as it is; the state after each sentence's last word
-            outputs, _ = self.encoder(embedded)
+            outputs, _ = run_recurrent(self.encoder, embedded)
             summary = outputs[torch.arange(input_ids.size(0)), lengths - 1]
         mu, logvar = self.to_posterior(summary).chunk(2, dim=-1)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         h0, c0 = self.to_state(z).unsqueeze(0).chunk(2, dim=-1)
-        outputs, _ = self.decoder(embedded[:, :-1], (h0.contiguous(), c0.contiguous()))
+        outputs, _ = run_recurrent(self.decoder, embedded[:, :-1], (h0.contiguous(), c0.contiguous()))
         logits = self.to_vocab(outputs)
         rec = F.cross_entropy(logits.reshape(-1, logits.size(-1)), input_ids[:, 1:].reshape(-1),
                               ignore_index=self.pad_id, reduction="sum") / input_ids.size(0)
@@ -158,15 +171,25 @@ def flops_per_target_token(embedding_size: int, hidden_size: int, vocab_size: in
     return 3.0 * (2 * lstm + 2 * hidden_size * vocab_size)
 
 
-def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 3) -> float:
-    """Best of `repeats` size³ matmuls, in GFLOP/s."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a clock read afterwards includes it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 3, device: torch.device | str = "cpu") -> float:
+    """Best of `repeats` size³ matmuls, in GFLOP/s (on a GPU, a larger matrix: a 2048³ one is over in microseconds)."""
+    device = torch.device(device)
+    size = 8192 if device.type == "cuda" else size
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
     torch.mm(a, b)
+    synchronize(device)
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 
@@ -193,8 +216,6 @@ def summary(values: list[float]) -> dict:
 # ------------------------------------------------------------------------------------------------ the benchmark
 def main(argv: list[str] | None = None) -> dict:
     args = parse_arguments(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -207,6 +228,9 @@ def main(argv: list[str] | None = None) -> dict:
     from vaelm.allocator import keep_freed_memory
     from vaelm.cli.train import parse_arguments as train_arguments
     from vaelm.jobs.train import build_model, prepare_tokenizer
+    from vaelm.threads import configure_threads
+
+    configure_threads(args.threads)
 
     load_start = os.getloadavg()
     output_dir = tempfile.mkdtemp(prefix="vaelm-train-speed-")
@@ -217,7 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--latent_dim", str(args.latent_dim), "--batch_size", str(args.batch_size), "--vocab_size", str(args.vocab_size),
         "--learning_rate", "1e-3", "--kl_schedule", "linear", "--annealing_pivot", "600",
         "--max_steps", str(total_steps), "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none",
-        "--disable_tqdm", "true", "--seed", str(args.seed), *(["--bf16", "true"] if args.bf16 else []), *args.extra,
+        "--disable_tqdm", "true", "--seed", str(args.seed), *(["--bf16", "true"] if args.bf16 else []),
+        *(["--use_cpu", "true"] if args.device == "cpu" else []), *args.extra,
     ]
     model_args, data_args, training_args = train_arguments(flags)
     set_seed(training_args.seed)
@@ -242,16 +267,19 @@ def main(argv: list[str] | None = None) -> dict:
                          eval_dataset=tokenized["valid"], data_collator=counting_collator, processing_class=tokenizer)
 
     # Collator cost alone, on batches of the training set.
-    sample = [tokenized["train"][i] for i in range(args.batch_size * 20)]
+    collated = max(1, min(20, len(tokenized["train"]) // args.batch_size))  # a tiny corpus has fewer batches
+    sample = [tokenized["train"][i] for i in range(min(len(tokenized["train"]), args.batch_size * collated))]
     start = time.perf_counter()
-    for i in range(20):
+    for i in range(collated):
         collator(sample[i * args.batch_size : (i + 1) * args.batch_size])
-    collator_ms = (time.perf_counter() - start) / 20 * 1e3
+    collator_ms = (time.perf_counter() - start) / collated * 1e3
 
     torch.manual_seed(args.seed)
     reference = ReferenceVAE(config.vocab_size, config.embedding_size, config.hidden_size, config.latent_size,
                              tokenizer.pad_token_id, packed_encoder=args.reference_encoder == "packed")
+    reference.to(training_args.device)
     reference_optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
+    device = training_args.device
     batches = reference_batches(tokenized["train"]["input_ids"], args.batch_size, tokenizer.pad_token_id, args.seed)
     autocast = torch.autocast(training_args.device.type, dtype=torch.bfloat16, enabled=args.bf16)
 
@@ -259,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.reference_allocator == "default":
             default_malloc_thresholds()
         tokens = positions = 0
+        synchronize(device)
         start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(steps):
             input_ids, batch_tokens, batch_positions = next(batches)
@@ -271,12 +300,13 @@ def main(argv: list[str] | None = None) -> dict:
             reference_optimizer.zero_grad(set_to_none=True)
             tokens += batch_tokens
             positions += batch_positions
+        synchronize(device)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         if args.reference_allocator == "default":
             keep_freed_memory()
         return elapsed, cpu, tokens, positions
 
-    results = {"vaelm": [], "reference": [], "peak": [], "peak_bf16": [], "parts": [], "vaelm_cpu": [], "reference_cpu": [],
+    results = {"vaelm": [], "vaelm_seconds": [], "reference": [], "peak": [], "peak_bf16": [], "parts": [], "vaelm_cpu": [], "reference_cpu": [],
                "pad": [0, 0], "reference_pad": [0, 0]}
 
     class Alternate(TrainerCallback):
@@ -297,6 +327,9 @@ def main(argv: list[str] | None = None) -> dict:
             self.marks["optimizer"] = time.perf_counter()
 
         def on_step_end(self, _args, state, control, **__):
+            at_window_end = self.window_start is not None and state.global_step - self.window_first_step == args.window_steps
+            if state.global_step == args.warmup_steps or at_window_end:
+                synchronize(device)  # a window's time includes its queued GPU work (a no-op on CPU)
             now = time.perf_counter()
             step = state.global_step
             if "end" in self.marks and self.window_start is not None:
@@ -314,15 +347,16 @@ def main(argv: list[str] | None = None) -> dict:
                 results["pad"][0] += sum(p - t for t, p in counted)
                 results["pad"][1] += sum(p for _, p in counted)
                 results["vaelm"].append(tokens / elapsed)
+                results["vaelm_seconds"].append(elapsed)
                 results["vaelm_cpu"].append(tokens / cpu)
                 seconds, cpu_seconds, ref_tokens, ref_positions = reference_steps(args.window_steps)
                 results["reference"].append(ref_tokens / seconds)
                 results["reference_cpu"].append(ref_tokens / cpu_seconds)
                 results["reference_pad"][0] += ref_positions - ref_tokens
                 results["reference_pad"][1] += ref_positions
-                results["peak"].append(matmul_gflops(torch.float32))
+                results["peak"].append(matmul_gflops(torch.float32, args.peak_size, device=device))
                 if args.bf16:
-                    results["peak_bf16"].append(matmul_gflops(torch.bfloat16))
+                    results["peak_bf16"].append(matmul_gflops(torch.bfloat16, args.peak_size, device=device))
                 if len(results["vaelm"]) == args.windows:
                     control.should_training_stop = True
                 self.start_window(step)
@@ -355,6 +389,7 @@ def main(argv: list[str] | None = None) -> dict:
         "fraction_of_limit": round(vaelm_rate / limit, 3),
         "pad_fraction": round(results["pad"][0] / max(1, results["pad"][1]), 4),
         "reference_pad_fraction": round(results["reference_pad"][0] / max(1, results["reference_pad"][1]), 4),
+        "vaelm_steps_per_s": round(args.window_steps * len(results["vaelm_seconds"]) / sum(results["vaelm_seconds"]), 3),
         "projected_ptb_epoch_s": round(sum(length - 1 for length in tokenized["train"]["length"]) / vaelm_rate, 1),
         "vaelm_tokens_per_cpu_s": round(statistics.median(results["vaelm_cpu"]), 1),
         "reference_tokens_per_cpu_s": round(statistics.median(results["reference_cpu"]), 1),

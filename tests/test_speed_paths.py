@@ -190,3 +190,21 @@ def test_linear_cross_entropy_exact_when_the_target_probability_underflows():
     expected = F.cross_entropy(F.linear(states, weight), targets, reduction="none")
     assert expected[0] > 300
     torch.testing.assert_close(nll, expected.detach(), rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+def test_cpu_bf16_autocast_trains_where_onednn_has_no_bf16_recurrence(cell_type, monkeypatch):
+    # On CPUs without native bf16 (AVX2 only), oneDNN cannot build a bf16 LSTM/GRU ("could not create a primitive
+    # descriptor"); the recurrent layers then run in fp32 outside autocast, and the first failure is remembered.
+    config = VAELMConfig(vocab_size=40, embedding_size=8, hidden_size=8, latent_size=3, cell_type=cell_type)
+    torch.manual_seed(0)
+    model = VAELMModel(config).train()
+    input_ids = torch.randint(4, 40, (3, 6))
+    input_ids[:, 0], input_ids[:, -1] = config.bos_token_id, config.eos_token_id
+    monkeypatch.setitem(modeling._CPU_BF16_RECURRENCE, "supported", False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(input_ids)
+        outputs, state = modeling.run_recurrent(model.decoder, torch.randn(2, 4, 8, dtype=torch.bfloat16))
+    output.loss.backward()
+    assert torch.isfinite(output.loss) and model.decoder.weight_hh_l0.grad.abs().sum() > 0
+    assert outputs.dtype == torch.float32 and len(state) == (2 if cell_type == "lstm" else 1)

@@ -1,7 +1,14 @@
 """vaelm: sentence-level variational auto-encoder language models (Bowman et al. 2016), native to transformers."""
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
-from transformers.pipelines import PIPELINE_REGISTRY
+import os
+
+# Idle OpenMP threads sleep instead of spinning: a spinning thread steals the core that its partner shares with a busy
+# process, and training with 2 threads then ran at a third of the 1-thread speed (README "Speed"). libgomp reads this
+# once, when torch loads it, so it is set before the first torch import; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM  # noqa: E402 (after the OpenMP setting)
+from transformers.pipelines import PIPELINE_REGISTRY  # noqa: E402
 
 from .configuration_vaelm import VAELMConfig
 from .generation import DecodingConfig, SentenceVAE, interpolate

@@ -103,8 +103,43 @@ def run_recurrent(
     """
     if state is not None and not isinstance(module, nn.LSTM):
         (state,) = state
-    outputs, final = module(inputs, state)
+    if _cpu_bf16_recurrence_unsupported(inputs):
+        outputs, final = _run_float32(module, inputs, state)
+    else:
+        try:
+            outputs, final = module(inputs, state)
+        except RuntimeError as error:
+            if "primitive descriptor" not in str(error) or not _is_cpu_autocast(inputs):
+                raise
+            # oneDNN has no bf16 LSTM/GRU on CPUs without native bf16 (e.g. AVX2 only): remember, run it in fp32.
+            _CPU_BF16_RECURRENCE["supported"] = False
+            outputs, final = _run_float32(module, inputs, state)
     return outputs, final if isinstance(final, tuple) else (final,)
+
+
+# Whether this CPU runs recurrent layers under bf16 autocast; learnt from the first attempt (see `run_recurrent`).
+_CPU_BF16_RECURRENCE = {"supported": True}
+
+
+def _is_cpu_autocast(inputs: torch.Tensor | PackedSequence) -> bool:
+    data = inputs.data if isinstance(inputs, PackedSequence) else inputs
+    return data.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+
+
+def _cpu_bf16_recurrence_unsupported(inputs: torch.Tensor | PackedSequence) -> bool:
+    return not _CPU_BF16_RECURRENCE["supported"] and _is_cpu_autocast(inputs)
+
+
+def _run_float32(module: nn.RNNBase, inputs: torch.Tensor | PackedSequence, state) -> tuple:
+    """The recurrent layers outside autocast, in float32 (the matmuls around them still follow autocast)."""
+    if isinstance(inputs, PackedSequence):
+        inputs = inputs._replace(data=inputs.data.float())
+    else:
+        inputs = inputs.float()
+    if state is not None:
+        state = tuple(part.float() for part in state) if isinstance(state, tuple) else state.float()
+    with torch.autocast("cpu", enabled=False):
+        return module(inputs, state)
 
 
 # Below this share of real positions in a batch, the packed LSTM is used; above it, the padded one. On CPU the
@@ -339,7 +374,7 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         embeddings = self._dropout_inputs(self._embed(input_ids))
         if not self.config.bidirectional_encoder and _padded_is_cheaper(lengths, input_ids.size(1)):
             # Right padding: the top layer's output after the last real word is the packed run's final state.
-            outputs, _ = self.encoder(embeddings)
+            outputs, _ = run_recurrent(self.encoder, embeddings)
             last = (lengths - 1).to(outputs.device)
             summary = outputs[torch.arange(outputs.size(0), device=outputs.device), last]
         else:

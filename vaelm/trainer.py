@@ -19,6 +19,7 @@ from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import TrainOutput
 
 from .hub import write_model_card
+from .threads import num_threads_field
 from .kl_schedules import KL_SCHEDULES, kl_weight_at
 from .modeling_vaelm import gaussian_kl
 from .streaming import rank_shard
@@ -58,6 +59,8 @@ class VAETrainingArguments(TrainingArguments):
             Weight averaging: keep an exponential moving average of the weights with this decay (e.g. 0.999) and
             evaluate and save the averaged weights ([`~vaelm.weight_averaging.WeightAveragingCallback`]). 0 turns it
             off.
+        num_threads (`int`, *optional*):
+            CPU threads for torch; see [`vaelm.threads.choose_num_threads`] for the default.
         batch_size (`int`, *optional*):
             The original script's name for `per_device_train_batch_size`.
 
@@ -74,6 +77,7 @@ class VAETrainingArguments(TrainingArguments):
     kl_weight: float = field(default=1.0, metadata={"help": "β of the constant schedule and the cap of all."})
     free_bits: float = field(default=0.0, metadata={"help": "Per-dimension KL floor in nats (0: off)."})
     ema_decay: float = field(default=0.0, metadata={"help": "Evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)."})
+    num_threads: int | None = num_threads_field()
     # Defaults that differ from TrainingArguments: the sentence-VAE recipe and a quiet, local run.
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Sentences per batch and device."})

@@ -12,6 +12,7 @@ from transformers import HfArgumentParser
 
 from ..jobs.demo import build_demo, export_space, require_gradio
 from . import run_command
+from ..threads import configure_threads
 from .shared import ModelSourceArguments
 
 NAME = "vaelm-demo"
@@ -42,6 +43,7 @@ def main(argv: list[str]) -> int:
     model_args, args = HfArgumentParser((ModelSourceArguments, DemoArguments), prog=NAME, description=__doc__).parse_args_into_dataclasses(
         args=argv, look_for_args_file=False
     )
+    configure_threads(model_args.num_threads)
     if args.export:
         for path in export_space(model_args.model, args.export, requirement=args.requirement, map_sentences=args.map_sentences):
             print(f"wrote {path}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from ..jobs.evaluate import command_line, human_summary, run_evaluation
+from ..threads import num_threads_field
 from . import run_command
 
 PROGRAM = "vaelm-evaluate"
@@ -36,9 +37,7 @@ class EvaluationArguments:
     seed: int = field(default=42, metadata={"help": "Seed of the latent samples."})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 vocabulary projection (faster; within 0.05 nats)."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, mps… (default: cuda if available)."})
-    num_threads: int | None = field(
-        default=None, metadata={"help": "CPU threads for torch (default: torch's choice; 1 is faster on cores other jobs share)."}
-    )
+    num_threads: int | None = num_threads_field()
     output: str | None = field(
         default=None, metadata={"help": "Also write the JSON object to this file, with the per-dimension variances."}
     )

@@ -13,6 +13,7 @@ from transformers import HfArgumentParser
 
 from ..jobs.map import draw_map
 from . import run_command
+from ..threads import configure_threads
 from .shared import ModelSourceArguments
 
 NAME = "vaelm-map"
@@ -47,6 +48,7 @@ def main(argv: list[str]) -> int:
     model_args, args = HfArgumentParser((ModelSourceArguments, MapArguments), prog=NAME, description=__doc__).parse_args_into_dataclasses(
         args=argv, look_for_args_file=False
     )
+    configure_threads(model_args.num_threads)
     print(json.dumps(draw_map(model_args, args)))
     return 0
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
+from ..threads import configure_threads, num_threads_field
 from ..jobs.demo import export_space
 from ..jobs.push import push
 from . import run_command
@@ -29,10 +30,12 @@ class PushArguments:
     with_demo: bool = field(
         default=False, metadata={"help": "Also write and push app.py + requirements.txt (vaelm-demo --export): the files deploy as a Gradio Space."}
     )
+    num_threads: int | None = num_threads_field()
 
 
 def main(argv: list[str]) -> int:
     (arguments,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses(args=argv)
+    configure_threads(arguments.num_threads)  # the card's latent map and plots run the model
     if arguments.with_demo:  # the Space files go up in the same commit
         export_space(arguments.model, arguments.model)
     commit = push(arguments)

@@ -11,6 +11,7 @@ from transformers.utils import logging as hf_logging
 
 from ..generation import DecodingConfig, SentenceVAE
 from ..pretrained import DEFAULT_MODEL
+from ..threads import configure_threads, num_threads_field
 
 
 @dataclass
@@ -21,6 +22,7 @@ class ModelSourceArguments:
         default=DEFAULT_MODEL, metadata={"help": "Model folder written by vaelm-train, or a Hub id (default: the bundled PTB model)."}
     )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: a GPU when there is one)."})
+    num_threads: int | None = num_threads_field()
 
 
 @dataclass
@@ -64,6 +66,7 @@ def load_sentence_vae(model_args: ModelSourceArguments, seed: int | None = None)
         model_args ([`ModelSourceArguments`]): `--model` and `--device`.
         seed (`int`, *optional*): `--seed`; the same seed gives the same output.
     """
+    configure_threads(model_args.num_threads)
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     vae = SentenceVAE.from_pretrained(model_args.model, device=model_args.device)

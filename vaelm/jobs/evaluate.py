@@ -10,12 +10,12 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
 
 from ..data import load_text_splits, raw_text_splits, read_sentences, split_files
 from ..evaluation import evaluate_sequences, tokenize_sentences
 from ..loading import default_device, load_model_and_tokenizer
 from ..pretrained import DEFAULT_MODEL
+from ..threads import configure_threads
 
 if TYPE_CHECKING:  # the argument dataclass belongs to the command, which calls this job
     from ..cli.evaluate import EvaluationArguments
@@ -54,8 +54,7 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     Returns:
         `dict`: the summary, with `model`, `split`, `data` and `command` added.
     """
-    if arguments.num_threads:
-        torch.set_num_threads(arguments.num_threads)
+    configure_threads(arguments.num_threads)
     model_name = arguments.model or DEFAULT_MODEL
     hub_kwargs = {"revision": arguments.revision} if arguments.revision else {}
     model, tokenizer = load_model_and_tokenizer(model_name, device=arguments.device or default_device(), **hub_kwargs)

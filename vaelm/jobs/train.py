@@ -24,6 +24,7 @@ from ..loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
 from ..pipeline_vaelm import CUSTOM_PIPELINES
 from ..streaming import group_by_length, stream_text_splits, vocabulary_sample
+from ..threads import configure_threads
 from ..tokenization_vaelm import build_tokenizer, check_tokenizer_matches, segment
 from ..trainer import VAETrainer, VAETrainingArguments
 
@@ -147,6 +148,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         `dict`: the final validation metrics (`eval_elbo`, `eval_kl`, …).
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    configure_threads(training_args.num_threads)
     set_seed(training_args.seed)
     keep_freed_memory()
     if model_args.model_name_or_path:  # fail before the data is read, not after

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Training steps/s beside a bounded busy-loop process (one core kept busy), before and after the thread fixes of
+# issue 16, alternating the settings R times (default 2):
+#   before     : 2 threads spinning at OpenMP barriers (libgomp's default; torch's old default of 2 threads)
+#   1 thread   : 1 thread
+#   2 passive  : 2 threads whose idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE, what importing vaelm sets)
+#   vaelm's default (the usable cores, waiting passively) is printed last.
+# Run: bash benchmarks/contention.sh [SECONDS_PER_SETTING] [R]        prints one JSON line per measurement
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+SECONDS_EACH=${1:-8}; ROUNDS=${2:-2}
+unset OMP_NUM_THREADS OMP_WAIT_POLICY GOMP_SPINCOUNT
+for _ in $(seq "$ROUNDS"); do
+    "$PYTHON" benchmarks/step_contention.py 2 "$SECONDS_EACH" --busy
+    "$PYTHON" benchmarks/step_contention.py 1 "$SECONDS_EACH" --busy
+    OMP_WAIT_POLICY=PASSIVE "$PYTHON" benchmarks/step_contention.py 2 "$SECONDS_EACH" --busy
+done
+"$PYTHON" -c "from vaelm.threads import choose_num_threads; print('vaelm default:', choose_num_threads())"

@@ -1,0 +1,54 @@
+"""The CPU side of `benchmarks/device_check.sh` (the prepared GPU check): the tiny mode runs every part end to end on
+the CPU and prints one JSON object with every figure the GPU run reports; missing data is one clear message."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, write_corpus
+
+SCRIPT = REPO / "benchmarks" / "device_check.sh"
+
+
+def run_check(*arguments: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(["bash", str(SCRIPT), *arguments], capture_output=True, text=True, env=environment,
+                          timeout=600, cwd=REPO)
+
+
+def ptb_named_corpus(folder: Path) -> Path:
+    write_corpus(folder, {"train": 600, "valid": 60, "test": 60})
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.txt").rename(folder / f"ptb.{split}.txt")
+    return folder
+
+
+def test_tiny_cpu_run_prints_one_json_object_with_every_figure(tmp_path):
+    data = ptb_named_corpus(tmp_path / "ptb")
+    result = run_check("--device", "cpu", "--tiny", "--data_dir", str(data), "--train_seconds", "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout  # stdout holds the JSON object alone
+    report = json.loads(lines[0])
+    assert report["device"] == "cpu"
+    for precision in ("fp32", "bf16"):
+        train = report["train"][precision]
+        assert train["vaelm_tokens_per_s"] > 0 and train["reference_tokens_per_s"] > 0 and train["vaelm_steps_per_s"] > 0
+        assert math.isclose(train["ratio"], train["vaelm_tokens_per_s"] / train["reference_tokens_per_s"], rel_tol=0.01)
+        evaluation = report["eval"][precision]
+        assert evaluation["token_samples_per_second"] > 0 and evaluation["projected_ptb_test_seconds"] > 0
+    assert report["train"]["bf16"]["fraction_of_bf16_limit"] > 0
+    training = report["ptb_2min"]
+    assert training["steps"] >= 2 and training["wall_s"] > 0
+    assert 0 < training["valid_elbo"] < 1e4 and training["valid_kl"] >= 0
+    assert "--max_steps" in training["command"] and "OUTPUT_DIR" in training["command"]
+
+
+def test_missing_ptb_files_are_one_clear_message(tmp_path):
+    result = run_check("--device", "cpu", "--tiny", "--data_dir", str(tmp_path))
+    assert result.returncode != 0
+    assert "lacks ptb.train.txt, ptb.valid.txt, ptb.test.txt" in result.stderr and "cp ../shared/data/ptb" in result.stderr
+    assert "Traceback" not in result.stderr

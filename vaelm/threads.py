@@ -1,0 +1,85 @@
+"""How many CPU threads torch uses, chosen once per command: `--num_threads`, else `OMP_NUM_THREADS`, else the cores
+this process may use (`os.sched_getaffinity`; shared out between the local ranks of a multi-process run).
+
+Under load, the default stays fast because of how idle threads wait, not how many there are: torch's kernels (the
+oneDNN LSTM above all) split each time step between their threads and meet at a barrier. With libgomp's default, a
+thread that arrives early spins for a few milliseconds, and when another process keeps one of two cores busy, that
+spinning takes the time slices its partner (sharing the busy core) needs: 2 threads then ran 3-4x slower than 1.
+`vaelm` sets `OMP_WAIT_POLICY=PASSIVE` before torch loads (vaelm/__init__.py), so waiting threads sleep; 2 threads are
+then as fast as 1 or faster beside a busy process (README "Speed"). The choice is logged.
+"""
+
+import logging
+import os
+from dataclasses import field
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+NUM_THREADS_HELP = (
+    "CPU threads for torch (default: OMP_NUM_THREADS if set, else the cores this process may use)."
+)
+
+
+def num_threads_field():
+    """The `num_threads` field of a command's argument dataclass (one help text for every command)."""
+    return field(default=None, metadata={"help": NUM_THREADS_HELP})
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under `taskset` or a container's cpuset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_num_threads(requested: int | None = None) -> tuple[int, str]:
+    """
+    The thread count for this process and why it was chosen.
+
+    Args:
+        requested (`int`, *optional*): `--num_threads`; wins when given.
+
+    Returns:
+        `(threads, reason)`.
+    """
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"--num_threads must be a positive integer, got {requested}.")
+        return requested, "--num_threads"
+    environment = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if environment:
+        try:
+            threads = int(environment)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ValueError(f"OMP_NUM_THREADS={environment!r} is not a positive integer: unset it or give a number.")
+        return threads, "OMP_NUM_THREADS"
+    cores = usable_cores()
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    if local_processes > 1:  # accelerate/torchrun ranks on this host share its cores
+        return max(1, cores // local_processes), f"{cores} usable cores shared by {local_processes} local processes"
+    return cores, f"{cores} usable cores"
+
+
+def configure_threads(requested: int | None = None) -> int:
+    """
+    Set torch's intra-op threads for this command (see [`choose_num_threads`]) and log the choice.
+
+    Args:
+        requested (`int`, *optional*): `--num_threads`.
+
+    Returns:
+        `int`: the thread count now in use.
+    """
+    threads, reason = choose_num_threads(requested)
+    torch.set_num_threads(threads)
+    logger.info("Using %d CPU thread%s (%s; --num_threads N overrides).", threads, "" if threads == 1 else "s", reason)
+    return threads
+
+
+__all__ = ["NUM_THREADS_HELP", "choose_num_threads", "configure_threads", "num_threads_field",
+           "usable_cores"]
