@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard
 from vaelm import DEFAULT_MODEL
 from vaelm.cli import run_command
 from vaelm.cli.demo import main as demo_main
-from vaelm.jobs.demo import TAB_NAMES, build_demo, export_space
+from vaelm.jobs.demo import TAB_NAMES, build_demo
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")

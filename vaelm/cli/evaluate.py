@@ -52,8 +52,6 @@ class EvaluationArguments:
         for name in ("iw_samples", "batch_size", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ValueError(f"--num_threads must be a positive integer, got {self.num_threads}.")
         if self.max_sentences is not None and self.max_sentences < 1:
             raise ValueError(f"--max_sentences must be a positive integer, got {self.max_sentences}.")
         if (self.data_dir is None) == (self.dataset is None):

@@ -22,7 +22,6 @@ from ..hub import write_model_card
 from ..interruption import GracefulInterruption, TrainingInterrupted
 from ..loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
-from ..pipeline_vaelm import CUSTOM_PIPELINES
 from ..streaming import group_by_length, stream_text_splits, vocabulary_sample
 from ..threads import configure_threads
 from ..tokenization_vaelm import build_tokenizer, check_tokenizer_matches, segment
@@ -77,7 +76,7 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
     else:
         check_tokenizer_matches(tokenizer, model.config)
     model.generation_config = default_generation_config(model.config)
-    model.config.custom_pipelines = CUSTOM_PIPELINES  # pipeline("sentence-vae", model=folder, trust_remote_code=True)
+    model.config.custom_pipelines = pipeline_vaelm.CUSTOM_PIPELINES  # pipeline("sentence-vae", model=folder, trust_remote_code=True)
     return model
 
 
