@@ -113,7 +113,7 @@ for recipe in "${RECIPES[@]}"; do
     continue
   fi
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done  # a failed recipe does not stop the others
-  run_recipe "$name" "$flags" > >(sed "s/^/[$name] /") 2>&1 &
+  run_recipe "$name" "$flags" > >(sed -u "s/^/[$name] /") 2>&1 &
 done
 wait
 

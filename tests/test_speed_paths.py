@@ -181,15 +181,26 @@ def test_linear_cross_entropy_under_bf16_autocast():
     torch.testing.assert_close(nll, reference.detach(), rtol=2e-2, atol=2e-2)
 
 
-def test_linear_cross_entropy_exact_when_the_target_probability_underflows():
-    """An NLL of hundreds of nats (softmax of the target is 0 in fp32) still comes out exact, not inf."""
-    states = torch.tensor([[40.0, -40.0], [0.5, 0.25]], requires_grad=True)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_cross_entropy_exact_when_the_target_probability_underflows(with_bias):
+    """An NLL of hundreds of nats (softmax of the target is 0 in fp32) still comes out exact, not inf, beside
+    ordinary rows, and the gradients stay those of the composition."""
+    states = torch.tensor([[40.0, -40.0], [0.5, 0.25], [-14.0, 3.0]], requires_grad=True)
     weight = torch.tensor([[5.0, 0.0], [-5.0, 0.0], [0.0, 1.0]], requires_grad=True)
-    targets = torch.tensor([1, 2])
-    nll = modeling._LinearCrossEntropy.apply(states, weight, None, targets)
-    expected = F.cross_entropy(F.linear(states, weight), targets, reduction="none")
-    assert expected[0] > 300
+    bias = torch.tensor([0.5, -0.25, 1.0], requires_grad=True) if with_bias else None
+    targets = torch.tensor([1, 2, 0])
+    nll = modeling._LinearCrossEntropy.apply(states, weight, bias, targets)
+    nll.sum().backward()
+    leaves = [t for t in (states, weight, bias) if t is not None]
+    grads = [t.grad.clone() for t in leaves]
+    for t in leaves:
+        t.grad = None
+    expected = F.cross_entropy(F.linear(states, weight, bias), targets, reduction="none")
+    expected.sum().backward()
+    assert expected[0] > 300 and expected[2] > 60 and expected[1] < 5
     torch.testing.assert_close(nll, expected.detach(), rtol=1e-6, atol=1e-4)
+    for got, t in zip(grads, leaves):
+        torch.testing.assert_close(got, t.grad, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("cell_type", ["lstm", "gru"])

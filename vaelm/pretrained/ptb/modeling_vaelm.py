@@ -226,11 +226,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
     The plain composition writes the logits, `log_softmax` reads them and writes a second [tokens, vocab] tensor
     (kept for backward), and backward writes a dense one-hot gradient and reads both again; on CPU each of those
     large temporaries also costs fresh pages. Here the softmax is computed in place in the logits buffer (stored in
-    the matmul's dtype, so bf16 under autocast), and backward turns that buffer in place into the gradient of the
-    logits, `g · (softmax − onehot)`, before the two matmuls. The NLL is exact without a log-softmax tensor:
-    log Σ exp = max − log max(softmax), where max(softmax) ≥ 1/vocab never underflows. Same values and gradients as
-    the composition; backward may run only once (no `retain_graph` reuse).
+    the matmul's dtype, so bf16 under autocast), and backward turns that buffer in place into `softmax − onehot`,
+    the gradient of the logits up to each token's weight, which is applied to the small [tokens, hidden] operands
+    instead of the [tokens, vocab] buffer. The NLL is −log of the target's probability; the rare tokens whose
+    probability is too small for that to be exact in float32 are rescored from their logits. Same values and
+    gradients as the composition; backward may run only once (no `retain_graph` reuse).
     """
+
+    # Below this probability, −log p loses precision in float32 (the smallest normal float is ≈1.2e-38).
+    _SMALLEST_EXACT_PROBABILITY = 1e-30
 
     @staticmethod
     def forward(ctx, states, weight, bias, targets):
@@ -240,14 +244,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
         scores = logits.float()
         if bias is not None:
             scores.add_(bias.to(scores.dtype))
-        target_scores = scores.gather(1, targets.unsqueeze(1)).squeeze(1)
-        # Values only: `max` with indices is about 5× slower than `amax` on CPU, and the softmax's maximum is at the
-        # same place, so `amax` of the probabilities gives the same number as gathering at the argmax.
-        top_scores = scores.amax(dim=-1)
         # In place on CPU (no second [tokens, vocab] buffer); elsewhere the caching allocator makes a copy cheap.
         probabilities = torch.softmax(scores, dim=-1, out=scores if scores.device.type == "cpu" else None)
-        log_normaliser = top_scores - probabilities.amax(dim=-1).log()
-        nll = log_normaliser - target_scores
+        target_probabilities = probabilities.gather(1, targets.unsqueeze(1)).squeeze(1)
+        nll = -target_probabilities.log()
+        tiny = (target_probabilities < _LinearCrossEntropy._SMALLEST_EXACT_PROBABILITY).nonzero().squeeze(1)
+        if tiny.numel():  # rare (a token below e^-69): log Σ exp − score, from these rows' logits again
+            rows = F.linear(states.index_select(0, tiny), weight, bias).float()
+            row_targets = targets.index_select(0, tiny).unsqueeze(1)
+            nll = nll.index_copy(0, tiny, torch.logsumexp(rows, dim=-1) - rows.gather(1, row_targets).squeeze(1))
         if any(ctx.needs_input_grad[:3]):
             probabilities = probabilities.to(logits.dtype)
             ctx.save_for_backward(probabilities, states, weight, targets)
@@ -263,15 +268,16 @@ class _LinearCrossEntropy(torch.autograd.Function):
         ctx.used = True
         grad_logits, states, weight, targets = ctx.saved_tensors
         compute = grad_logits.dtype
+        # softmax − onehot, in place; each token's weight `grad_nll` scales the small operands, not this buffer.
         grad_logits.scatter_add_(1, targets.unsqueeze(1), grad_logits.new_full((targets.size(0), 1), -1.0))
-        grad_logits.mul_(grad_nll.unsqueeze(1).to(compute))
+        token_weight = grad_nll.unsqueeze(1)
         grad_states = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_states = (grad_logits @ weight.to(compute)).to(states.dtype)
+            grad_states = ((grad_logits @ weight.to(compute)).float() * token_weight).to(states.dtype)
         if ctx.needs_input_grad[1]:
-            grad_weight = (grad_logits.t() @ states.to(compute)).to(weight.dtype)
+            grad_weight = (grad_logits.t() @ (states.float() * token_weight).to(compute)).to(weight.dtype)
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
-            grad_bias = grad_logits.sum(0, dtype=torch.float32).to(ctx.bias_dtype)
+            grad_bias = (grad_logits.t() @ grad_nll.to(compute)).to(ctx.bias_dtype)
         return grad_states, grad_weight, grad_bias, None
 
 
