@@ -122,3 +122,24 @@ def test_sentence_splitting_in_two_processes_and_with_a_kept_buffer_matches_blin
     monkeypatch.setattr(pa, "cpu_count", lambda: 2)
     assert raw_text_splits(tmp_path) == serial
     assert len(serial["train"]) > 400 and serial["valid"] and serial["test"]
+
+
+@pytest.mark.parametrize("segmentation", ["words", "jieba"])
+def test_streamed_files_read_in_blocks_give_the_same_sentences_and_ids(corpus, segmentation):
+    from vaelm.data import iter_sentence_columns
+    from vaelm.streaming import stream_text_splits
+
+    path = corpus / "train.txt"
+    blocks = list(iter_sentence_columns(path, block_size=40))  # blocks cut inside lines, carried to the next
+    assert len(blocks) > 3 and [s for block in blocks for s in block.to_pylist()] == read_sentences(path)
+    stream = stream_text_splits(corpus, ("train", "valid"))
+    texts = [row["text"] for row in stream["train"]]
+    assert texts == read_sentences(path)
+    tokenizer = build_tokenizer(segment(texts, segmentation), vocab_size=40, segmentation=segmentation, lowercase=True)
+    for max_length, truncate in [(None, False), (4, False), (4, True)]:
+        rows = encode_sentences(tokenizer, texts, segmentation)
+        if max_length is not None:
+            rows = ([row if len(row) <= 6 else row[:5] + row[-1:] for row in rows] if truncate
+                    else [row for row in rows if len(row) <= 6])
+        streamed = tokenize_splits(stream, tokenizer, segmentation, max_length, truncate)["train"]
+        assert [(row["input_ids"], row["length"]) for row in streamed] == [(row, len(row)) for row in rows]

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .sentences import sentences_from_lines
 from .tokenization_vaelm import encode_sentences, segment, word_ids_encoder
-from .word_ids import CHUNK, WordIds, limit_lengths, list_array, parallel_map, sample_indices
+from .word_ids import CHUNK, WordIds, forget_split, limit_lengths, list_array, parallel_map, sample_indices
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,37 @@ def read_sentence_column(path: str | Path) -> pa.Array:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist or is not a file.")
-    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    lines = _sentence_lines(path, path.read_bytes())
+    if len(lines) == 0:
+        raise DataError(NO_SENTENCES.format(path=path))
+    return lines
+
+
+def iter_sentence_columns(path: str | Path, block_size: int = 1 << 25) -> Iterator[pa.Array]:
+    """
+    [`read_sentence_column`] a block of about `block_size` bytes at a time (cut at line ends): bounded memory for
+    streaming. A file without sentences yields nothing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file.")
+    with open(path, "rb") as handle:
+        rest, first = b"", True
+        while block := handle.read(block_size):
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            data, rest = data[:cut], data[cut:]
+            if data:
+                yield _sentence_lines(path, data, first)
+                first = False
+        if rest:
+            yield _sentence_lines(path, rest, first)
+
+
+def _sentence_lines(path: Path, data: bytes, start_of_file: bool = True) -> pa.Array:
+    """The non-blank lines of some whole lines of `path`, normalised as [`read_sentences`] does."""
+    if start_of_file:
+        data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         text = pa.array([data], pa.large_binary()).cast(pa.large_string())
     except pa.ArrowInvalid:
@@ -199,8 +229,6 @@ def read_sentence_column(path: str | Path) -> pa.Array:
         lines = pc.replace_with_mask(lines, messy, pa.array(tidy, pa.large_string()))
     if len(lines) and pc.min(pc.binary_length(lines)).as_py() == 0:  # blank lines (lengths come from offsets)
         lines = lines.filter(pc.not_equal(lines, ""))
-    if len(lines) == 0:
-        raise DataError(NO_SENTENCES.format(path=path))
     return lines.cast(pa.string()) if lines.nbytes < 1 << 31 else lines
 
 
@@ -408,8 +436,11 @@ def tokenize_splits(
         encoder = word_ids_encoder(tokenizer)  # one for every split: each distinct word is tokenized once
         fast = {split: _tokenize_word_by_word(raw[split], split, tokenizer, encoder, segmentation, max_length, truncate)
                 for split in raw} if encoder is not None else {}
+        forget_split()
         if fast and all(dataset is not None for dataset in fast.values()):
             return datasets.DatasetDict(fast)
+    if isinstance(raw, datasets.IterableDatasetDict):
+        return _tokenize_stream(raw, tokenizer, segmentation, max_length, truncate)
 
     def encode(batch):
         # verbose=False: over-long sentences are dropped or cut (and counted) below, not by the tokenizer.
@@ -446,6 +477,43 @@ def tokenize_splits(
         if len(filtered[split]) == 0:
             raise DataError(f"No {split} sentence is at most {max_length} words long; raise --max_length.")
     return filtered
+
+
+def _tokenize_stream(raw: datasets.IterableDatasetDict, tokenizer, segmentation: str, max_length: int | None,
+                     truncate: bool) -> datasets.IterableDatasetDict:
+    """
+    `tokenize_splits` of streamed splits: one `map` on Arrow batches (the length limit applied inside, without a
+    count), word by word when the tokenizer allows it and its first batch gives [`encode_sentences`]'s ids.
+    """
+    encoder = word_ids_encoder(tokenizer)
+    word_by_word = {}  # set by the first batch's check
+
+    def encode(table: pa.Table) -> pa.Table:
+        texts = table.column("text").combine_chunks()
+        rows = None
+        if encoder is not None and word_by_word.get("ok", True):
+            segmented = pa.array(segment(texts, segmentation), pa.string()) if segmentation == "jieba" else texts
+            offsets, values = encoder.encode(segmented)
+            if "ok" not in word_by_word:
+                rows = encode_sentences(tokenizer, texts.to_pylist(), segmentation)
+                word_by_word["ok"] = [values[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] == rows
+                if not word_by_word["ok"]:
+                    logger.warning("Word-by-word token ids differ from the tokenizer's on the stream's first batch; "
+                                   "tokenizing with the tokenizer itself (slower).")
+        if encoder is None or not word_by_word.get("ok", False):
+            rows = rows if rows is not None else encode_sentences(tokenizer, texts.to_pylist(), segmentation)
+            offsets = np.concatenate([[0], np.cumsum([len(row) for row in rows], dtype=np.int64)])
+            values = np.fromiter((i for row in rows for i in row), dtype=np.int32, count=int(offsets[-1]))
+        if max_length is not None:
+            offsets, values, lengths, _ = limit_lengths(offsets, values, max_length + 2, truncate)
+        else:
+            lengths = np.diff(offsets)
+        return pa.table({"input_ids": list_array(offsets, values), "length": pa.array(lengths, pa.int64())})
+
+    return datasets.IterableDatasetDict({
+        split: part.with_format("arrow").map(encode, batched=True, batch_size=2000, remove_columns=part.column_names)
+        .with_format(None) for split, part in raw.items()
+    })
 
 
 def text_column(dataset: datasets.Dataset) -> pa.ChunkedArray:
@@ -521,6 +589,7 @@ __all__ = [
     "download_ptb",
     "load_text_splits",
     "raw_text_splits",
+    "iter_sentence_columns",
     "read_lines",
     "read_sentence_column",
     "read_sentences",

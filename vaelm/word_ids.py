@@ -66,6 +66,11 @@ def parallel_map(function, pieces: list) -> Iterator:
 _last_split: dict[tuple, tuple] = {}
 
 
+def forget_split() -> None:
+    """Drop the kept word split (once the corpus it belongs to is tokenized)."""
+    _last_split.clear()
+
+
 def _piece_key(piece: pa.Array) -> tuple:
     return tuple(buffer.address if buffer is not None else 0 for buffer in piece.buffers()) + (piece.offset, len(piece))
 
@@ -223,5 +228,5 @@ def sample_indices(size: int, sample: int = SAMPLE) -> list[int]:
     return sorted(set(np.linspace(0, size - 1, num=min(size, sample), dtype=np.int64).tolist())) if size else []
 
 
-__all__ = ["CHUNK", "SAMPLE", "WordIds", "as_arrow", "distinct_words", "limit_lengths", "list_array", "parallel_map",
+__all__ = ["CHUNK", "SAMPLE", "WordIds", "as_arrow", "distinct_words", "forget_split", "limit_lengths", "list_array", "parallel_map",
            "sample_indices"]
