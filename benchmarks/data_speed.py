@@ -51,11 +51,13 @@ def build_corpus(folder: Path, sentences: int, seed: int = 0, books: int = 16) -
             out.write("\n".join(rng.sample(lines, len(lines))[: sentences - start]) + "\n")
     for split in ("valid", "test"):
         shutil.copy(BOOKS / "cased" / f"{split}.txt", pre / f"{split}.txt")
+    from vaelm.sentences import gutenberg_body
+
     paragraphs = []
-    for book in sorted((BOOKS / "raw").glob("*.txt")):
-        text = book.read_text(encoding="utf-8").replace("\r\n", "\n")
+    for book in sorted((BOOKS / "raw").glob("*.txt")):  # each book's body: no licence, no START/END markers
+        text = "\n".join(gutenberg_body(book.read_text(encoding="utf-8").splitlines()))
         paragraphs += [p for p in text.split("\n\n") if p.strip()]
-    per_copy = 47_966  # sentences that --sentence_split finds in one copy of raw/ (measured)
+    per_copy = 47_976  # sentences that --sentence_split finds in one copy of raw/ (vaelm.data.raw_text_splits)
     copies = [rng.sample(paragraphs, len(paragraphs)) for _ in range(max(1, round(sentences / per_copy)))]
     shuffled = [paragraph for copy in copies for paragraph in copy]
     for index in range(books):
