@@ -34,6 +34,7 @@ from .word_ids import CHUNK, WordIds, forget_split, limit_lengths, list_array, p
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
+STREAM_BATCH = 10_000  # sentences of a stream tokenized together (fewer, larger batches: less overhead per batch)
 RAW_BLOCK = 10  # sentences per block when a folder of raw books is split 90/5/5
 PTB_FILES = {split: f"ptb.{split}.txt" for split in SPLITS}
 PTB_MD5 = {
@@ -511,7 +512,7 @@ def _tokenize_stream(raw: datasets.IterableDatasetDict, tokenizer, segmentation:
         return pa.table({"input_ids": list_array(offsets, values), "length": pa.array(lengths, pa.int64())})
 
     return datasets.IterableDatasetDict({
-        split: part.with_format("arrow").map(encode, batched=True, batch_size=2000, remove_columns=part.column_names)
+        split: part.with_format("arrow").map(encode, batched=True, batch_size=STREAM_BATCH, remove_columns=part.column_names)
         .with_format(None) for split, part in raw.items()
     })
 
