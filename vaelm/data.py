@@ -187,7 +187,7 @@ def read_sentence_column(path: str | Path) -> pa.Array:
     return lines
 
 
-def iter_sentence_columns(path: str | Path, block_size: int = 1 << 25) -> Iterator[pa.Array]:
+def iter_sentence_columns(path: str | Path, block_size: int = 1 << 22) -> Iterator[pa.Array]:
     """
     [`read_sentence_column`] a block of about `block_size` bytes at a time (cut at line ends): bounded memory for
     streaming. A file without sentences yields nothing.
