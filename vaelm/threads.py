@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import field
 
+import pyarrow
 import torch
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def choose_num_threads(requested: int | None = None) -> tuple[int, str]:
 
 def configure_threads(requested: int | None = None) -> int:
     """
-    Set torch's intra-op threads for this command (see [`choose_num_threads`]) and log the choice.
+    Set torch's intra-op threads (and Arrow's CPU count) for this command (see [`choose_num_threads`]) and log the choice.
 
     Args:
         requested (`int`, *optional*): `--num_threads`.
@@ -77,6 +78,7 @@ def configure_threads(requested: int | None = None) -> int:
     """
     threads, reason = choose_num_threads(requested)
     torch.set_num_threads(threads)
+    pyarrow.set_cpu_count(threads)  # the data path's Arrow threads and sentence-splitting processes (vaelm.data)
     logger.info("Using %d CPU thread%s (%s; --num_threads N overrides).", threads, "" if threads == 1 else "s", reason)
     return threads
 

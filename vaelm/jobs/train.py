@@ -15,7 +15,7 @@ from transformers import GenerationConfig, set_seed
 from ..allocator import keep_freed_memory
 from ..checkpoints import resolve_resume
 from ..configuration_vaelm import VAELMConfig
-from ..data import VAELMCollator, load_text_splits, tokenize_splits
+from ..data import VAELMCollator, load_text_splits, text_column, tokenize_splits
 from ..evaluation import evaluate_dataset, tokenize_sentences
 from .. import pipeline_vaelm
 from ..hub import write_model_card
@@ -134,6 +134,34 @@ def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> No
     logger.info("Copied %d encoder tensors from %s; the decoder starts afresh.", len(copied), source_name)
 
 
+def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments):
+    """
+    The data of a training job: raw splits (train, valid), the tokenizer, and the token ids the Trainer reads.
+
+    Returns:
+        `tuple`: the raw `DatasetDict` (or streamed splits), the tokenizer, the tokenized splits.
+    """
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps: a streamed dataset has no length to count epochs by.")
+    if data_args.streaming and data_args.data_dir is not None:
+        raw = stream_text_splits(data_args.data_dir, ("train", "valid"), data_args.text_column,
+                                 data_args.sentence_split, data_args.lang)
+    else:
+        raw = load_text_splits(
+            data_dir=data_args.data_dir, dataset=data_args.dataset, text_column=data_args.text_column,
+            splits=("train", "valid"), streaming=data_args.streaming, seed=training_args.seed,
+            sentence_split=data_args.sentence_split, lang=data_args.lang,
+        )
+    # A stream's vocabulary comes from its first --vocab_sample sentences (bounded memory).
+    train_texts = vocabulary_sample(raw["train"], data_args.vocab_sample) if data_args.streaming else text_column(raw["train"])
+    tokenizer = prepare_tokenizer(model_args, data_args, train_texts)
+    tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long)
+    if data_args.streaming:
+        tokenized["train"] = group_by_length(tokenized["train"], training_args.per_device_train_batch_size,
+                                             data_args.stream_buffer, training_args.seed)
+    return raw, tokenizer, tokenized
+
+
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments) -> dict:
     """
     Run one training job and save the final model, tokenizer, generation config and training curves.
@@ -156,24 +184,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         check_model_source(model_args.init_from)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     with training_args.main_process_first(desc="data preparation"):
-        if data_args.streaming and training_args.max_steps <= 0:
-            raise ValueError("--streaming needs --max_steps: a streamed dataset has no length to count epochs by.")
-        if data_args.streaming and data_args.data_dir is not None:
-            raw = stream_text_splits(data_args.data_dir, ("train", "valid"), data_args.text_column,
-                                     data_args.sentence_split, data_args.lang)
-        else:
-            raw = load_text_splits(
-                data_dir=data_args.data_dir, dataset=data_args.dataset, text_column=data_args.text_column,
-                splits=("train", "valid"), streaming=data_args.streaming, seed=training_args.seed,
-                sentence_split=data_args.sentence_split, lang=data_args.lang,
-            )
-        # A stream's vocabulary comes from its first --vocab_sample sentences (bounded memory).
-        train_texts = vocabulary_sample(raw["train"], data_args.vocab_sample) if data_args.streaming else raw["train"]["text"]
-        tokenizer = prepare_tokenizer(model_args, data_args, train_texts)
-        tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long)
-        if data_args.streaming:
-            tokenized["train"] = group_by_length(tokenized["train"], training_args.per_device_train_batch_size,
-                                                 data_args.stream_buffer, training_args.seed)
+        raw, tokenizer, tokenized = prepare_data(model_args, data_args, training_args)
     model = build_model(model_args, data_args, tokenizer)
     logger.info("Model: %s parameters, %s", f"{model.num_parameters():,}", model.config.to_diff_dict())
 
@@ -228,4 +239,4 @@ def final_evaluation(trainer: VAETrainer, raw_dataset, iw_samples: int) -> dict:
 
 
 
-__all__ = ["ENCODER_PREFIXES", "build_model", "copy_encoder", "final_evaluation", "prepare_tokenizer", "train"]
+__all__ = ["ENCODER_PREFIXES", "build_model", "copy_encoder", "final_evaluation", "prepare_data", "prepare_tokenizer", "train"]
