@@ -4,7 +4,7 @@
 #   before     : 2 threads spinning at OpenMP barriers (libgomp's default; torch's old default of 2 threads)
 #   1 thread   : 1 thread
 #   2 passive  : 2 threads whose idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE, what importing vaelm sets)
-#   vaelm's default (the usable cores, waiting passively) is printed last.
+#   default    : vaelm's default (the usable cores less those other processes keep busy, waiting passively)
 # Run: bash benchmarks/contention.sh [SECONDS_PER_SETTING] [R]        prints one JSON line per measurement
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +15,5 @@ for _ in $(seq "$ROUNDS"); do
     "$PYTHON" benchmarks/step_contention.py 2 "$SECONDS_EACH" --busy
     "$PYTHON" benchmarks/step_contention.py 1 "$SECONDS_EACH" --busy
     OMP_WAIT_POLICY=PASSIVE "$PYTHON" benchmarks/step_contention.py 2 "$SECONDS_EACH" --busy
+    OMP_WAIT_POLICY=PASSIVE "$PYTHON" benchmarks/step_contention.py default "$SECONDS_EACH" --busy
 done
-"$PYTHON" -c "from vaelm.threads import choose_num_threads; print('vaelm default:', choose_num_threads())"

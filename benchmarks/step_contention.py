@@ -3,7 +3,8 @@ backward, Adam) beside an optional bounded busy-loop process, for one thread set
 `benchmarks/train_speed.py` under load (no data set-up, no reference): `benchmarks/contention.sh` runs it for each
 setting.
 
-Run: `python benchmarks/step_contention.py THREADS SECONDS [--busy]`; prints one JSON line. The OpenMP wait policy is
+Run: `python benchmarks/step_contention.py THREADS SECONDS [--busy]`; prints one JSON line. THREADS `default` takes
+vaelm's default (`vaelm.threads.choose_num_threads`), chosen after the busy loop has started, as a command would. The OpenMP wait policy is
 whatever the environment says when torch loads (this script imports torch first, so vaelm does not set it): pass
 `OMP_WAIT_POLICY=PASSIVE` for vaelm's setting, nothing for libgomp's default spinning.
 """
@@ -21,10 +22,16 @@ import torch  # noqa: E402
 
 from vaelm.configuration_vaelm import VAELMConfig  # noqa: E402
 from vaelm.modeling_vaelm import VAELMModel  # noqa: E402
+from vaelm.threads import choose_num_threads  # noqa: E402
 
 
 def main(argv: list[str]) -> dict:
-    threads, seconds, busy = int(argv[0]), float(argv[1]), "--busy" in argv
+    seconds, busy = float(argv[1]), "--busy" in argv
+    loop = None
+    if busy:  # one core kept busy, for at most seconds + 40 s
+        loop = subprocess.Popen([sys.executable, "-c", f"import time\nend = time.time() + {seconds + 40}\nwhile time.time() < end: pass"])
+        time.sleep(0.5)
+    threads = choose_num_threads()[0] if argv[0] == "default" else int(argv[0])
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     config = VAELMConfig(vocab_size=10000, embedding_size=350, hidden_size=200, latent_size=13)
@@ -38,10 +45,6 @@ def main(argv: list[str]) -> dict:
         optimizer.step()
         optimizer.zero_grad()
 
-    loop = None
-    if busy:  # one core kept busy, for at most seconds + 30 s
-        loop = subprocess.Popen([sys.executable, "-c", f"import time\nend = time.time() + {seconds + 30}\nwhile time.time() < end: pass"])
-        time.sleep(0.5)
     try:
         for _ in range(2):
             step()
@@ -54,7 +57,7 @@ def main(argv: list[str]) -> dict:
         if loop is not None:
             loop.kill()
             loop.wait()
-    report = {"threads": threads, "busy_loop": busy, "OMP_WAIT_POLICY": WAIT_POLICY, "GOMP_SPINCOUNT": SPIN_COUNT, "steps_per_s": round(steps / elapsed, 3),
+    report = {"setting": argv[0], "threads": threads, "busy_loop": busy, "OMP_WAIT_POLICY": WAIT_POLICY, "GOMP_SPINCOUNT": SPIN_COUNT, "steps_per_s": round(steps / elapsed, 3),
               "cpu_per_wall": round((time.process_time() - cpu_started) / elapsed, 2),
               "loadavg": [round(value, 2) for value in os.getloadavg()]}
     print(json.dumps(report), flush=True)

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -46,7 +47,30 @@ def test_flag_wins_over_environment_and_bad_values_are_clear(monkeypatch):
 
 def test_default_is_the_usable_cores(no_thread_environment, monkeypatch):
     monkeypatch.setattr(threads, "usable_cores", lambda: 3)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.3)
     assert choose_num_threads() == (3, "3 usable cores")
+
+
+def test_default_leaves_out_the_cores_other_processes_keep_busy(no_thread_environment, monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.9)
+    assert choose_num_threads() == (1, "2 usable cores, 1 kept busy by other processes")
+    monkeypatch.setattr(threads, "busy_cores", lambda: 5.0)  # never fewer than one thread
+    assert choose_num_threads()[0] == 1
+
+
+def test_busy_cores_sees_a_busy_loop():
+    """A real busy-loop process pinned to one of this process's cores shows up as about one busy core."""
+    core = min(os.sched_getaffinity(0))
+    loop = subprocess.Popen([sys.executable, "-c", "import os, time\nos.sched_setaffinity(0, {%d})\n"
+                             "end = time.time() + 3\nwhile time.time() < end: pass" % core])
+    try:
+        time.sleep(0.5)
+        busy = threads.busy_cores(0.5)
+    finally:
+        loop.kill()
+        loop.wait()
+    assert 0.7 <= busy <= len(os.sched_getaffinity(0))
 
 
 def test_local_ranks_share_the_cores(no_thread_environment, monkeypatch):

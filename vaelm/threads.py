@@ -5,12 +5,15 @@ Under load, the default stays fast because of how idle threads wait, not how man
 oneDNN LSTM above all) split each time step between their threads and meet at a barrier. With libgomp's default, a
 thread that arrives early spins for a few milliseconds, and when another process keeps one of two cores busy, that
 spinning takes the time slices its partner (sharing the busy core) needs: 2 threads then ran 3-4x slower than 1.
-`vaelm` sets `OMP_WAIT_POLICY=PASSIVE` before torch loads (vaelm/__init__.py), so waiting threads sleep; 2 threads are
-then as fast as 1 or faster beside a busy process (README "Speed"). The choice is logged.
+`vaelm` sets `OMP_WAIT_POLICY=PASSIVE` before torch loads (vaelm/__init__.py), so waiting threads sleep. Even so, a
+thread that shares a core with a busy process slows its partners at every barrier, so the default also leaves out
+the cores that other processes keep busy, sampled from /proc/stat for a quarter of a second at start (README
+"Speed"). The choice is logged.
 """
 
 import logging
 import os
+import time
 from dataclasses import field
 
 import pyarrow
@@ -34,6 +37,43 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _core_times(cores: set[int]) -> dict[int, tuple[int, int]]:
+    """`(busy, total)` clock ticks of each of `cores` since boot, from /proc/stat (empty where unreadable)."""
+    times = {}
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            for line in stat:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+                    ticks = [int(value) for value in fields[:8]]
+                    idle = ticks[3] + ticks[4]  # idle + iowait
+                    times[int(name[3:])] = (sum(ticks) - idle, sum(ticks))
+    except (OSError, ValueError, IndexError):
+        return {}
+    return times
+
+
+def busy_cores(seconds: float = 0.25) -> float:
+    """
+    How many of this process's usable cores other processes keep busy, sampled over `seconds` (0 where /proc/stat
+    cannot be read). This process sleeps meanwhile, so the busy time is theirs.
+    """
+    try:
+        cores = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return 0.0
+    before = _core_times(cores)
+    if not before:
+        return 0.0
+    time.sleep(seconds)
+    after = _core_times(cores)
+    busy = 0.0
+    for core, (busy_before, total_before) in before.items():
+        if core in after and after[core][1] > total_before:
+            busy += (after[core][0] - busy_before) / (after[core][1] - total_before)
+    return busy
 
 
 def choose_num_threads(requested: int | None = None) -> tuple[int, str]:
@@ -63,6 +103,12 @@ def choose_num_threads(requested: int | None = None) -> tuple[int, str]:
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     if local_processes > 1:  # accelerate/torchrun ranks on this host share its cores
         return max(1, cores // local_processes), f"{cores} usable cores shared by {local_processes} local processes"
+    busy = round(busy_cores()) if cores > 1 else 0
+    if busy:
+        # A thread on a busy core holds up its partners at every barrier: beside a process keeping one of two
+        # cores busy, 1 thread trained 1.72 steps/s and 2 passive threads 1.47 (benchmarks/contention.sh).
+        threads = max(1, cores - busy)
+        return threads, f"{cores} usable cores, {min(busy, cores)} kept busy by other processes"
     return cores, f"{cores} usable cores"
 
 
@@ -83,5 +129,5 @@ def configure_threads(requested: int | None = None) -> int:
     return threads
 
 
-__all__ = ["NUM_THREADS_HELP", "choose_num_threads", "configure_threads", "num_threads_field",
+__all__ = ["NUM_THREADS_HELP", "busy_cores", "choose_num_threads", "configure_threads", "num_threads_field",
            "usable_cores"]
