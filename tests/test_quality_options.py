@@ -219,6 +219,24 @@ def test_ema_with_load_best_model_at_end_keeps_the_best_checkpoints_average(tiny
     assert all(torch.equal(saved[name], average[name]) for name in average)
 
 
+def test_ema_warms_up_before_its_decay():
+    """Early updates follow the weights closely (decay (1 + t) / (10 + t)); later ones use --ema_decay."""
+    from types import SimpleNamespace
+
+    from vaelm.weight_averaging import WeightAveragingCallback
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    callback = WeightAveragingCallback(0.999)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    callback.start_from(model)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    callback.on_step_end(None, SimpleNamespace(global_step=1), None, model=model)
+    torch.testing.assert_close(callback.average["weight"], torch.full((1, 2), 1 - 2 / 11))
+    assert callback.decay_at(10) == 11 / 20 and callback.decay_at(20_000) == 0.999
+
+
 def test_ema_decay_must_lie_in_the_unit_interval(tmp_path):
     with pytest.raises(ValueError, match="--ema_decay"):
         VAETrainingArguments(output_dir=str(tmp_path), ema_decay=1.0)

@@ -76,7 +76,7 @@ class VAETrainingArguments(TrainingArguments):
     kl_cycle_ratio: float = field(default=0.5, metadata={"help": "Rising fraction of each cycle."})
     kl_weight: float = field(default=1.0, metadata={"help": "β of the constant schedule and the cap of all."})
     free_bits: float = field(default=0.0, metadata={"help": "Per-dimension KL floor in nats (0: off)."})
-    ema_decay: float = field(default=0.0, metadata={"help": "Evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)."})
+    ema_decay: float = field(default=0.0, metadata={"help": "Evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999, warmed up as min(decay, (1 + step) / (10 + step)) (0: off)."})
     num_threads: int | None = num_threads_field()
     # Defaults that differ from TrainingArguments: the sentence-VAE recipe and a quiet, local run.
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
