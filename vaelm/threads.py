@@ -106,7 +106,8 @@ def choose_num_threads(requested: int | None = None) -> tuple[int, str]:
     busy = round(busy_cores()) if cores > 1 else 0
     if busy:
         # A thread on a busy core holds up its partners at every barrier: beside a process keeping one of two
-        # cores busy, 1 thread trained 1.72 steps/s and 2 passive threads 1.47 (benchmarks/contention.sh).
+        # cores busy, 1 thread trained 1.64 steps/s and 2 passive threads 1.56 (medians of three rounds of
+        # benchmarks/contention.sh; spinning threads 1.15).
         threads = max(1, cores - busy)
         return threads, f"{cores} usable cores, {min(busy, cores)} kept busy by other processes"
     return cores, f"{cores} usable cores"
