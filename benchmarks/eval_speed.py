@@ -1,7 +1,8 @@
 """Speed of the importance-weighted NLL pass, and the projected time of the full PTB test at K = 500.
 
-Builds a randomly initialised model of the original configuration (embedding 350, LSTM 200, latent 13, 10k
-vocabulary; random weights cost the same as trained ones), times `vaelm.evaluation.evaluate_sequences` on
+Builds a randomly initialised model (random weights cost the same as trained ones) of the original configuration
+(embedding 350, LSTM 200, latent 13, 10k vocabulary), or with `--model` of that model's configuration (`--model
+bundled`: the reference PTB model, 350/512/32 with tied embeddings and z at every step), times `vaelm.evaluation.evaluate_sequences` on
 sentences with PTB test lengths (read from `--ptb_test` when present, else a fixed synthetic sample with the same
 mean length), and prints one JSON object:
 
@@ -20,7 +21,7 @@ the vocabulary is not FLOP-bound and is left out, so the limit is optimistic.
 
 On a GPU (`--device cuda`) the rates and the matmul peak are wall-clock figures; the CPU-time ones are left out.
 
-Run: `python benchmarks/eval_speed.py [--iw_samples 500] [--sentences 8] [--windows 5] [--chunk_size 512] [--threads N]
+Run: `python benchmarks/eval_speed.py [--model bundled|PATH] [--iw_samples 500] [--sentences 8] [--windows 5] [--chunk_size 512] [--threads N]
 [--device cpu|cuda]`.
 """
 
@@ -37,6 +38,7 @@ from vaelm import VAELMConfig, VAELMModel  # before torch: vaelm sets OpenMP's w
 
 import torch  # noqa: E402
 from vaelm.evaluation import evaluate_sequences  # noqa: E402
+from vaelm.pretrained import DEFAULT_MODEL  # noqa: E402
 from vaelm.threads import configure_threads  # noqa: E402
 
 PTB_TEST_SENTENCES = 3761
@@ -58,6 +60,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--windows", type=int, default=5, help="Timed windows per precision (the median is reported).")
     parser.add_argument("--chunk_size", type=int, default=512, help="Rows per decoder call.")
     parser.add_argument("--batch_size", type=int, default=64, help="Sentences per encoder batch.")
+    parser.add_argument("--model", default=None,
+                        help="Time this model's configuration (a folder or Hub id; 'bundled' for vaelm's reference PTB model) "
+                             "instead of the size flags below.")
     parser.add_argument("--vocab_size", type=int, default=10000)
     parser.add_argument("--embedding_size", type=int, default=350)
     parser.add_argument("--hidden_size", type=int, default=200)
@@ -122,21 +127,29 @@ def flops_per_token_sample(config: VAELMConfig, average_tokens: float, iw_sample
     """
     Multiply-add FLOPs per scored token and latent sample of the IW pass as `DecoderScorer` runs it.
 
-    The vocabulary projection and the recurrent matmul run for every token of every sample; the first layer's
-    word-input projection once per sentence token (shared by the K samples); the encoder once per sentence.
+    The vocabulary projection (after the hidden-to-embedding projection of tied models) and the recurrent matmul run
+    for every token of every sample; the first layer's word-input projection once per sentence token (shared by the
+    K samples); z's share of the decoder input (z at every step) and the initial state once per sample; the encoder
+    once per sentence.
 
     Args:
         config ([`VAELMConfig`]): model sizes.
         average_tokens (`float`): mean scored tokens per sentence.
         iw_samples (`int`): K.
     """
-    hidden, embedding, vocab = config.hidden_size, config.embedding_size, config.vocab_size
-    gates = 4 * hidden
-    projection = 2 * hidden * vocab
+    hidden, embedding, vocab, latent = config.hidden_size, config.embedding_size, config.vocab_size, config.latent_size
+    is_lstm = config.cell_type == "lstm"
+    gates = (4 if is_lstm else 3) * hidden
+    tied_projection = config.tie_word_embeddings and hidden != embedding
+    head_input = embedding if config.tie_word_embeddings else hidden
+    # The scorer carries the vocabulary bias as an extra input row (evaluation.DecoderScorer): inner size + 1.
+    projection = 2 * (head_input + 1) * vocab + (2 * hidden * embedding if tied_projection else 0)
     recurrent = 2 * hidden * gates * config.num_layers + 2 * hidden * gates * (config.num_layers - 1)
     shared_per_token = 2 * embedding * gates  # decoder word inputs and encoder inputs are alike in size
     encoder = 2 * (embedding + hidden) * gates * (2 if config.bidirectional_encoder else 1)
-    per_sample_state = 2 * config.latent_size * 2 * hidden * config.num_layers / average_tokens
+    state_parts = 2 if is_lstm else 1
+    per_sample = 2 * latent * state_parts * hidden * config.num_layers + (2 * latent * gates if config.latent_to_every_step else 0)
+    per_sample_state = per_sample / average_tokens
     amortised = (shared_per_token + encoder) / iw_samples
     return {
         "vocabulary_projection": projection,
@@ -185,10 +198,13 @@ def main(argv: list[str] | None = None) -> dict:
     arguments = parse_arguments(argv)
     configure_threads(arguments.threads)
     torch.manual_seed(0)
-    config = VAELMConfig(
-        vocab_size=arguments.vocab_size, embedding_size=arguments.embedding_size, hidden_size=arguments.hidden_size,
-        latent_size=arguments.latent_size,
-    )
+    if arguments.model:
+        config = VAELMConfig.from_pretrained(DEFAULT_MODEL if arguments.model == "bundled" else arguments.model)
+    else:
+        config = VAELMConfig(
+            vocab_size=arguments.vocab_size, embedding_size=arguments.embedding_size, hidden_size=arguments.hidden_size,
+            latent_size=arguments.latent_size,
+        )
     model = VAELMModel(config).eval().to(arguments.device)
     on_gpu = torch.device(arguments.device).type == "cuda"
     total = arguments.sentences * (arguments.windows + 1)
@@ -201,7 +217,9 @@ def main(argv: list[str] | None = None) -> dict:
     flops = flops_per_token_sample(config, average_tokens, arguments.iw_samples)
     report = {
         "config": {"embedding_size": config.embedding_size, "hidden_size": config.hidden_size,
-                   "latent_size": config.latent_size, "vocab_size": config.vocab_size},
+                   "latent_size": config.latent_size, "vocab_size": config.vocab_size, "cell_type": config.cell_type,
+                   "tie_word_embeddings": config.tie_word_embeddings,
+                   "latent_to_every_step": config.latent_to_every_step},
         "iw_samples": arguments.iw_samples,
         "sentences_per_window": arguments.sentences,
         "windows": arguments.windows,

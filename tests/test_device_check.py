@@ -4,9 +4,16 @@ the CPU and prints one JSON object with every figure the GPU run reports; missin
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from torch.utils.flop_counter import FlopCounterMode
+
+from vaelm import VAELMConfig, VAELMModel
+from vaelm.evaluation import evaluate_sequences
 
 from conftest import REPO, write_corpus
 
@@ -52,3 +59,25 @@ def test_missing_ptb_files_are_one_clear_message(tmp_path):
     assert result.returncode != 0
     assert "lacks ptb.train.txt, ptb.valid.txt, ptb.test.txt" in result.stderr and "cp ../shared/data/ptb" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("sizes", [
+    {"hidden_size": 40, "tie_word_embeddings": True, "latent_to_every_step": True},  # the bundled model's structure
+    {"hidden_size": 32},
+    {"hidden_size": 32, "cell_type": "gru", "latent_to_every_step": True},
+])
+def test_eval_speed_flop_count_matches_the_matmuls_the_evaluation_runs(sizes):
+    # The FLOP limit of `benchmarks/eval_speed.py` (and README's K = 500 arithmetic) rests on this count.
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import eval_speed
+
+    config = VAELMConfig(vocab_size=500, embedding_size=24, latent_size=6, **sizes)
+    model = VAELMModel(config).eval()
+    rng = random.Random(0)
+    sequences = [[2] + [rng.randrange(4, 500) for _ in range(rng.randrange(5, 30))] + [3] for _ in range(20)]
+    iw_samples = 64
+    token_samples = sum(len(sequence) - 1 for sequence in sequences) * iw_samples
+    with FlopCounterMode(display=False) as counter:
+        evaluate_sequences(model, sequences, iw_samples=iw_samples, seed=0)
+    expected = eval_speed.flops_per_token_sample(config, token_samples / iw_samples / len(sequences), iw_samples)
+    assert counter.get_total_flops() / token_samples == pytest.approx(expected["total"], rel=0.03)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..data import load_text_splits, raw_text_splits, read_sentences, split_files
 from ..evaluation import evaluate_sequences, tokenize_sentences
 from ..loading import default_device, load_model_and_tokenizer
+from ..precision import resolve_bf16
 from ..pretrained import DEFAULT_MODEL
 from ..threads import configure_threads
 
@@ -64,7 +65,8 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
                 sum(len(s) - 1 for s in sequences), arguments.iw_samples, next(model.parameters()).device)
     result = evaluate_sequences(
         model, sequences, iw_samples=arguments.iw_samples, batch_size=arguments.batch_size,
-        chunk_size=arguments.chunk_size, seed=arguments.seed, bf16=arguments.bf16, progress=not arguments.no_progress,
+        chunk_size=arguments.chunk_size, seed=arguments.seed, progress=not arguments.no_progress,
+        bf16=resolve_bf16(arguments.bf16, next(model.parameters()).device, "vaelm-evaluate"),
     )
     summary = result.summary()
     summary.update(

@@ -22,6 +22,7 @@ from ..hub import write_model_card
 from ..interruption import GracefulInterruption, TrainingInterrupted
 from ..loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
+from ..precision import resolve_bf16
 from ..streaming import group_by_length, stream_text_splits, vocabulary_sample
 from ..threads import configure_threads
 from ..tokenization_vaelm import build_tokenizer, check_tokenizer_matches, segment
@@ -176,6 +177,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     configure_threads(training_args.num_threads)
+    training_args.bf16 = resolve_bf16(training_args.bf16, training_args.device, "vaelm-train")
     set_seed(training_args.seed)
     keep_freed_memory()
     if model_args.model_name_or_path:  # fail before the data is read, not after
