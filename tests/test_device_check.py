@@ -81,3 +81,18 @@ def test_eval_speed_flop_count_matches_the_matmuls_the_evaluation_runs(sizes):
         evaluate_sequences(model, sequences, iw_samples=iw_samples, seed=0)
     expected = eval_speed.flops_per_token_sample(config, token_samples / iw_samples / len(sequences), iw_samples)
     assert counter.get_total_flops() / token_samples == pytest.approx(expected["total"], rel=0.03)
+
+
+def test_eval_speed_times_the_bundled_models_architecture(capsys):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import eval_speed
+
+    report = eval_speed.main(["--model", "bundled", "--iw_samples", "2", "--sentences", "1", "--windows", "1",
+                              "--precisions", "fp32", "--peak_size", "64", "--threads", "1"])
+    assert report["config"]["hidden_size"] == 512 and report["config"]["tie_word_embeddings"]
+    assert report["config"]["latent_to_every_step"]
+    flops = report["flops_per_token_sample"]
+    assert flops["vocabulary_projection"] == 2 * 351 * 10000 + 2 * 512 * 350  # bias row; tied 512 -> 350 projection
+    assert flops["recurrent"] == 2 * 512 * 4 * 512
+    assert report["fp32"]["projected_ptb_test_seconds"] > 0
+    assert json.loads(capsys.readouterr().out) == report
