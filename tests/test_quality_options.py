@@ -270,3 +270,24 @@ def test_init_from_trains_from_an_auto_encoders_encoder(tiny_corpus, tmp_path):
     source, target = load_file(str(autoencoder / "model.safetensors")), load_file(str(vae / "model.safetensors"))
     assert torch.equal(source["encoder.weight_hh_l0"], target["encoder.weight_hh_l0"])
     assert not torch.equal(source["decoder.weight_hh_l0"], target["decoder.weight_hh_l0"])
+
+
+def test_a_tied_model_resumes_exactly_and_without_a_missing_key_warning(tiny_corpus, tmp_path):
+    # Checkpoints of a tied model hold the embedding once; resuming must re-tie it (not train two copies), silently.
+    from transformers.testing_utils import CaptureLogger
+    from transformers.utils import logging as transformers_logging
+
+    flags = ("--tie_word_embeddings", "true", "--num_units", "16", "--max_steps", "4", "--save_strategy", "steps",
+             "--save_steps", "2")
+    straight = train_tiny(tiny_corpus, tmp_path / "straight", *flags)
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    subprocess.run(["cp", "-r", str(straight / "checkpoint-2"), str(resumed)], check=True)
+    with CaptureLogger(transformers_logging.get_logger("transformers.trainer")) as captured:
+        train_tiny(tiny_corpus, resumed, *flags, "--resume_from_checkpoint", str(resumed / "checkpoint-2"))
+    assert "missing keys" not in captured.out
+    model = VAELMModel.from_pretrained(resumed)
+    assert model.lm_head.weight is model.embed_tokens.weight
+    expected, again = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert set(again) == set(expected) and "lm_head.weight" not in again
+    assert all(torch.allclose(again[name], expected[name], atol=1e-6) for name in expected)

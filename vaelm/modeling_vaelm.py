@@ -344,6 +344,9 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(head_input, config.vocab_size)
         if config.tie_word_embeddings:
             self._tied_weights_keys = {"lm_head.weight": "embed_tokens.weight"}
+            # Checkpoints hold the embedding once: the Trainer then re-ties on resume instead of warning that
+            # lm_head.weight is missing.
+            self._keys_to_ignore_on_save = {"lm_head.weight"}
         # save_pretrained records only one auto class per object; keep AutoModel next to AutoModelForCausalLM.
         config.auto_map = {**(getattr(config, "auto_map", None) or {}), "AutoModel": "modeling_vaelm.VAELMModel"}
         self.post_init()
