@@ -7,9 +7,12 @@
 # SET=quality (issue 17): the bundled model's recipe (benchmarks/reproduce_ptb.sh: 350/512, tied, 16,000 steps) as
 #   the reference, our LSTM language model baseline (--latent_dim 0) with the same budget, and the regularisation
 #   (weight drop, locked and word-type dropout, weight averaging) and collapse remedies (BN-VAE, auto-encoder
-#   pre-training + decoder reset) of issue 17, scored with K=500. About 70-90 min per recipe at 16,000 steps on one
-#   thread; STEPS=40000 fits the issue's 3-hour budget. Checkpoints every 1,000 steps: run the script again after an
-#   interruption and every recipe resumes from its newest complete checkpoint (finished ones are skipped).
+#   pre-training + decoder reset) of issue 17, scored with K=500. 16,000 steps took 70-90 min per recipe on one
+#   thread of the AVX-512 BF16 machine of the earlier rounds, and take ≈ 7-9 h per recipe on one thread of a 2-core
+#   AVX2 EPYC beside a second run (0.5-0.6 steps/s); there a K=500 valid pass of a VAE takes ≈ 1.6 h on two
+#   threads (README "Evaluation at K = 500"). Checkpoints every 1,000 steps: run the script again after an
+#   interruption (Ctrl-C or SIGTERM to vaelm-train first saves one) and every recipe resumes from its newest complete
+#   checkpoint (finished ones are skipped).
 #
 # Writes results/ablation/<recipe>.valid.json, <run>/wall_seconds.txt (one line per training segment) and the table
 # (results/ablation.md for SET=short, results/ablation_quality.md for SET=quality).
@@ -82,10 +85,12 @@ train() {  # train OUTPUT_DIR FLAGS...: resumable; wall seconds of each segment 
   local out=$1
   shift
   [ -f "$out/model.safetensors" ] && return 0
-  local started=$SECONDS
-  vaelm-train --data_dir "$PTB_DIR" --output_dir "$out" "$@"
+  local started=$SECONDS status=0
+  vaelm-train --data_dir "$PTB_DIR" --output_dir "$out" "$@" || status=$?
+  # Also after an interruption (Ctrl-C / SIGTERM end a segment with a checkpoint): every segment's time counts.
   mkdir -p "$out"
   echo $((SECONDS - started)) >> "$out/wall_seconds.txt"
+  return $status
 }
 
 run_recipe() {  # run_recipe NAME FLAGS: train (after its auto-encoder phase, for --init_from), then score on valid
