@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
         # GPU steps are short: longer windows keep the clock's resolution and launch jitter out of the figures.
         train_flags = ["--windows", "5", "--window_steps", "50", "--warmup_steps", "20"]
         # The bundled model's architecture: its full-test time is the figure README quotes.
-        eval_flags = ["--model", "bundled", "--iw_samples", "500", "--sentences", "64", "--windows", "3", "--chunk_size", "16384"]
+        eval_flags = ["--model", "bundled", "--iw_samples", "500", "--sentences", "64", "--windows", "3",
+                      "--chunk_size", "16384"]
     common = ["--data_dir", str(data_dir), "--device", device]
     report = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "torch": torch.__version__}
     train = {precision: quietly(train_speed.main, [*common, *train_flags, *(["--bf16"] if precision == "bf16" else [])])

@@ -2,8 +2,8 @@
 
 Builds a randomly initialised model (random weights cost the same as trained ones) of the original configuration
 (embedding 350, LSTM 200, latent 13, 10k vocabulary), or with `--model` of that model's configuration (`--model
-bundled`: the reference PTB model, 350/512/32 with tied embeddings and z at every step), times `vaelm.evaluation.evaluate_sequences` on
-sentences with PTB test lengths (read from `--ptb_test` when present, else a fixed synthetic sample with the same
+bundled`: the reference PTB model, 350/512/32 with tied embeddings and z at every step), times
+`vaelm.evaluation.evaluate_sequences` on sentences with PTB test lengths (read from `--ptb_test` when present, else a fixed synthetic sample with the same
 mean length), and prints one JSON object:
 
 - `token_samples_per_second`: scored tokens × K per second, the median of `--windows` timed windows (fp32 and
@@ -21,8 +21,8 @@ the vocabulary is not FLOP-bound and is left out, so the limit is optimistic.
 
 On a GPU (`--device cuda`) the rates and the matmul peak are wall-clock figures; the CPU-time ones are left out.
 
-Run: `python benchmarks/eval_speed.py [--model bundled|PATH] [--iw_samples 500] [--sentences 8] [--windows 5] [--chunk_size 512] [--threads N]
-[--device cpu|cuda]`.
+Run: `python benchmarks/eval_speed.py [--model bundled|PATH] [--iw_samples 500] [--sentences 8] [--windows 5]
+[--chunk_size 512] [--threads N] [--device cpu|cuda]`.
 """
 
 import argparse

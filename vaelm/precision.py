@@ -3,8 +3,8 @@
 vaelm's `--bf16` is a speed option: it moves the figures by a few hundredths of a nat at most (README "Results").
 CPUs without AVX-512 (AVX2 only, such as many EPYC and older Xeon machines) have no bfloat16 matmul kernels, so
 oneDNN emulates them: measured on a 2-core AVX2 EPYC, a [1000, 350] × [350, 10000] bf16 matmul ran at 1.3 GFLOP/s
-against 29 in fp32, and training 14× slower than fp32 (README "Speed"). There `--bf16` falls back to fp32, with a
-warning, rather than turning a 20-minute evaluation into a day.
+against 29 in fp32, and training ran 14× slower than in fp32 (README "Speed"). There `--bf16` falls back to fp32,
+with a warning, rather than making a run twenty times longer.
 """
 
 import logging
