@@ -42,4 +42,4 @@ def test_commands_fall_back_to_fp32_where_bf16_is_emulated(tiny_model_dir, tiny_
     assert json.loads(output.read_text(encoding="utf-8"))["bf16"] is False, "the summary records what ran"
     trained = train_tiny(tiny_corpus, tmp_path / "model", "--max_steps", "2", "--bf16", "true")
     arguments = torch.load(trained / "training_args.bin", weights_only=False)
-    assert arguments.bf16 is False
+    assert arguments.bf16 is False and arguments.mixed_precision == "no", "the Accelerator's autocast is off too"

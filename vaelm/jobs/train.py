@@ -177,7 +177,10 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     configure_threads(training_args.num_threads)
-    training_args.bf16 = resolve_bf16(training_args.bf16, training_args.device, "vaelm-train")
+    wants_bf16 = training_args.bf16 or training_args.mixed_precision == "bf16"  # --bf16 or accelerate's setting
+    if wants_bf16 and not resolve_bf16(True, training_args.device, "vaelm-train"):
+        # TrainingArguments has already turned --bf16 into the Accelerator's mixed_precision: both go.
+        training_args.bf16, training_args.mixed_precision = False, "no"
     set_seed(training_args.seed)
     keep_freed_memory()
     if model_args.model_name_or_path:  # fail before the data is read, not after
