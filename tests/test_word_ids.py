@@ -143,3 +143,21 @@ def test_streamed_files_read_in_blocks_give_the_same_sentences_and_ids(corpus, s
                     else [row for row in rows if len(row) <= 6])
         streamed = tokenize_splits(stream, tokenizer, segmentation, max_length, truncate)["train"]
         assert [(row["input_ids"], row["length"]) for row in streamed] == [(row, len(row)) for row in rows]
+
+
+
+
+def test_sentence_splitting_workers_do_not_inherit_the_parents_signal_handlers():
+    # Forked workers inherit the parent's Python signal handlers. A web server's SIGTERM handler (gradio installs one)
+    # kept a worker alive through Pool.terminate(), and a suite run hung for good after the split had finished.
+    import signal
+
+    from vaelm.data import splitting_pool
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        with splitting_pool(2) as pool:
+            seen = pool.map(signal.getsignal, [signal.SIGTERM, signal.SIGINT] * 2, chunksize=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [signal.SIG_DFL, signal.SIG_IGN] * 2

@@ -9,7 +9,9 @@ but valid text (BOM, CRLF, tabs, runs of spaces, blank lines) is normalised.
 import hashlib
 import logging
 import multiprocessing
+import multiprocessing.pool
 import os
+import signal
 import shutil
 import tempfile
 import urllib.request
@@ -255,8 +257,24 @@ def _sentences_of_files(paths: list[Path], lang: str) -> Iterator[list[str]]:
     if processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         yield from map(_file_sentences, [(path, lang) for path in paths])
         return
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    with splitting_pool(processes) as pool:
         yield from pool.imap(_file_sentences, [(path, lang) for path in paths])
+        # Let the workers finish on their own: Pool.terminate() (on leaving the block) would seize the task queue's
+        # lock and rely on SIGTERM for a worker still waiting for it.
+        pool.close()
+        pool.join()
+
+
+def splitting_pool(processes: int) -> multiprocessing.pool.Pool:
+    """A pool of `processes` forked workers whose signal handling is their own (see `_reset_worker_signals`)."""
+    return multiprocessing.get_context("fork").Pool(processes, initializer=_reset_worker_signals)
+
+
+def _reset_worker_signals() -> None:
+    # Forked workers inherit the parent's Python signal handlers. A SIGTERM handler that does not exit (gradio's web
+    # server installs one) kept a worker alive through Pool.terminate(), and the pool hung. Ctrl-C is the parent's.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _local_split(path: Path) -> datasets.Dataset:
