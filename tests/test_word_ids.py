@@ -145,8 +145,6 @@ def test_streamed_files_read_in_blocks_give_the_same_sentences_and_ids(corpus, s
         assert [(row["input_ids"], row["length"]) for row in streamed] == [(row, len(row)) for row in rows]
 
 
-
-
 def test_sentence_splitting_workers_do_not_inherit_the_parents_signal_handlers():
     # Forked workers inherit the parent's Python signal handlers. A web server's SIGTERM handler (gradio installs one)
     # kept a worker alive through Pool.terminate(), and a suite run hung for good after the split had finished.
