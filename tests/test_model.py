@@ -1,5 +1,6 @@
 """VAELMModel: shapes, gradients, padding invariance, word dropout, the KL formula, save and remote-code reload."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -118,6 +119,20 @@ def test_config_rejects_impossible_values():
         VAELMConfig(word_dropout=1.0)
     with pytest.raises(ValueError, match="cell_type must be 'lstm' or 'gru', got 'rnn'"):
         VAELMConfig(cell_type="rnn")
+
+
+def test_config_is_a_dataclass_config_that_keeps_unknown_keys(tmp_path):
+    """Fields as in transformers 5's GPT2Config; keys it does not know survive a save and a load; keywords only."""
+    assert {"embedding_size", "latent_size", "word_type_dropout", "unk_token_id"} <= {
+        field.name for field in dataclasses.fields(VAELMConfig)
+    }
+    config = VAELMConfig(hidden_size=24, latent_size=0, experiment_note="kept")
+    config.save_pretrained(tmp_path)
+    loaded = VAELMConfig.from_pretrained(tmp_path)
+    assert (loaded.hidden_size, loaded.latent_size, loaded.experiment_note) == (24, 0, "kept")
+    assert loaded.to_dict() == config.to_dict()
+    with pytest.raises(ValueError, match="only keyword arguments"):
+        VAELMConfig(10000)
 
 
 def test_cells_share_parameter_names_and_size_the_initial_state():

@@ -1,9 +1,9 @@
 """VAELM model configuration: the sizes and switches of a Bowman-style recurrent (LSTM or GRU) VAE language model."""
 
-from transformers import PretrainedConfig
+from transformers import PreTrainedConfig
 
 
-class VAELMConfig(PretrainedConfig):
+class VAELMConfig(PreTrainedConfig):
     r"""
     Configuration of a [`VAELMModel`]: a recurrent encoder that maps a sentence to a diagonal Gaussian posterior
     q(z|x), and a recurrent decoder whose initial state is computed from z (Bowman et al. 2016, "Generating Sentences
@@ -85,63 +85,37 @@ class VAELMConfig(PretrainedConfig):
 
     model_type = "vaelm"
 
-    def __init__(
-        self,
-        vocab_size: int = 10000,
-        embedding_size: int = 350,
-        hidden_size: int = 200,
-        latent_size: int = 13,
-        num_layers: int = 1,
-        cell_type: str = "lstm",
-        bidirectional_encoder: bool = False,
-        word_dropout: float = 0.25,
-        embedding_dropout: float = 0.0,
-        output_dropout: float = 0.0,
-        locked_dropout: bool = False,
-        weight_drop: float = 0.0,
-        word_type_dropout: float = 0.0,
-        posterior_bn_gamma: float = 0.0,
-        latent_to_every_step: bool = False,
-        tie_word_embeddings: bool = False,
-        max_sentence_length: int = 200,
-        lang: str = "en",
-        segmentation: str = "whitespace",
-        sentence_split: bool = False,
-        initializer_range: float = 0.1,
-        pad_token_id: int = 0,
-        unk_token_id: int = 1,
-        bos_token_id: int = 2,
-        eos_token_id: int = 3,
-        **kwargs,
-    ):
-        self.vocab_size = vocab_size
-        self.embedding_size = embedding_size
-        self.hidden_size = hidden_size
-        self.latent_size = latent_size
-        self.num_layers = num_layers
-        self.cell_type = cell_type
-        self.bidirectional_encoder = bidirectional_encoder
-        self.word_dropout = word_dropout
-        self.embedding_dropout = embedding_dropout
-        self.output_dropout = output_dropout
-        self.locked_dropout = locked_dropout
-        self.weight_drop = weight_drop
-        self.word_type_dropout = word_type_dropout
-        self.posterior_bn_gamma = posterior_bn_gamma
-        self.latent_to_every_step = latent_to_every_step
-        self.max_sentence_length = max_sentence_length
-        self.lang = lang
-        self.segmentation = segmentation
-        self.sentence_split = sentence_split
-        self.initializer_range = initializer_range
-        self.unk_token_id = unk_token_id
-        super().__init__(
-            pad_token_id=pad_token_id,
-            bos_token_id=bos_token_id,
-            eos_token_id=eos_token_id,
-            tie_word_embeddings=tie_word_embeddings,
-            **kwargs,
-        )
+    # Fields as in transformers 5 configurations (`GPT2Config`): PreTrainedConfig turns them into keyword-only dataclass
+    # fields, and keys it does not know (`transformers_version`, `auto_map`, …) still pass through. Not `@strict`: its
+    # errors are not `ValueError`s and do not say what to do; `validate_sizes` checks every value when the object is made.
+    vocab_size: int = 10000
+    embedding_size: int = 350
+    hidden_size: int = 200
+    latent_size: int = 13
+    num_layers: int = 1
+    cell_type: str = "lstm"
+    bidirectional_encoder: bool = False
+    word_dropout: float = 0.25
+    embedding_dropout: float = 0.0
+    output_dropout: float = 0.0
+    locked_dropout: bool = False
+    weight_drop: float = 0.0
+    word_type_dropout: float = 0.0
+    posterior_bn_gamma: float = 0.0
+    latent_to_every_step: bool = False
+    tie_word_embeddings: bool = False
+    max_sentence_length: int = 200
+    lang: str = "en"
+    segmentation: str = "whitespace"
+    sentence_split: bool = False
+    initializer_range: float = 0.1
+    pad_token_id: int = 0
+    unk_token_id: int = 1
+    bos_token_id: int = 2
+    eos_token_id: int = 3
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
         self.validate_sizes()
 
     def validate_sizes(self) -> None:
