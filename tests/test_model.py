@@ -133,6 +133,10 @@ def test_config_is_a_dataclass_config_that_keeps_unknown_keys(tmp_path):
     assert loaded.to_dict() == config.to_dict()
     with pytest.raises(ValueError, match="only keyword arguments"):
         VAELMConfig(10000)
+    config.word_dropout = 1.5  # changed after creation: caught before it is written
+    with pytest.raises(ValueError, match="VAELMConfig.word_dropout must lie in"):
+        config.save_pretrained(tmp_path / "bad")
+    assert not (tmp_path / "bad" / "config.json").exists()
 
 
 def test_cells_share_parameter_names_and_size_the_initial_state():

@@ -87,7 +87,8 @@ class VAELMConfig(PreTrainedConfig):
 
     # Fields as in transformers 5 configurations (`GPT2Config`): PreTrainedConfig turns them into keyword-only dataclass
     # fields, and keys it does not know (`transformers_version`, `auto_map`, …) still pass through. Not `@strict`: its
-    # errors are not `ValueError`s and do not say what to do; `validate_sizes` checks every value when the object is made.
+    # errors are not `ValueError`s and do not say what to do; `validate_sizes` checks every value when the object is
+    # made and when it is saved.
     vocab_size: int = 10000
     embedding_size: int = 350
     hidden_size: int = 200
@@ -116,6 +117,12 @@ class VAELMConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        self.validate_sizes()
+
+    def validate(self) -> None:
+        """transformers' checks, then ours; `save_pretrained` runs this, so a value changed after creation is caught
+        before it is written to a folder that would not load."""
+        super().validate()
         self.validate_sizes()
 
     def validate_sizes(self) -> None:
