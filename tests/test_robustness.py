@@ -148,6 +148,36 @@ def test_impossible_values_name_their_flag(flag, value, tiny_corpus, tmp_path, c
     assert flag in line and value in line
 
 
+@pytest.mark.parametrize(
+    "argv, expected",
+    [(["--hidden_size", "64"], "Unknown flag --hidden_size (did you mean --num_units?)"),
+     (["--keep_probs", "0.7"], "Unknown flag --keep_probs (did you mean --keep_prob?)"),
+     (["stray"], "Unexpected value 'stray' (a value must follow its flag)")],
+)
+def test_unknown_flags_are_named_with_the_flag_meant(argv, expected, tmp_path, capsys):
+    # The data folder does not exist either: the mistyped flag is what gets reported, before any value is checked.
+    line = error_line(*cli_train(capsys, "--data_dir", tmp_path / "missing", "--output_dir", tmp_path / "out", *argv))
+    assert expected in line and "--help lists every flag" in line
+
+
+def test_unknown_config_file_keys_are_named_as_keys(tmp_path, capsys):
+    config = tmp_path / "train.yaml"
+    config.write_text("num_units: 64\nlatent_size: 32\n")
+    line = error_line(*cli_train(capsys, config, "--data_dir", tmp_path / "missing", "--output_dir", tmp_path / "out"))
+    assert f"Unknown key latent_size (did you mean latent_dim?) in config file {config}" in line
+
+
+def test_other_commands_name_unknown_flags_too(capsys):
+    from vaelm.cli import evaluate as evaluate_cli
+    from vaelm.cli import sample as sample_cli
+
+    capsys.readouterr()
+    assert run_command("vaelm-sample", sample_cli.main, ["--num_samples", "3"]) == 1
+    assert "vaelm-sample: error: Unknown flag --num_samples (did you mean --num?)" in capsys.readouterr().err
+    assert run_command("vaelm-evaluate", evaluate_cli.main, ["--splits", "valid"]) == 1
+    assert "vaelm-evaluate: error: Unknown flag --splits (did you mean --split?)" in capsys.readouterr().err
+
+
 def test_config_rejects_impossible_values():
     with pytest.raises(ValueError, match="hidden_size"):
         VAELMConfig(hidden_size=-3)

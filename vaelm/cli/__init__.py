@@ -1,9 +1,12 @@
 """Console entry points. Each command is a thin `main(argv)`; `run_command` is the boundary where errors that a
 user can fix become one clear paragraph and a non-zero exit status instead of a traceback."""
 
+import difflib
 import os
 import sys
 from collections.abc import Callable
+
+from transformers import HfArgumentParser
 
 DEBUG_FLAG = "--debug"
 
@@ -49,3 +52,60 @@ def describe_error(error: BaseException) -> str:
     if cause is not None and str(cause).strip() and str(cause).strip() not in message:
         message += f" ({cause.__class__.__name__}: {str(cause).strip()})"
     return message
+
+
+def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, str] | None = None) -> tuple:
+    """
+    `parser.parse_args_into_dataclasses(args=argv)`, once every flag in `argv` is known to be one of the parser's.
+
+    transformers reports a mistyped flag only after the dataclasses were built, whose own checks can fail first on
+    something else, and as "Some specified arguments are not used by the HfArgumentParser: [...]". This names the
+    flag and the closest known one instead.
+
+    Args:
+        parser (`HfArgumentParser`): the command's parser.
+        argv (`list[str]`): the flags.
+        aliases (`dict[str, str]`, *optional*): unknown names that mean a known flag (`--hidden_size` →
+            `--num_units`), suggested before any look-alike.
+    """
+    _, unknown = parser.parse_known_args(args=argv)
+    if unknown:
+        raise ValueError(unknown_flags_message(parser, unknown, aliases=aliases))
+    return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
+
+
+def unknown_flags_message(
+    parser: HfArgumentParser, unknown: list[str], origin: str = "", keys: bool = False, aliases: dict[str, str] | None = None
+) -> str:
+    """
+    One clause per argument that `parser` does not know, with the closest flag it does know.
+
+    Args:
+        parser (`HfArgumentParser`): the command's parser.
+        unknown (`list[str]`): the arguments `parser.parse_known_args` left over.
+        origin (`str`, *optional*): where they come from, for the message (e.g. "config file train.yaml").
+        keys (`bool`, *optional*, defaults to `False`): name them as a config file's keys (`num_units`), not flags.
+        aliases (`dict[str, str]`, *optional*): as in [`parse_flags`].
+    """
+    known = list(parser._option_string_actions)  # argparse has no public list of its flags
+    what, show = ("key", lambda flag: flag.lstrip("-")) if keys else ("flag", lambda flag: flag)
+    problems, after_flag = [], False
+    for argument in unknown:
+        if argument.startswith("-") and len(argument) > 1:
+            name = argument.split("=", 1)[0]
+            close = (aliases or {}).get(name) or closest_flag(name, known)
+            problems.append(f"unknown {what} {show(name)}" + (f" (did you mean {show(close)}?)" if close else ""))
+            after_flag = True
+        elif not after_flag:  # a value after an unknown flag is that flag's; any other stray value is reported
+            problems.append(f"unexpected value {argument!r} (a value must follow its flag)")
+    message = "; ".join(problems) + (f" in {origin}" if origin else "")
+    return f"{message[0].upper()}{message[1:]}. --help lists every flag."
+
+
+def closest_flag(name: str, known: list[str]) -> str | None:
+    """The known flag that `name` most likely meant: one it extends (`--num_samples` → `--num`), else the most similar."""
+    extended = [flag for flag in known if name.startswith((f"{flag}_", f"{flag}-")) and len(flag) > 2]
+    if extended:
+        return max(extended, key=len)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from ..jobs.demo import build_demo, export_space, require_gradio
-from . import run_command
+from . import parse_flags, run_command
 from ..threads import configure_threads
 from .shared import ModelSourceArguments
 
@@ -40,9 +40,7 @@ class DemoArguments:
 
 
 def main(argv: list[str]) -> int:
-    model_args, args = HfArgumentParser((ModelSourceArguments, DemoArguments), prog=NAME, description=__doc__).parse_args_into_dataclasses(
-        args=argv, look_for_args_file=False
-    )
+    model_args, args = parse_flags(HfArgumentParser((ModelSourceArguments, DemoArguments), prog=NAME, description=__doc__), argv)
     configure_threads(model_args.num_threads)
     if args.export:
         for path in export_space(model_args.model, args.export, requirement=args.requirement, map_sentences=args.map_sentences):

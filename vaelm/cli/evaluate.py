@@ -14,7 +14,7 @@ from transformers import HfArgumentParser
 
 from ..jobs.evaluate import command_line, human_summary, run_evaluation
 from ..threads import num_threads_field
-from . import run_command
+from . import parse_flags, run_command
 
 PROGRAM = "vaelm-evaluate"
 
@@ -66,7 +66,7 @@ def parse_arguments(argv: list[str] | None = None) -> EvaluationArguments:
         argv (`list[str]`, *optional*): the flags; `sys.argv[1:]` when omitted.
     """
     parser = HfArgumentParser(EvaluationArguments)
-    (arguments,) = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
+    (arguments,) = parse_flags(parser, list(sys.argv[1:] if argv is None else argv))
     return arguments
 
 

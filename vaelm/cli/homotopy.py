@@ -13,7 +13,7 @@ from typing import TextIO
 
 from transformers import HfArgumentParser
 
-from . import run_command
+from . import parse_flags, run_command
 from .shared import DecodingArguments, HelpFormatter, ModelSourceArguments, isatty, load_sentence_vae, read_queries
 
 NAME = "vaelm-homotopy"
@@ -42,7 +42,7 @@ class HomotopyArguments:
 def parse_arguments(argv: list[str]) -> tuple[ModelSourceArguments, DecodingArguments, HomotopyArguments]:
     """Parse `vaelm-homotopy` arguments."""
     parser = HfArgumentParser((ModelSourceArguments, DecodingArguments, HomotopyArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
-    return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
+    return parse_flags(parser, argv)
 
 
 def parse_steps(text: str, default: int) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from ..jobs.map import draw_map
-from . import run_command
+from . import parse_flags, run_command
 from ..threads import configure_threads
 from .shared import ModelSourceArguments
 
@@ -45,9 +45,7 @@ class MapArguments:
 
 
 def main(argv: list[str]) -> int:
-    model_args, args = HfArgumentParser((ModelSourceArguments, MapArguments), prog=NAME, description=__doc__).parse_args_into_dataclasses(
-        args=argv, look_for_args_file=False
-    )
+    model_args, args = parse_flags(HfArgumentParser((ModelSourceArguments, MapArguments), prog=NAME, description=__doc__), argv)
     configure_threads(model_args.num_threads)
     print(json.dumps(draw_map(model_args, args)))
     return 0

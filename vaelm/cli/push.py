@@ -8,7 +8,7 @@ from transformers import HfArgumentParser
 from ..threads import configure_threads, num_threads_field
 from ..jobs.demo import export_space
 from ..jobs.push import push
-from . import run_command
+from . import parse_flags, run_command
 
 
 @dataclass
@@ -34,7 +34,7 @@ class PushArguments:
 
 
 def main(argv: list[str]) -> int:
-    (arguments,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses(args=argv)
+    (arguments,) = parse_flags(HfArgumentParser(PushArguments), argv)
     configure_threads(arguments.num_threads)  # the card's latent map and plots run the model
     if arguments.with_demo:  # the Space files go up in the same commit
         export_space(arguments.model, arguments.model)

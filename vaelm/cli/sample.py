@@ -20,7 +20,7 @@ from transformers import HfArgumentParser
 
 from ..generation import MASK_PATTERN
 
-from . import run_command
+from . import parse_flags, run_command
 from .shared import DecodingArguments, HelpFormatter, ModelSourceArguments, isatty, load_sentence_vae, read_queries
 
 NAME = "vaelm-sample"
@@ -48,7 +48,7 @@ class SampleArguments:
 def parse_arguments(argv: list[str]) -> tuple[ModelSourceArguments, DecodingArguments, SampleArguments]:
     """Parse `vaelm-sample` arguments."""
     parser = HfArgumentParser((ModelSourceArguments, DecodingArguments, SampleArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
-    return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
+    return parse_flags(parser, argv)
 
 
 def choose_mode(args: SampleArguments) -> str:

@@ -17,11 +17,13 @@ from ..configuration_vaelm import VAELMConfig
 from ..jobs.train import train
 from ..tokenization_vaelm import default_segmentation
 from ..trainer import VAETrainingArguments
-from . import run_command
+from . import parse_flags, run_command, unknown_flags_message
 
 
 # Flags whose names differ from the VAELMConfig field they set (see `ModelArguments.config_values`).
 FLAG_OF_CONFIG_FIELD = {"hidden_size": "num_units", "latent_size": "latent_dim", "word_dropout": "keep_prob"}
+# `--hidden_size` is no flag, but whoever types it means `--num_units`.
+FLAG_ALIASES = {f"--{name}": f"--{flag}" for name, flag in FLAG_OF_CONFIG_FIELD.items()}
 
 
 @dataclass
@@ -120,10 +122,14 @@ class DataArguments:
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, VAETrainingArguments]:
     """Parse `vaelm-train` arguments; a leading `.yaml`/`.yml`/`.json` file supplies defaults for the flags."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
-        argv = config_file_flags(argv[0]) + argv[1:]
     parser = HfArgumentParser((ModelArguments, DataArguments, VAETrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        file_flags = config_file_flags(argv[0])
+        _, unknown = parser.parse_known_args(args=file_flags)
+        if unknown:  # named as the file's keys, before the command line's flags are looked at
+            raise ValueError(unknown_flags_message(parser, unknown, origin=f"config file {argv[0]}", keys=True, aliases=FLAG_ALIASES))
+        argv = file_flags + argv[1:]
+    model_args, data_args, training_args = parse_flags(parser, argv, aliases=FLAG_ALIASES)
     return model_args, data_args, training_args
 
 
