@@ -16,15 +16,17 @@
 #
 # Writes results/ablation/<recipe>.valid.json, <run>/wall_seconds.txt (one line per training segment) and the table
 # (results/ablation.md for SET=short, results/ablation_quality.md for SET=quality).
-# Usage:  [SET=quality] [JOBS=2] [STEPS=N] bash benchmarks/ablation_ptb.sh [PTB_DIR] [RUNS_DIR]
-# In the background (JOBS runs side by side, one thread each):
+# Usage:  [SET=quality] [JOBS=2] [THREADS=1] [STEPS=N] bash benchmarks/ablation_ptb.sh [PTB_DIR] [RUNS_DIR]
+# THREADS: torch threads of each training and evaluation (default 1; 2 when one recipe is left on a 2-core machine).
+# In the background (JOBS runs side by side, THREADS threads each):
 #   SET=quality JOBS=2 nohup bash benchmarks/ablation_ptb.sh > runs/ablation_quality.log 2>&1 &
 # Only some recipes: RECIPES_ONLY="lm-baseline awd" SET=quality bash benchmarks/ablation_ptb.sh
 set -euo pipefail
 PTB_DIR=${1:-../shared/data/ptb}
 SET=${SET:-short}
 JOBS=${JOBS:-1}
-export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
+THREADS=${THREADS:-1}
+export OMP_NUM_THREADS=$THREADS TOKENIZERS_PARALLELISM=false
 # bf16 autocast needs a CPU whose oneDNN LSTM has bf16 kernels (avx512_bf16 / AMX); on others (avx2 only) the
 # LSTM fails with "could not create a primitive descriptor", so training falls back to fp32 there. BF16=true|false
 # overrides. (Evaluation keeps the protocol's bf16 vocabulary projection, which any CPU runs.)
@@ -107,7 +109,7 @@ run_recipe() {  # run_recipe NAME FLAGS: train (after its auto-encoder phase, fo
   train "$RUNS/$name" $flags "${COMMON[@]}"
   if [ ! -f "results/ablation/$name.valid.json" ]; then
     vaelm-evaluate --model "$RUNS/$name" --data_dir "$PTB_DIR" --split valid --iw_samples "$K" --bf16 true --seed 0 \
-      --num_threads 1 --no_progress true --output "results/ablation/$name.valid.json"
+      --num_threads "$THREADS" --no_progress true --output "results/ablation/$name.valid.json"
   fi
 }
 
