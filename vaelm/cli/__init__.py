@@ -68,25 +68,27 @@ def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, st
         aliases (`dict[str, str]`, *optional*): unknown names that mean a known flag (`--hidden_size` →
             `--num_units`), suggested before any look-alike.
     """
-    _, unknown = parser.parse_known_args(args=argv)
-    if unknown:
-        raise ValueError(unknown_flags_message(parser, unknown, aliases=aliases))
+    require_known_flags(parser, argv, aliases=aliases)
     return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
 
 
-def unknown_flags_message(
-    parser: HfArgumentParser, unknown: list[str], origin: str = "", keys: bool = False, aliases: dict[str, str] | None = None
-) -> str:
+def require_known_flags(
+    parser: HfArgumentParser, argv: list[str], aliases: dict[str, str] | None = None, origin: str = "", keys: bool = False
+) -> None:
     """
-    One clause per argument that `parser` does not know, with the closest flag it does know.
+    Raise a `ValueError` with one clause per argument of `argv` that `parser` does not know, each with the closest
+    flag it does know.
 
     Args:
         parser (`HfArgumentParser`): the command's parser.
-        unknown (`list[str]`): the arguments `parser.parse_known_args` left over.
-        origin (`str`, *optional*): where they come from, for the message (e.g. "config file train.yaml").
-        keys (`bool`, *optional*, defaults to `False`): name them as a config file's keys (`num_units`), not flags.
+        argv (`list[str]`): the flags.
         aliases (`dict[str, str]`, *optional*): as in [`parse_flags`].
+        origin (`str`, *optional*): where the flags come from, for the message (e.g. "config file train.yaml").
+        keys (`bool`, *optional*, defaults to `False`): name them as a config file's keys (`num_units`), not flags.
     """
+    _, unknown = parser.parse_known_args(args=argv)
+    if not unknown:
+        return
     known = list(parser._option_string_actions)  # argparse has no public list of its flags
     what, show = ("key", lambda flag: flag.lstrip("-")) if keys else ("flag", lambda flag: flag)
     problems, after_flag = [], False
@@ -99,7 +101,7 @@ def unknown_flags_message(
         elif not after_flag:  # a value after an unknown flag is that flag's; any other stray value is reported
             problems.append(f"unexpected value {argument!r} (a value must follow its flag)")
     message = "; ".join(problems) + (f" in {origin}" if origin else "")
-    return f"{message[0].upper()}{message[1:]}. --help lists every flag."
+    raise ValueError(f"{message[0].upper()}{message[1:]}. --help lists every flag.")
 
 
 def closest_flag(name: str, known: list[str]) -> str | None:

@@ -17,7 +17,7 @@ from ..configuration_vaelm import VAELMConfig
 from ..jobs.train import train
 from ..tokenization_vaelm import default_segmentation
 from ..trainer import VAETrainingArguments
-from . import parse_flags, run_command, unknown_flags_message
+from . import parse_flags, require_known_flags, run_command
 
 
 # Flags whose names differ from the VAELMConfig field they set (see `ModelArguments.config_values`).
@@ -125,9 +125,8 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     parser = HfArgumentParser((ModelArguments, DataArguments, VAETrainingArguments))
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
         file_flags = config_file_flags(argv[0])
-        _, unknown = parser.parse_known_args(args=file_flags)
-        if unknown:  # named as the file's keys, before the command line's flags are looked at
-            raise ValueError(unknown_flags_message(parser, unknown, origin=f"config file {argv[0]}", keys=True, aliases=FLAG_ALIASES))
+        # Named as the file's keys, before the command line's flags are looked at.
+        require_known_flags(parser, file_flags, aliases=FLAG_ALIASES, origin=f"config file {argv[0]}", keys=True)
         argv = file_flags + argv[1:]
     model_args, data_args, training_args = parse_flags(parser, argv, aliases=FLAG_ALIASES)
     return model_args, data_args, training_args
