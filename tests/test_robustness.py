@@ -167,6 +167,25 @@ def test_unknown_config_file_keys_are_named_as_keys(tmp_path, capsys):
     assert f"Unknown key latent_size (did you mean latent_dim?) in config file {config}" in line
 
 
+def test_every_command_takes_a_config_file_of_flags(tmp_path):
+    from transformers import HfArgumentParser
+    from vaelm.cli import parse_flags
+    from vaelm.cli.evaluate import parse_arguments as evaluate_arguments
+    from vaelm.cli.push import PushArguments
+
+    config = tmp_path / "eval.yaml"
+    config.write_text(f"data_dir: {tmp_path}\nsplit: valid\niw_samples: 50\n")
+    arguments = evaluate_arguments([str(config), "--iw_samples", "7"])
+    assert (arguments.split, arguments.iw_samples) == ("valid", 7)  # a flag after the file wins
+    config = tmp_path / "push.json"
+    config.write_text('{"model": "runs/ptb", "repo_id": "me/vae"}')  # required flags may come from the file
+    (push,) = parse_flags(HfArgumentParser(PushArguments), [str(config)])
+    assert (push.model, push.repo_id) == ("runs/ptb", "me/vae")
+    config.write_text('{"model": "runs/ptb", "repo": "me/vae"}')  # an abbreviation is fine on a command line only
+    with pytest.raises(ValueError, match=f"Unknown key repo \\(did you mean repo_id\\?\\) in config file {config}"):
+        parse_flags(HfArgumentParser(PushArguments), [str(config)])
+
+
 def test_other_commands_name_unknown_flags_too(capsys):
     from vaelm.cli import evaluate as evaluate_cli
     from vaelm.cli import sample as sample_cli

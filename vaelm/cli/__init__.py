@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 
+import yaml
 from transformers import HfArgumentParser
 
 DEBUG_FLAG = "--debug"
@@ -54,41 +55,73 @@ def describe_error(error: BaseException) -> str:
     return message
 
 
+CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
 def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, str] | None = None) -> tuple:
     """
-    `parser.parse_args_into_dataclasses(args=argv)`, once every flag in `argv` is known to be one of the parser's.
+    `parser.parse_args_into_dataclasses(args=argv)`, once every flag is known to be one of the parser's. A leading
+    `.yaml`/`.yml`/`.json` file supplies defaults: its keys are flag names, and flags after it override them.
 
     transformers reports a mistyped flag only after the dataclasses were built, whose own checks can fail first on
     something else, and as "Some specified arguments are not used by the HfArgumentParser: [...]". This names the
-    flag and the closest known one instead.
+    flag (or the file's key) and the closest known one instead.
 
     Args:
         parser (`HfArgumentParser`): the command's parser.
-        argv (`list[str]`): the flags.
+        argv (`list[str]`): the flags, after an optional config file.
         aliases (`dict[str, str]`, *optional*): unknown names that mean a known flag (`--hidden_size` →
             `--num_units`), suggested before any look-alike.
     """
-    require_known_flags(parser, argv, aliases=aliases)
+    if argv and argv[0].endswith(CONFIG_FILE_SUFFIXES):
+        file_flags = config_file_flags(argv[0])
+        # Keys are checked by exact name (the command line also accepts unambiguous abbreviations), and first.
+        unknown = [flag for flag in file_flags if flag.startswith("--") and flag not in parser._option_string_actions]
+        if unknown:
+            raise unknown_flags_error(parser, unknown, aliases, origin=f"config file {argv[0]}", keys=True)
+        argv = file_flags + argv[1:]
+    _, unknown = parser.parse_known_args(args=argv)
+    if unknown:
+        raise unknown_flags_error(parser, unknown, aliases)
     return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
 
 
-def require_known_flags(
-    parser: HfArgumentParser, argv: list[str], aliases: dict[str, str] | None = None, origin: str = "", keys: bool = False
-) -> None:
+def config_file_flags(path: str) -> list[str]:
+    """Turn a YAML/JSON mapping into `--key value` flags, so that flags given after it take precedence."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise FileNotFoundError(f"Cannot read config file {path}: {error.strerror}.") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"Config file {path} is not valid YAML/JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"Config file {path} must hold a mapping of flag names to values.")
+    flags = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        flags.append(f"--{key}")
+        if isinstance(value, (list, tuple)):
+            flags.extend(str(v) for v in value)
+        else:
+            flags.append(str(value).lower() if isinstance(value, bool) else str(value))
+    return flags
+
+
+def unknown_flags_error(
+    parser: HfArgumentParser, unknown: list[str], aliases: dict[str, str] | None = None, origin: str = "", keys: bool = False
+) -> ValueError:
     """
-    Raise a `ValueError` with one clause per argument of `argv` that `parser` does not know, each with the closest
-    flag it does know.
+    A `ValueError` with one clause per argument that `parser` does not know, each with the closest flag it does know.
 
     Args:
         parser (`HfArgumentParser`): the command's parser.
-        argv (`list[str]`): the flags.
+        unknown (`list[str]`): the arguments it does not know (what `parse_known_args` leaves over).
         aliases (`dict[str, str]`, *optional*): as in [`parse_flags`].
-        origin (`str`, *optional*): where the flags come from, for the message (e.g. "config file train.yaml").
+        origin (`str`, *optional*): where the arguments come from, for the message (e.g. "config file train.yaml").
         keys (`bool`, *optional*, defaults to `False`): name them as a config file's keys (`num_units`), not flags.
     """
-    _, unknown = parser.parse_known_args(args=argv)
-    if not unknown:
-        return
     known = list(parser._option_string_actions)  # argparse has no public list of its flags
     what, show = ("key", lambda flag: flag.lstrip("-")) if keys else ("flag", lambda flag: flag)
     problems, after_flag = [], False
@@ -101,7 +134,7 @@ def require_known_flags(
         elif not after_flag:  # a value after an unknown flag is that flag's; any other stray value is reported
             problems.append(f"unexpected value {argument!r} (a value must follow its flag)")
     message = "; ".join(problems) + (f" in {origin}" if origin else "")
-    raise ValueError(f"{message[0].upper()}{message[1:]}. --help lists every flag.")
+    return ValueError(f"{message[0].upper()}{message[1:]}. --help lists every flag.")
 
 
 def closest_flag(name: str, known: list[str]) -> str | None:

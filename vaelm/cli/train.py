@@ -10,14 +10,13 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-import yaml
 from transformers import HfArgumentParser
 
 from ..configuration_vaelm import VAELMConfig
 from ..jobs.train import train
 from ..tokenization_vaelm import default_segmentation
 from ..trainer import VAETrainingArguments
-from . import parse_flags, require_known_flags, run_command
+from . import parse_flags, run_command
 
 
 # Flags whose names differ from the VAELMConfig field they set (see `ModelArguments.config_values`).
@@ -121,39 +120,8 @@ class DataArguments:
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, VAETrainingArguments]:
     """Parse `vaelm-train` arguments; a leading `.yaml`/`.yml`/`.json` file supplies defaults for the flags."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser((ModelArguments, DataArguments, VAETrainingArguments))
-    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
-        file_flags = config_file_flags(argv[0])
-        # Named as the file's keys, before the command line's flags are looked at.
-        require_known_flags(parser, file_flags, aliases=FLAG_ALIASES, origin=f"config file {argv[0]}", keys=True)
-        argv = file_flags + argv[1:]
-    model_args, data_args, training_args = parse_flags(parser, argv, aliases=FLAG_ALIASES)
-    return model_args, data_args, training_args
-
-
-def config_file_flags(path: str) -> list[str]:
-    """Turn a YAML/JSON mapping into `--key value` flags, so that flags given after it take precedence."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
-    except OSError as error:
-        raise FileNotFoundError(f"Cannot read config file {path}: {error.strerror}.") from None
-    except yaml.YAMLError as error:
-        raise ValueError(f"Config file {path} is not valid YAML/JSON: {error}") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"Config file {path} must hold a mapping of flag names to values.")
-    flags = []
-    for key, value in values.items():
-        if value is None:
-            continue
-        flags.append(f"--{key}")
-        if isinstance(value, (list, tuple)):
-            flags.extend(str(v) for v in value)
-        else:
-            flags.append(str(value).lower() if isinstance(value, bool) else str(value))
-    return flags
-
+    return parse_flags(parser, list(sys.argv[1:] if argv is None else argv), aliases=FLAG_ALIASES)
 
 
 def main(argv: list[str]) -> int:
