@@ -2,10 +2,13 @@
 exactly what the tokenizer itself gives, for every segmentation, and falls back to it when it cannot."""
 
 import logging
+import subprocess
+import sys
 
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
+from conftest import REPO
 from vaelm import word_ids
 from vaelm.data import load_text_splits, read_sentence_column, read_sentences, text_column, tokenize_splits
 from vaelm.tokenization_vaelm import (
@@ -159,3 +162,22 @@ def test_sentence_splitting_workers_do_not_inherit_the_parents_signal_handlers()
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert seen == [signal.SIG_DFL, signal.SIG_IGN] * 2
+
+
+def test_terminating_the_splitting_pool_before_its_workers_have_started_does_not_hang():
+    # The race of the test above, made certain: each worker takes a second to reach its own handlers, and the pool is
+    # terminated at once. Before the fix the SIGTERM reached the inherited do-nothing handler and the pool hung.
+    script = """
+import signal, time
+import vaelm.data as data
+
+reset = data._reset_worker_signals
+data._reset_worker_signals = lambda: (time.sleep(1.0), reset())
+signal.signal(signal.SIGTERM, lambda signum, frame: None)
+started = time.perf_counter()
+with data.splitting_pool(2):
+    pass
+print(f"terminated in {time.perf_counter() - started:.1f} s")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0 and "terminated in" in result.stdout, result.stderr[-2000:]

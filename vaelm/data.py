@@ -267,7 +267,13 @@ def _sentences_of_files(paths: list[Path], lang: str) -> Iterator[list[str]]:
 
 def splitting_pool(processes: int) -> multiprocessing.pool.Pool:
     """A pool of `processes` forked workers whose signal handling is their own (see `_reset_worker_signals`)."""
-    return multiprocessing.get_context("fork").Pool(processes, initializer=_reset_worker_signals)
+    # Forked with SIGTERM blocked: until a worker has reset its handler, a SIGTERM (Pool.terminate() right after the
+    # start) waits instead of reaching the handler inherited from the parent. Threads the pool starts keep the mask.
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        return multiprocessing.get_context("fork").Pool(processes, initializer=_reset_worker_signals)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
 
 
 def _reset_worker_signals() -> None:
@@ -275,6 +281,7 @@ def _reset_worker_signals() -> None:
     # server installs one) kept a worker alive through Pool.terminate(), and the pool hung. Ctrl-C is the parent's.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # a SIGTERM that came meanwhile ends the worker now
 
 
 def _local_split(path: Path) -> datasets.Dataset:
