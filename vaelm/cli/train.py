@@ -16,7 +16,7 @@ from ..configuration_vaelm import VAELMConfig
 from ..jobs.train import train
 from ..tokenization_vaelm import default_segmentation
 from ..trainer import VAETrainingArguments
-from . import parse_flags, run_command
+from . import config_file_flags, parse_flags, run_command  # noqa: F401 (config_file_flags: its old home, still importable from here)
 
 
 # Flags whose names differ from the VAELMConfig field they set (see `ModelArguments.config_values`).
