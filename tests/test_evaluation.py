@@ -168,6 +168,73 @@ def test_a_sentence_scores_the_same_alone_or_in_any_batch_and_chunk():
     assert float((different_seed.iw_nll - reference.iw_nll).abs().max()) > 1e-4
 
 
+class Stopped(Exception):
+    """Stands for the Ctrl-C, SIGTERM or crash that stops a long pass."""
+
+
+def test_a_stopped_pass_resumes_from_its_progress_file_with_the_same_figures(tmp_path, monkeypatch):
+    import vaelm.evaluation as evaluation
+
+    model = random_model(seed=4)
+    sentences = random_sentences(13, seed=6, longest=15)
+    options = dict(iw_samples=6, batch_size=3, chunk_size=5, seed=9)  # five batches
+    uninterrupted = evaluate_sequences(model, sentences, **options)
+    progress_file = tmp_path / "valid.progress"
+    decode, calls, stop_at = evaluation._decode_all_samples, [], [3]
+
+    def stop_at_the_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) in stop_at:
+            raise Stopped
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "_decode_all_samples", stop_at_the_third_batch)
+    with pytest.raises(Stopped):
+        evaluate_sequences(model, sentences, progress_file=progress_file, **options)
+    assert progress_file.exists() and not list(tmp_path.glob("*.partial"))
+    calls.clear()
+    stop_at.clear()
+    resumed = evaluate_sequences(model, sentences, progress_file=progress_file, **options)
+    assert len(calls) == 3, "the two finished batches are not computed again"
+    for name in ("iw_nll", "rec", "kl", "mu", "logvar", "z"):
+        assert torch.equal(getattr(resumed, name), getattr(uninterrupted, name)), name
+    summary, reference = resumed.summary(), uninterrupted.summary()
+    assert {key: summary[key] for key in ("nll", "elbo", "kl", "mi", "au")} == {
+        key: reference[key] for key in ("nll", "elbo", "kl", "mi", "au")
+    }
+    assert not progress_file.exists(), "a complete pass removes its progress file"
+
+
+def test_a_progress_file_of_another_evaluation_is_refused(tmp_path, monkeypatch):
+    import vaelm.evaluation as evaluation
+
+    model, sentences = random_model(seed=4), random_sentences(7, seed=6)
+    progress_file = tmp_path / "test.progress"
+    decode = evaluation._decode_all_samples
+    calls = []
+
+    def stop_at_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Stopped
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "_decode_all_samples", stop_at_the_second_batch)
+    with pytest.raises(Stopped):
+        evaluate_sequences(model, sentences, iw_samples=4, batch_size=2, seed=9, progress_file=progress_file)
+    monkeypatch.undo()
+    for change, named in [
+        (dict(seed=10), "seed"), (dict(iw_samples=5), "iw_samples"), (dict(bf16=True), "bf16"),
+        (dict(sequences=sentences[:-1]), "sentences"), (dict(model=random_model(seed=5)), "model"),
+    ]:
+        arguments = {**dict(model=model, sequences=sentences, iw_samples=4, batch_size=2, seed=9), **change}
+        with pytest.raises(ValueError, match=f"{progress_file}.*its {named} is"):
+            evaluate_sequences(progress_file=progress_file, **arguments)
+    progress_file.write_bytes(progress_file.read_bytes()[:100])  # cut off
+    with pytest.raises(ValueError, match="cannot be read.*Delete it"):
+        evaluate_sequences(model, sentences, iw_samples=4, batch_size=2, seed=9, progress_file=progress_file)
+
+
 def test_length_sorted_batches_cover_every_sentence_once_longest_first():
     lengths = [3, 9, 1, 9, 4, 7, 2]
     batches = length_sorted_batches(lengths, 3)
@@ -253,6 +320,7 @@ def test_vaelm_evaluate_prints_one_json_object(trained_model_dir, tiny_corpus, t
     command = [
         sys.executable, str(REPO / "scripts" / "evaluate.py"), "--model", str(tiny_model_dir), "--data_dir",
         str(tiny_corpus), "--split", "test", "--iw_samples", "10", "--max_sentences", "25", "--output", str(output),
+        "--progress_file", str(tmp_path / "test.progress"),
     ]
     environment = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
@@ -268,6 +336,7 @@ def test_vaelm_evaluate_prints_one_json_object(trained_model_dir, tiny_corpus, t
     assert len(saved.pop("posterior_mean_variances")) == 4, "the per-dimension list goes to --output only"
     assert saved == summary
     assert "NLL" in completed.stderr and "AU" in completed.stderr, "a summary for people on stderr"
+    assert not (tmp_path / "test.progress").exists(), "the progress file of a complete pass is removed"
 
 
 def test_vaelm_evaluate_reports_a_missing_model_without_a_traceback(tiny_corpus, tmp_path, capsys):

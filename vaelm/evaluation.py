@@ -21,6 +21,7 @@ seed and the sentence's index, so a sentence's figures do not depend on batching
 import functools
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .data import DataError
+from .evaluation_progress import FIELDS, EvaluationProgress, model_fingerprint, sentences_fingerprint
 from .modeling_vaelm import VAELMModel, gaussian_kl
 from .tokenization_vaelm import encode_sentences
 
@@ -510,6 +512,7 @@ def evaluate_sequences(
     bf16: bool = False,
     progress: bool = False,
     fast_path: bool = True,
+    progress_file: str | os.PathLike | None = None,
 ) -> EvaluationResult:
     """
     Run the evaluation protocol over tokenized sentences: every sentence counts, none is cut.
@@ -527,6 +530,9 @@ def evaluate_sequences(
         progress (`bool`, *optional*, defaults to `False`): show a tqdm bar over sentences on stderr.
         fast_path (`bool`, *optional*, defaults to `True`): use [`DecoderScorer`] (checked against the model's
             `reconstruction_nll` on the first batch); `False` always uses `reconstruction_nll`.
+        progress_file (`str` or `os.PathLike`, *optional*): keep the finished sentences in this file after every
+            batch and, when it exists, resume from it (see [`vaelm.evaluation_progress`]); the figures equal those
+            of an uninterrupted pass, and `seconds` adds up the time of every run. Deleted when the pass completes.
 
     Returns:
         [`EvaluationResult`]: per-sentence figures, in input order, and `summary()`.
@@ -546,23 +552,33 @@ def evaluate_sequences(
     iw_nll, rec, kl = (torch.empty(count, dtype=torch.float64) for _ in range(3))
     mu_all, logvar_all, z_all = (torch.empty(count, latent_size) for _ in range(3))
     tokens = torch.tensor([len(sequence) - 1 for sequence in sequences], dtype=torch.long)
+    saved = None
+    if progress_file is not None:
+        identity = {"model": model_fingerprint(model), "sentences": sentences_fingerprint(sequences),
+                    "iw_samples": str(iw_samples), "seed": str(seed), "bf16": str(bf16)}
+        per_sentence = dict(zip(FIELDS, (iw_nll, rec, kl, mu_all, logvar_all, z_all)))
+        saved = EvaluationProgress(progress_file, identity, per_sentence)
     was_training = model.training
     model.eval()
     use_fast = fast_path and DecoderScorer.supports(model)
+    checked_fast_path = False
     started = time.perf_counter()
     try:
         with torch.inference_mode():
             scorer = DecoderScorer(model, bf16=bf16) if use_fast else None
             bar = tqdm(total=count, unit="sent", desc=f"Evaluating (K={iw_samples})", disable=not progress, file=sys.stderr)
-            for batch_number, batch in enumerate(length_sorted_batches([len(s) for s in sequences], batch_size)):
+            for batch in length_sorted_batches([len(s) for s in sequences], batch_size):
+                if saved is not None and saved.finished(batch):
+                    bar.update(len(batch))
+                    continue
                 input_ids, attention_mask = _pad([sequences[index] for index in batch], config.pad_token_id, device)
                 mu, logvar = (tensor.float() for tensor in model.encode(input_ids, attention_mask))
                 noise = sentence_noise(batch, iw_samples, latent_size, seed).to(device)
                 z = mu.unsqueeze(1) + noise * torch.exp(0.5 * logvar).unsqueeze(1)  # (B, K, D)
                 log_q = -0.5 * (noise.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)
                 log_prior = standard_normal_log_density(z)
-                if use_fast and batch_number == 0:
-                    use_fast = _fast_path_agrees(model, scorer, input_ids, attention_mask, z)
+                if use_fast and not checked_fast_path:
+                    use_fast, checked_fast_path = _fast_path_agrees(model, scorer, input_ids, attention_mask, z), True
                 rec_samples = _decode_all_samples(model, scorer if use_fast else None, input_ids, attention_mask, z, chunk_size, bf16)
                 log_weights = -rec_samples + log_prior - log_q  # (B, K)
                 index = torch.as_tensor(batch)
@@ -570,13 +586,19 @@ def evaluate_sequences(
                 rec[index] = rec_samples.double().mean(1).cpu()
                 kl[index] = gaussian_kl(mu, logvar).double().sum(-1).cpu()
                 mu_all[index], logvar_all[index], z_all[index] = mu.cpu(), logvar.cpu(), z[:, 0].cpu()
+                if saved is not None:
+                    saved.record(batch, time.perf_counter() - started)
                 bar.update(len(batch))
             bar.close()
     finally:
         model.train(was_training)
+    seconds = time.perf_counter() - started
+    if saved is not None:
+        seconds += saved.seconds_before
+        saved.remove()
     return EvaluationResult(
         iw_nll=iw_nll, rec=rec, kl=kl, tokens=tokens, mu=mu_all, logvar=logvar_all, z=z_all, iw_samples=iw_samples,
-        seed=seed, bf16=bf16, seconds=time.perf_counter() - started, fast_path=use_fast,
+        seed=seed, bf16=bf16, seconds=seconds, fast_path=use_fast,
     )
 
 

@@ -45,6 +45,11 @@ class EvaluationArguments:
         default=False, metadata={"help": "Print the per-dimension posterior-mean variances on stdout too."}
     )
     per_sentence_output: str | None = field(default=None, metadata={"help": "Write per-sentence figures (JSON lines) here."})
+    progress_file: str | None = field(
+        default=None,
+        metadata={"help": "Keep the finished sentences in this file (safetensors) after every batch; rerun the same "
+                  "command to resume a pass that was stopped, with the same figures. Deleted when the pass completes."},
+    )
     revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
     no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
 

@@ -66,6 +66,7 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     result = evaluate_sequences(
         model, sequences, iw_samples=arguments.iw_samples, batch_size=arguments.batch_size,
         chunk_size=arguments.chunk_size, seed=arguments.seed, progress=not arguments.no_progress,
+        progress_file=arguments.progress_file,
         bf16=resolve_bf16(arguments.bf16, next(model.parameters()).device, "vaelm-evaluate"),
     )
     summary = result.summary()
