@@ -4,9 +4,13 @@ that applied, reproduction commands a reader can run, samples without `<unk>`.""
 import re
 from pathlib import Path
 
+import json
+
 import vaelm
 from conftest import REPO
 from vaelm.hub import applied_settings, public_command, training_command, write_model_card
+
+from conftest import train_tiny
 
 PLACEHOLDERS = ("me/", "runs/", "../shared", "your-name", "/tmp/", "local folder")
 
@@ -69,3 +73,36 @@ def test_bundled_card_is_fit_to_publish():
     assert "vaelm-evaluate --model vaelm/pretrained/ptb --dataset ptb --split test --iw_samples 500" in card
     assert (REPO / "vaelm/pretrained/ptb").is_dir()  # the usage snippets' path, from the repository root
     assert "kl_cycles" not in card and "num_train_epochs" not in card and "annealing_steepness" not in card
+
+
+def test_a_continued_run_records_and_reproduces_every_stage(tiny_model_dir, tiny_corpus, tmp_path):
+    continued = train_tiny(
+        tiny_corpus, tmp_path / "continued", "--model_name_or_path", str(tiny_model_dir), "--max_steps", "6",
+        "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps", "--save_steps", "3",
+        "--load_best_model_at_end", "true",
+    )
+    record = json.loads((continued / "training_record.json").read_text())
+    first = json.loads((tiny_model_dir / "training_record.json").read_text())
+    assert record["started_from"]["flag"] == "model_name_or_path"
+    assert record["started_from"]["training_record"]["global_step"] == first["global_step"] == 30
+    assert record["started_from"]["config"]["hidden_size"] == 24
+    assert record["best_step"] in (3, 6) and record["global_step"] == 6
+    card = (continued / "README.md").read_text()
+    assert f"This run continued a private model folder, {tiny_model_dir.name} (`--model_name_or_path`), which had been trained for 30 steps" in card
+    assert f"| weights of step | {record['best_step']} (best validation loss) |" in card
+    assert str(tmp_path) not in card and str(tiny_model_dir) not in card, "no local paths in a card"
+    # On public data, the command gives both stages, the second trained from the first.
+    first_stage = {**first, "datasets": ["ptb-text-only/ptb_text_only"]}
+    second_stage = {**record, "datasets": ["ptb-text-only/ptb_text_only"],
+                    "started_from": {**record["started_from"], "training_record": first_stage}}
+    config = {"embedding_size": 16, "hidden_size": 24, "latent_size": 4, "word_dropout": 0.25, "cell_type": "gru",
+              "weight_drop": 0.5, "locked_dropout": True}
+    lines = training_command(config, second_stage).splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4")
+    assert lines[0].endswith("--max_steps 30 --batch_size 16 --seed 0 --output_dir stage-1")
+    assert "--cell_type gru --weight_drop 0.5 --locked_dropout true" in lines[1], "every option of the model"
+    assert lines[1].endswith("--max_steps 6 --batch_size 16 --seed 0 --model_name_or_path stage-1 --output_dir stage-2")
+    # A start whose training is not recorded: one command, from the model a reader has to supply.
+    unknown = {**second_stage, "started_from": {"flag": "init_from", "model": "org/ae", "hub_model": "org/ae"}}
+    assert training_command(config, unknown).endswith("--seed 0 --init_from org/ae")

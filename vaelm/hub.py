@@ -29,7 +29,8 @@ from .data import DATASET_ALIASES
 from .generation import DecodingConfig, SentenceVAE
 from .kl_schedules import KL_ARGUMENT_NAMES
 from .latent_map import draw_training_map
-from .loading import TOKENIZER_NAME, check_model_source, load_model_and_tokenizer
+from .loading import TOKENIZER_NAME, check_model_source, load_model_and_tokenizer, model_file
+from .pretrained import DEFAULT_MODEL
 from .version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -147,7 +148,7 @@ def training_record(trainer: Trainer, dataset: str | None = None) -> dict[str, A
     shown_dataset = dataset
     if dataset and (Path(dataset).exists() or dataset.startswith((".", "/", "~"))):
         shown_dataset = f"local folder {Path(dataset).name}"
-    return {
+    record = {
         "vaelm_version": __version__,
         "dataset": shown_dataset,
         "datasets": dataset_ids(dataset),
@@ -158,6 +159,34 @@ def training_record(trainer: Trainer, dataset: str | None = None) -> dict[str, A
         "training_arguments": arguments,
         "final_metrics": metrics,
     }
+    if args.load_best_model_at_end and getattr(trainer.state, "best_global_step", None):
+        record["best_step"] = trainer.state.best_global_step  # the saved weights are that checkpoint's
+    if getattr(trainer, "started_from", None):
+        record["started_from"] = trainer.started_from
+    return record
+
+
+def starting_model(flag: str, source: str, **hub_kwargs: Any) -> dict[str, Any]:
+    """
+    What a run started from, for its training record: the flag (`model_name_or_path`: the whole model continued;
+    `init_from`: its encoder copied), the model's name, and that model's own config and training record when it
+    has them, so that the card can give every stage of the recipe.
+
+    Args:
+        flag (`str`): `"model_name_or_path"` or `"init_from"`.
+        source (`str`): the folder or Hub id given to the flag.
+        hub_kwargs: `revision`, `token`, … (for a Hub id).
+    """
+    if Path(source).expanduser().exists():
+        bundled = Path(source).expanduser().resolve() == Path(DEFAULT_MODEL).resolve()
+        name = f"vaelm.DEFAULT_MODEL of vaelm {__version__}" if bundled else f"a private model folder, {Path(source).name}"
+    else:
+        name = source
+    found = {}
+    for key, filename in (("config", "config.json"), ("training_record", TRAINING_RECORD_FILE)):
+        path = model_file(source, filename, **hub_kwargs)
+        found[key] = json.loads(path.read_text(encoding="utf-8")) if path else None
+    return {"flag": flag, "model": name, "hub_model": None if name != source else source, **found}
 
 
 def find_evaluation_results(model_dir: str | Path) -> dict[str, Any] | None:
@@ -260,6 +289,15 @@ def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluati
     )
 
 
+def _started_from_sentence(started: Mapping[str, Any]) -> str:
+    """One sentence on what the run started from and how long that model had been trained."""
+    how = "continued" if started.get("flag") == "model_name_or_path" else "took the encoder of"
+    earlier = (started.get("training_record") or {}).get("global_step")
+    trained = f", which had been trained for {earlier:,} steps" if earlier else ", whose training is not recorded"
+    return (f"This run {how} {started.get('model')} (`--{started.get('flag')}`){trained}. The table gives this stage; "
+            "the command after it repeats every recorded stage.")
+
+
 def _table(rows: list[tuple[str, Any]]) -> str:
     lines = ["| setting | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
@@ -308,7 +346,12 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         shown_data = (record.get("dataset") or "not recorded").replace("local folder ", "private text files: ")
         facts = [("dataset", ", ".join(record.get("datasets") or []) or shown_data), ("steps", record.get("global_step")),
                  ("processes", record.get("world_size")), ("sentences per step", record.get("total_train_batch_size"))]
+        if record.get("best_step") is not None:
+            facts.insert(2, ("weights of step", f"{record['best_step']} (best validation loss)"))
         facts += sorted(applied_settings(record.get("training_arguments", {})).items())
+        started = record.get("started_from")
+        if started:
+            parts.append(_started_from_sentence(started))
         parts.append(_table(facts))
         command = training_command(config, record)
         if command:
@@ -424,16 +467,46 @@ def public_command(command: str, repo_id: str, datasets: list[str]) -> str:
 
 
 def training_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str | None:
-    """A `vaelm-train` command that repeats the recorded run on the public dataset (None for private data)."""
+    """
+    The `vaelm-train` command(s) that repeat the recorded run on the public dataset (None for private data): one
+    line, or, for a run started from another model whose training is recorded, one line per stage, each training
+    into `stage-N` from the one before.
+    """
+    stages, stage = [], (config, record)
+    while stage is not None:
+        stages.insert(0, stage)
+        started = stage[1].get("started_from") or {}
+        known = started.get("config") and started.get("training_record")
+        stage = (started["config"], started["training_record"]) if known else None
+    commands = [_stage_command(*stage) for stage in stages]
+    if any(command is None for command in commands):
+        return None
+    first_start = stages[0][1].get("started_from")
+    if first_start:  # where the recorded chain begins: a Hub model, or one the reader has to supply
+        commands[0] += f" --{first_start['flag']} {first_start.get('hub_model') or 'STARTING_MODEL'}"
+    if len(commands) == 1:
+        return commands[0]
+    lines = []
+    for number, ((_, stage_record), command) in enumerate(zip(stages, commands), 1):
+        if number > 1:
+            command += f" --{stage_record['started_from']['flag']} stage-{number - 1}"
+        lines.append(f"{command} --output_dir stage-{number}")
+    return "\n".join(lines)
+
+
+def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str | None:
+    """The `vaelm-train` command of one recorded run, without what it started from."""
     dataset = public_dataset_flag(list(record.get("datasets", [])))
     if not dataset or not record.get("training_arguments"):
         return None
     flags = [dataset, f"--embedding_size {config.get('embedding_size')}", f"--num_units {config.get('hidden_size')}",
              f"--latent_dim {config.get('latent_size')}", f"--keep_prob {round(1 - float(config.get('word_dropout', 0)), 6)}"]
-    for key in ("embedding_dropout", "output_dropout"):
+    if (config.get("cell_type") or "lstm") != "lstm":
+        flags.append(f"--cell_type {config['cell_type']}")
+    for key in ("embedding_dropout", "output_dropout", "weight_drop", "word_type_dropout", "posterior_bn_gamma"):
         if config.get(key):
             flags.append(f"--{key} {config[key]}")
-    for key in ("latent_to_every_step", "tie_word_embeddings", "bidirectional_encoder"):
+    for key in ("latent_to_every_step", "tie_word_embeddings", "bidirectional_encoder", "locked_dropout"):
         if config.get(key):
             flags.append(f"--{key} true")
     if (config.get("num_layers") or 1) > 1:

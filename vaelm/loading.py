@@ -108,6 +108,23 @@ def _hub_file(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> str | 
         ) from None
 
 
+def model_file(path_or_id: str | Path, filename: str, **hub_kwargs: Any) -> Path | None:
+    """
+    One file of a model folder or Hub repository (downloaded to the cache), `None` when the model has no such file.
+
+    Args:
+        path_or_id (`str` or `Path`): a model folder, or a Hub id.
+        filename (`str`): the file's name inside the model, e.g. `training_record.json`.
+        hub_kwargs: `revision`, `token`, … (used for a Hub id).
+    """
+    folder = _local_folder(path_or_id)
+    if folder is not None:
+        path = folder / filename
+        return path if path.is_file() else None
+    found = _hub_file(str(path_or_id), filename, hub_kwargs)
+    return Path(found) if found else None
+
+
 def _checkpoints_hint(folder: Path) -> str:
     checkpoint = last_complete_checkpoint(folder)
     if checkpoint is None:
@@ -325,4 +342,5 @@ __all__ = [
     "load_model",
     "load_model_and_tokenizer",
     "load_tokenizer",
+    "model_file",
 ]

@@ -123,11 +123,14 @@ class VAETrainer(Trainer):
 
     Args:
         args ([`VAETrainingArguments`]): training arguments with the KL schedule.
+        started_from (`dict`, *optional*): what the model was loaded or initialised from
+            ([`vaelm.hub.starting_model`]); kept in the training record, so that the card gives every stage.
         *positional, **keyword: as for `Trainer`.
     """
 
-    def __init__(self, *positional, **keyword):
+    def __init__(self, *positional, started_from: dict | None = None, **keyword):
         super().__init__(*positional, **keyword)
+        self.started_from = started_from  # what the model was loaded or initialised from (the card's first stages)
         self._sums = {"train": self._zero_sums(), "eval": self._zero_sums()}
         self.weight_averaging = WeightAveragingCallback(self.args.ema_decay) if self.args.ema_decay > 0 else None
         if self.weight_averaging is not None:

@@ -18,7 +18,7 @@ from ..configuration_vaelm import VAELMConfig
 from ..data import VAELMCollator, load_text_splits, text_column, tokenize_splits
 from ..evaluation import evaluate_dataset, tokenize_sentences
 from .. import pipeline_vaelm
-from ..hub import write_model_card
+from ..hub import starting_model, write_model_card
 from ..interruption import GracefulInterruption, TrainingInterrupted
 from ..loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
@@ -200,6 +200,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         eval_dataset=tokenized["valid"],
         data_collator=VAELMCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
+        started_from=started_from(model_args),
     )
     logger.info("Training on %s, world size %d.", training_args.device, training_args.world_size)
     interruption = GracefulInterruption()
@@ -218,6 +219,14 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
     if trainer.is_world_process_zero():
         trainer.save_state()
     return metrics
+
+
+def started_from(model_args: ModelArguments) -> dict | None:
+    """What `--model_name_or_path` or `--init_from` names, with its recorded training (see [`starting_model`])."""
+    for flag in ("model_name_or_path", "init_from"):
+        if getattr(model_args, flag):
+            return starting_model(flag, getattr(model_args, flag))
+    return None
 
 
 def final_evaluation(trainer: VAETrainer, raw_dataset, iw_samples: int) -> dict:
