@@ -115,6 +115,22 @@ def test_weight_decay_spares_biases(tmp_path):
     assert not any("bias" in name for name in names)
 
 
+def test_every_evaluation_draws_the_same_latent_noise_and_leaves_the_training_randomness_alone(tmp_path):
+    from vaelm.data import VAELMCollator
+
+    ids, mask = batch(rows=8)
+    sentences = [{"input_ids": row[: int(length)].tolist()} for row, length in zip(ids, mask.sum(1))]
+    args = VAETrainingArguments(output_dir=str(tmp_path), report_to=[], per_device_eval_batch_size=3, seed=5, use_cpu=True)
+    trainer = VAETrainer(model=tiny(initializer_range=0.5), args=args, eval_dataset=sentences, data_collator=VAELMCollator(0))
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first, second = trainer.evaluate()["eval_loss"], trainer.evaluate()["eval_loss"]
+    assert first == second, "the same weights score the same"
+    assert torch.equal(torch.get_rng_state(), state), "training draws what it would have drawn without evaluations"
+    trainer.args.seed = 6  # another seed is other noise: the equality above is not the posterior mean's
+    assert trainer.evaluate()["eval_loss"] != first
+
+
 # ------------------------------------------------------------------------------------------------ BN-VAE
 def test_bn_vae_posterior_means_have_the_fixed_batch_statistics_in_training():
     model = tiny(posterior_bn_gamma=0.6)
