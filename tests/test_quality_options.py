@@ -179,7 +179,13 @@ def test_plain_language_model_trains_saves_loads_and_samples(language_model_dir,
     assert final["final_kl"] == 0.0 and final["final_iw_samples"] == 1
     train_logs = [entry for entry in history if "rec_loss" in entry and "loss" in entry]
     assert train_logs[-1]["rec_loss"] < train_logs[0]["rec_loss"] - 3 and all(entry["kl"] == 0 for entry in train_logs)
-    assert "could not be generated" not in (language_model_dir / "README.md").read_text(), "the card shows LM samples"
+    card = (language_model_dir / "README.md").read_text()
+    assert "could not be generated" not in card, "the card shows LM samples"
+    assert "A plain LSTM language model" in card and "encoder maps a sentence" not in card
+    samples = [line for line in card.split("## Samples")[1].split("##")[0].splitlines() if line.startswith("- ")]
+    assert len(samples) == 5 and len(set(samples)) > 1, "sampled words: greedy decoding without z gives one sentence"
+    for absent in ("vaelm-homotopy", 'mode="encode"', "kl_schedule", "eval_kl", "annealing", "free_bits"):
+        assert absent not in card, f"{absent}: a language model has no posterior and no KL"
     # Loaded without the package (trust_remote_code), it scores like the package's class.
     script = tmp_path / "load.py"
     script.write_text(REMOTE_LOAD)

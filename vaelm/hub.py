@@ -235,7 +235,10 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
         vae = SentenceVAE(model, tokenizer)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(CARD_SAMPLE_SEED)
-            decoding = DecodingConfig(no_unk=True)  # as vaelm-sample and the pipelines decode by default
+            # As vaelm-sample and the pipelines decode by default; a language model's greedy "samples" would all
+            # be one sentence (there is no z to vary), so it samples its words.
+            strategy = "sample" if not model.config.latent_size else "greedy"
+            decoding = DecodingConfig(strategy=strategy, no_unk=True)
             samples = [item["text"] for item in vae.sample_prior(num_samples, decoding)]
             path = []
             # A plain language model (latent_size 0) has no posterior, so no homotopy.
@@ -323,12 +326,22 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
     """
     cell = str(config.get("cell_type") or "lstm").upper()
     article = "An" if cell == "LSTM" else "A"
-    parts = [f"# {name}", (
-        "A sentence-level variational auto-encoder language model (Bowman et al. 2016, *Generating Sentences from a "
-        f"Continuous Space*), trained with vaelm. {article} {cell} encoder maps a sentence to a "
-        f"diagonal Gaussian q(z|x); {article.lower()} {cell} decoder whose initial state is computed from z generates the sentence back. "
-        "Sampling z from N(0, I) generates new sentences; moving z between two sentences gives a homotopy."
-    )]
+    language_model = config.get("latent_size") == 0
+    if language_model:
+        about = (
+            f"A plain {cell} language model, trained with vaelm as the baseline that its sentence VAEs (Bowman et al. "
+            "2016, *Generating Sentences from a Continuous Space*) have to beat: the VAE's decoder without the latent "
+            "variable (`--latent_dim 0`), trained the same way. Its NLL is exact; it samples sentences, but has no "
+            "posterior, so no reconstruction or homotopy."
+        )
+    else:
+        about = (
+            "A sentence-level variational auto-encoder language model (Bowman et al. 2016, *Generating Sentences from a "
+            f"Continuous Space*), trained with vaelm. {article} {cell} encoder maps a sentence to a "
+            f"diagonal Gaussian q(z|x); {article.lower()} {cell} decoder whose initial state is computed from z generates the sentence back. "
+            "Sampling z from N(0, I) generates new sentences; moving z between two sentences gives a homotopy."
+        )
+    parts = [f"# {name}", about]
     architecture = [
         ("vocabulary size", config.get("vocab_size")), ("embedding size", config.get("embedding_size")),
         (f"{cell} hidden size", config.get("hidden_size")), ("latent size", config.get("latent_size")),
@@ -337,6 +350,9 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         ("tied word embeddings", config.get("tie_word_embeddings")), ("language", config.get("lang")),
         ("segmentation", config.get("segmentation")), ("longest training sentence (words)", config.get("max_sentence_length")),
     ]
+    if language_model:
+        architecture = [(key, value) for key, value in architecture
+                        if key not in ("bidirectional encoder", "z fed to every decoder step")]
     if num_parameters is not None:
         architecture.append(("parameters", f"{num_parameters:,}"))
     parts += ["## Model", _table(architecture)]
@@ -348,7 +364,7 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
                  ("processes", record.get("world_size")), ("sentences per step", record.get("total_train_batch_size"))]
         if record.get("best_step") is not None:
             facts.insert(2, ("weights of step", f"{record['best_step']} (best validation loss)"))
-        facts += sorted(applied_settings(record.get("training_arguments", {})).items())
+        facts += sorted(applied_settings(record.get("training_arguments", {}), language_model).items())
         started = record.get("started_from")
         if started:
             parts.append(_started_from_sentence(started))
@@ -357,13 +373,17 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         if command:
             parts.append(f"Reproduce the training with:\n\n```bash\n{command}\n```")
         final = record.get("final_metrics") or {}
+        if language_model:  # no KL; its ELBO is its exact NLL
+            final = {key: value for key, value in final.items() if "kl" not in key and "elbo" not in key}
         if final:
-            parts.append("Validation figures at the end of training (nats per sentence; β = 1):\n\n"
+            kind = "exact NLL" if language_model else "β = 1"
+            parts.append(f"Validation figures at the end of training (nats per sentence; {kind}):\n\n"
                          + _table([(key, value) for key, value in sorted(final.items())]))
     else:
         parts.append("The training run was not recorded with this folder (no `training_record.json`).")
     if has_curves:
-        parts.append(f"![Training curves: reconstruction, KL, β and validation ELBO]({TRAINING_CURVES_FILE})")
+        shown = "training and validation NLL" if language_model else "reconstruction, KL, β and validation ELBO"
+        parts.append(f"![Training curves: {shown}]({TRAINING_CURVES_FILE})")
     if has_latent_map:
         parts.append(f"![Latent map: posterior means of validation sentences, 2-D PCA, coloured by length]({LATENT_MAP_FILE})")
 
@@ -383,7 +403,9 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
     samples, homotopy, reason = examples
     parts.append("## Samples")
     if samples:
-        parts.append("Sentences decoded greedily from z ~ N(0, I) (seed 0), `<unk>` suppressed as `vaelm-sample` does by default:\n\n" + "\n".join(f"- {s or '*(empty sentence)*'}" for s in samples))
+        how = ("Sentences drawn by ancestral sampling (seed 0; greedy decoding would give one sentence)" if language_model
+               else "Sentences decoded greedily from z ~ N(0, I) (seed 0)")
+        parts.append(f"{how}, `<unk>` suppressed as `vaelm-sample` does by default:\n\n" + "\n".join(f"- {s or '*(empty sentence)*'}" for s in samples))
         if homotopy:
             parts.append("A linear homotopy between the first two samples' posterior means:\n\n"
                          + "\n".join(f"{i}. {s or '*(empty sentence)*'}" for i, s in enumerate(homotopy, 1)))
@@ -391,18 +413,17 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         parts.append(f"Samples could not be generated when this card was written ({reason}). Generate some with "
                      f"`vaelm-sample --model {repo_id} --num 5`.")
 
-    parts += ["## How to use", "With vaelm installed:", f"""```python
-from vaelm import VAELMModel, load_tokenizer
+    if language_model:  # no posterior: no homotopy, no encoding, no reconstruction
+        commands = f"vaelm-sample --model {repo_id} --num 5 --strategy sample"
+        pipelines = f"""from transformers import pipeline
 
-model = VAELMModel.from_pretrained("{repo_id}")
-tokenizer = load_tokenizer("{repo_id}")
-```
-
-```bash
-vaelm-sample --model {repo_id} --num 5
-vaelm-homotopy --model {repo_id} --start "SENTENCE ONE" --end "SENTENCE TWO" --steps 3
-```""", "Without vaelm, with transformers alone (the model and pipeline code come with the model):", f"""```python
-from transformers import pipeline, set_seed
+generator = pipeline("text-generation", model="{repo_id}", trust_remote_code=True)
+print(generator("the company said")[0]["generated_text"])"""
+        forward = "output = model(**batch)  # loss = exact NLL per sentence\nprint(output.loss.item())"
+    else:
+        commands = (f"vaelm-sample --model {repo_id} --num 5\n"
+                    f'vaelm-homotopy --model {repo_id} --start "SENTENCE ONE" --end "SENTENCE TWO" --steps 3')
+        pipelines = f"""from transformers import pipeline, set_seed
 
 generator = pipeline("text-generation", model="{repo_id}", trust_remote_code=True)
 set_seed(0)                                        # z is drawn from the prior; or pass z=... (1, latent size)
@@ -412,8 +433,21 @@ vae = pipeline("sentence-vae", model="{repo_id}", trust_remote_code=True)
 vae("the company said it will buy shares", mode="encode")   # posterior mean and log-variance
 vae("the company said it will buy shares")                  # reconstruction from the posterior mean
 vae(3, mode="sample", seed=0)                               # prior samples
-vae({{"start": "the company said it will buy shares", "end": "investors are worried"}}, mode="interpolate", steps=3)
-```""", "The model itself (ELBO, posterior) with transformers alone:", f"""```python
+vae({{"start": "the company said it will buy shares", "end": "investors are worried"}}, mode="interpolate", steps=3)"""
+        forward = ("output = model(**batch, sample_latent=False)  # loss = -ELBO; mu, logvar = q(z|x)\n"
+                   "print(output.loss.item(), output.mu)")
+    parts += ["## How to use", "With vaelm installed:", f"""```python
+from vaelm import VAELMModel, load_tokenizer
+
+model = VAELMModel.from_pretrained("{repo_id}")
+tokenizer = load_tokenizer("{repo_id}")
+```
+
+```bash
+{commands}
+```""", "Without vaelm, with transformers alone (the model and pipeline code come with the model):", f"""```python
+{pipelines}
+```""", f"The model itself ({'NLL' if language_model else 'ELBO, posterior'}) with transformers alone:", f"""```python
 import torch
 from transformers import AutoModel, AutoTokenizer
 
@@ -421,8 +455,7 @@ model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()
 tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)
 batch = tokenizer(["the company said it will buy shares </s>"], return_tensors="pt")  # a whole sentence ends with </s>
 with torch.no_grad():
-    output = model(**batch, sample_latent=False)  # loss = -ELBO; mu, logvar = q(z|x)
-print(output.loss.item(), output.mu)
+    {forward}
 ```""", "Pass `revision=` to `from_pretrained` to load an earlier commit or another branch."]
     parts += ["## Citation", """```bibtex
 @inproceedings{bowman2016generating,
@@ -435,8 +468,13 @@ print(output.loss.item(), output.mu)
     return "\n\n".join(parts) + "\n"
 
 
-def applied_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """The training arguments that shaped the run: no cycle counts under a linear schedule, no epochs under max_steps."""
+def applied_settings(arguments: Mapping[str, Any], language_model: bool = False) -> dict[str, Any]:
+    """
+    The training arguments that shaped the run: no cycle counts under a linear schedule, no epochs under max_steps,
+    no KL settings at all for a plain language model (`language_model`: latent size 0, no KL term).
+    """
+    if language_model:
+        arguments = {key: value for key, value in arguments.items() if key not in (*KL_ARGUMENT_NAMES, "free_bits")}
     schedule = arguments.get("kl_schedule")
     unused = {
         "kl_cycles": schedule != "cyclical", "kl_cycle_ratio": schedule != "cyclical",
@@ -445,6 +483,7 @@ def applied_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
         "num_train_epochs": (arguments.get("max_steps") or 0) > 0, "bf16": not arguments.get("bf16"),
         "fp16": not arguments.get("fp16"), "free_bits": not arguments.get("free_bits"),
         "warmup_steps": not arguments.get("warmup_steps"), "weight_decay": not arguments.get("weight_decay"),
+        "ema_decay": not arguments.get("ema_decay"),
     }
     return {key: value for key, value in arguments.items() if not unused.get(key, False)}
 
@@ -511,7 +550,7 @@ def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str 
             flags.append(f"--{key} true")
     if (config.get("num_layers") or 1) > 1:
         flags.append(f"--num_layers {config['num_layers']}")
-    arguments = applied_settings(record["training_arguments"])
+    arguments = applied_settings(record["training_arguments"], language_model=config.get("latent_size") == 0)
     renamed = {"per_device_train_batch_size": "batch_size"}
     skipped = {"optim", "gradient_accumulation_steps", "max_grad_norm", "seed"}
     for key, value in sorted(arguments.items()):
@@ -567,7 +606,8 @@ def write_model_card(
         if dataset is None and previous:
             record["dataset"], record["datasets"] = previous.get("dataset"), previous.get("datasets", [])
         record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        plot_training_curves(trainer.state.log_history, folder / TRAINING_CURVES_FILE)
+        plot_training_curves(trainer.state.log_history, folder / TRAINING_CURVES_FILE,
+                             language_model=not trainer.model.config.latent_size)
         _draw_latent_map(trainer, folder)
         model, tokenizer = trainer.model, trainer.processing_class
     else:
@@ -594,13 +634,15 @@ def write_model_card(
 
 
 # ------------------------------------------------------------------------------------------------ plot
-def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | None:
+def plot_training_curves(log_history: list[dict], path: str | Path, language_model: bool = False) -> Path | None:
     """
-    Draw rec, KL and β (training) and the valid ELBO against the step into a PNG.
+    Draw rec, KL and β (training) and the valid ELBO against the step into a PNG; for a plain language model, its
+    training and validation NLL alone (it has no KL and no β).
 
     Args:
         log_history (`list[dict]`): `trainer.state.log_history`.
         path (`str` or `Path`): where to write the PNG.
+        language_model (`bool`, *optional*, defaults to `False`): the model has no latent variable.
 
     Returns:
         The path, or `None` when nothing was logged.
@@ -618,12 +660,15 @@ def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | No
     train_rec, train_kl, beta, valid_elbo = series("rec_loss"), series("kl"), series("beta"), series("eval_elbo")
     if not train_rec[0] and not valid_elbo[0]:
         return None
-    figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    axes[0].plot(*train_rec, label="train rec")
+    figure, axes = plt.subplots(1, 1 if language_model else 3, figsize=(5, 3.8) if language_model else (14, 3.8), squeeze=False)
+    axes = axes[0]
+    axes[0].plot(*train_rec, label="train NLL" if language_model else "train rec")
     if valid_elbo[0]:
-        axes[0].plot(*valid_elbo, "o-", label="valid −ELBO")
+        axes[0].plot(*valid_elbo, "o-", label="valid NLL (exact)" if language_model else "valid −ELBO")
     axes[0].set_ylabel("nats per sentence")
     axes[0].legend()
+    if language_model:
+        return _finish_plot(figure, axes, path)
     axes[1].plot(*train_kl, color="tab:orange", label="train KL")
     eval_kl = series("eval_kl")
     if eval_kl[0]:
@@ -633,6 +678,13 @@ def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | No
     axes[2].plot(*beta, color="tab:green")
     axes[2].set_ylabel("β (KL weight)")
     axes[2].set_ylim(-0.05, max([1.05] + [b + 0.05 for b in beta[1]]))
+    return _finish_plot(figure, axes, path)
+
+
+def _finish_plot(figure, axes, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     for axis in axes:
         axis.set_xlabel("step")
         axis.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # 5-digit steps must not run together
