@@ -109,7 +109,8 @@ run_recipe() {  # run_recipe NAME FLAGS: train (after its auto-encoder phase, fo
   train "$RUNS/$name" $flags "${COMMON[@]}"
   if [ ! -f "results/ablation/$name.valid.json" ]; then
     vaelm-evaluate --model "$RUNS/$name" --data_dir "$PTB_DIR" --split valid --iw_samples "$K" --bf16 true --seed 0 \
-      --num_threads "$THREADS" --no_progress true --output "results/ablation/$name.valid.json"
+      --num_threads "$THREADS" --no_progress true --output "results/ablation/$name.valid.json" \
+      --progress_file "$RUNS/$name.valid.progress"  # a K = 500 pass takes hours: a rerun resumes it
   fi
 }
 

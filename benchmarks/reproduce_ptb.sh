@@ -17,8 +17,10 @@ vaelm-train --data_dir "$PTB_DIR" --output_dir "$OUT" \
   --load_best_model_at_end true --metric_for_best_model eval_loss --greater_is_better false \
   --logging_steps 100 --disable_tqdm true --seed 42
 
+# The K = 500 passes keep their finished sentences in --progress_file: after a stop, rerun the same vaelm-evaluate
+# command to resume it.
 # Model selection used the valid split only (best valid ELBO checkpoint); the test split is evaluated once.
 vaelm-evaluate --model "$OUT" --data_dir "$PTB_DIR" --split valid --iw_samples 500 --bf16 true --seed 0 --num_threads "$OMP_NUM_THREADS" \
-  --output results/ptb-best.valid.json
+  --output results/ptb-best.valid.json --progress_file "$OUT.valid.progress"
 vaelm-evaluate --model "$OUT" --data_dir "$PTB_DIR" --split test --iw_samples 500 --bf16 true --seed 0 --num_threads "$OMP_NUM_THREADS" \
-  --output results/ptb-best.test.json
+  --output results/ptb-best.test.json --progress_file "$OUT.test.progress"
