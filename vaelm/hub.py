@@ -651,7 +651,6 @@ def plot_training_curves(log_history: list[dict], path: str | Path, language_mod
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     def series(key):
         points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
