@@ -8,7 +8,7 @@ import json
 
 import vaelm
 from conftest import REPO
-from vaelm.hub import applied_settings, public_command, training_command, write_model_card
+from vaelm.hub import applied_settings, public_command, started_from_sentence, training_command, write_model_card
 
 from conftest import train_tiny
 
@@ -57,7 +57,8 @@ def test_card_with_a_hub_id_and_ptb_data(tiny_model_dir, tmp_path):
     assert command == ("vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4 --keep_prob 0.75 "
                        "--annealing_pivot 10 --kl_schedule linear --learning_rate 0.01 --max_steps 30 "
                        "--batch_size 16 --seed 0")
-    assert public_command("vaelm-evaluate --model runs/x --data_dir ../shared/data/ptb --split test --output a.json",
+    assert public_command("vaelm-evaluate --model runs/x --data_dir ../shared/data/ptb --split test --output a.json "
+                          "--progress_file runs/x.progress",
                           "org/vae", record["datasets"]) == "vaelm-evaluate --model org/vae --dataset ptb --split test"
     path = write_model_card(tiny_model_dir, repo_id="vaelm-user/tiny-vae")
     card = path.read_text()
@@ -91,6 +92,9 @@ def test_a_continued_run_records_and_reproduces_every_stage(tiny_model_dir, tiny
     assert f"This run continued a private model folder, {tiny_model_dir.name} (`--model_name_or_path`), which had been trained for 30 steps" in card
     assert f"| weights of step | {record['best_step']} (best validation loss) |" in card
     assert str(tmp_path) not in card and str(tiny_model_dir) not in card, "no local paths in a card"
+    kept_an_earlier_checkpoint = {**record["started_from"], "training_record": {**first, "best_step": 20}}
+    assert "trained for 30 steps (its weights: step 20, its best validation loss)" in started_from_sentence(
+        kept_an_earlier_checkpoint)
     # On public data, the command gives both stages, the second trained from the first.
     first_stage = {**first, "datasets": ["ptb-text-only/ptb_text_only"]}
     second_stage = {**record, "datasets": ["ptb-text-only/ptb_text_only"],
@@ -102,7 +106,11 @@ def test_a_continued_run_records_and_reproduces_every_stage(tiny_model_dir, tiny
     assert lines[0].startswith("vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4")
     assert lines[0].endswith("--max_steps 30 --batch_size 16 --seed 0 --output_dir stage-1")
     assert "--cell_type gru --weight_drop 0.5 --locked_dropout true" in lines[1], "every option of the model"
-    assert lines[1].endswith("--max_steps 6 --batch_size 16 --seed 0 --model_name_or_path stage-1 --output_dir stage-2")
+    assert lines[1].endswith(
+        "--max_steps 6 --batch_size 16 --eval_strategy steps --eval_steps 3 --save_strategy steps --save_steps 3 "
+        "--load_best_model_at_end true --metric_for_best_model loss --greater_is_better false --seed 0 "
+        "--model_name_or_path stage-1 --output_dir stage-2"), "how the best checkpoint was chosen"
+    assert "--eval_steps" not in lines[0], "the first stage kept its last weights: no selection flags"
     # A start whose training is not recorded: one command, from the model a reader has to supply.
     unknown = {**second_stage, "started_from": {"flag": "init_from", "model": "org/ae", "hub_model": "org/ae"}}
     assert training_command(config, unknown).endswith("--seed 0 --init_from org/ae")

@@ -7,6 +7,7 @@ hours), `vaelm-evaluate` lines run on a few sentences with few samples, and the 
 
 import contextlib
 import io
+import json
 import os
 import re
 import shlex
@@ -69,6 +70,20 @@ def test_readme_main_command_and_configuration(fresh_clone, tiny_corpus):
     folder = fresh_clone / "runs" / "ptb"  # the folder README names, from the configuration
     assert (folder / "model.safetensors").is_file() and (folder / "checkpoint-2").is_dir()
     assert '"final_nll"' in out
+
+
+def test_readme_continue_configuration_continues_the_main_run(fresh_clone, tiny_corpus):
+    """The bundled model's second stage: configuration/ptb-continue.yaml continues runs/ptb into runs/ptb-continued."""
+    assert ["configuration/ptb-continue.yaml", "--dataset", "ptb"] in commands("vaelm-train")
+    tiny = [*TINY_TRAINING, "--data_dir", str(tiny_corpus)]
+    assert run("vaelm-train", ["configuration/ptb.yaml", *tiny])[0] == 0
+    status, _, err = run("vaelm-train", ["configuration/ptb-continue.yaml", *tiny])
+    assert status == 0, err[-3000:]
+    record = json.loads((fresh_clone / "runs" / "ptb-continued" / "training_record.json").read_text())
+    assert record["started_from"]["flag"] == "model_name_or_path" and record["started_from"]["model"].endswith("ptb")
+    assert record["started_from"]["training_record"]["global_step"] == 4 and record["global_step"] == 4
+    assert record["training_arguments"]["kl_schedule"] == "constant" and record["training_arguments"]["ema_decay"] == 0.999
+    assert record["best_step"] in (2, 4), "the best of the checkpoints is kept"
 
 
 def test_readme_sampling_commands_use_the_bundled_model(fresh_clone):

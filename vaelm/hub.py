@@ -54,10 +54,14 @@ CARD_TAGS = ["vae", "text-generation"]  # and the cell type ("lstm" or "gru")
 REPO_IGNORE_PATTERNS = ["_*", "checkpoint-*", "trainer_state.json"]
 # Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for (one table, in vaelm.data).
 KNOWN_DATASETS = DATASET_ALIASES
+BEST_MODEL_ARGUMENT_NAMES = ("eval_strategy", "eval_steps", "save_strategy", "save_steps", "load_best_model_at_end",
+                             "metric_for_best_model", "greater_is_better")
 TRAINING_ARGUMENT_KEYS = (
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
     "optim", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "seed", *KL_ARGUMENT_NAMES,
     "bf16", "fp16", "ema_decay",
+    # which checkpoint the saved weights are, when the best one is kept
+    *BEST_MODEL_ARGUMENT_NAMES,
 )
 EVALUATION_KEYS = ("nll", "ppl", "elbo", "elbo_ppl", "rec", "kl", "mi", "au", "latent_size", "sentences", "tokens", "iw_samples")
 TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
@@ -292,11 +296,14 @@ def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluati
     )
 
 
-def _started_from_sentence(started: Mapping[str, Any]) -> str:
+def started_from_sentence(started: Mapping[str, Any]) -> str:
     """One sentence on what the run started from and how long that model had been trained."""
     how = "continued" if started.get("flag") == "model_name_or_path" else "took the encoder of"
-    earlier = (started.get("training_record") or {}).get("global_step")
+    earlier_record = started.get("training_record") or {}
+    earlier, best = earlier_record.get("global_step"), earlier_record.get("best_step")
     trained = f", which had been trained for {earlier:,} steps" if earlier else ", whose training is not recorded"
+    if earlier and best and best != earlier:
+        trained += f" (its weights: step {best:,}, its best validation loss)"
     return (f"This run {how} {started.get('model')} (`--{started.get('flag')}`){trained}. The table gives this stage; "
             "the command after it repeats every recorded stage.")
 
@@ -367,7 +374,7 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         facts += sorted(applied_settings(record.get("training_arguments", {}), language_model).items())
         started = record.get("started_from")
         if started:
-            parts.append(_started_from_sentence(started))
+            parts.append(started_from_sentence(started))
         parts.append(_table(facts))
         command = training_command(config, record)
         if command:
@@ -484,6 +491,9 @@ def applied_settings(arguments: Mapping[str, Any], language_model: bool = False)
         "fp16": not arguments.get("fp16"), "free_bits": not arguments.get("free_bits"),
         "warmup_steps": not arguments.get("warmup_steps"), "weight_decay": not arguments.get("weight_decay"),
         "ema_decay": not arguments.get("ema_decay"),
+        # without load_best_model_at_end the schedule of evaluations does not change the weights
+        **{key: not arguments.get("load_best_model_at_end") or arguments.get(key) is None
+           for key in BEST_MODEL_ARGUMENT_NAMES},
     }
     return {key: value for key, value in arguments.items() if not unused.get(key, False)}
 
@@ -497,12 +507,13 @@ def public_dataset_flag(datasets: list[str]) -> str | None:
 
 
 def public_command(command: str, repo_id: str, datasets: list[str]) -> str:
-    """A recorded command with this machine's paths replaced: the model's id, the public dataset, no output file."""
+    """A recorded command with this machine's paths replaced: the model's id, the public dataset, no output or
+    progress file (both are paths of the machine that ran it)."""
     command = re.sub(r"--model \S+", f"--model {repo_id}", command)
     dataset = public_dataset_flag(datasets)
     if dataset:
         command = re.sub(r"--data_dir \S+", dataset, command)
-    return re.sub(r" --(output|per_sentence_output) \S+", "", command)
+    return re.sub(r" --(output|per_sentence_output|progress_file) \S+", "", command)
 
 
 def training_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str | None:
@@ -552,13 +563,19 @@ def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str 
         flags.append(f"--num_layers {config['num_layers']}")
     arguments = applied_settings(record["training_arguments"], language_model=config.get("latent_size") == 0)
     renamed = {"per_device_train_batch_size": "batch_size"}
-    skipped = {"optim", "gradient_accumulation_steps", "max_grad_norm", "seed"}
+    skipped = {"optim", "gradient_accumulation_steps", "max_grad_norm", "seed", *BEST_MODEL_ARGUMENT_NAMES}
     for key, value in sorted(arguments.items()):
         if key in skipped and not (key == "gradient_accumulation_steps" and value != 1):
             continue
-        flags.append(f"--{renamed.get(key, key)} {str(value).lower() if isinstance(value, bool) else value}")
+        flags.append(f"--{renamed.get(key, key)} {_flag_value(value)}")
+    # Kept together and in this order: how the checkpoint whose weights were saved was chosen.
+    flags += [f"--{key} {_flag_value(arguments[key])}" for key in BEST_MODEL_ARGUMENT_NAMES if key in arguments]
     flags.append(f"--seed {arguments.get('seed', 42)}")
     return "vaelm-train " + " ".join(flags)
+
+
+def _flag_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def descriptive_name(config: Mapping[str, Any], record: Mapping[str, Any]) -> str:
