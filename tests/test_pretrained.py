@@ -50,3 +50,22 @@ def test_homotopy_and_evaluate_without_model(ptb_dir):
     summary = json.loads(result.stdout)
     assert summary["sentences"] == 20 and summary["nll"] <= summary["elbo"]
     assert summary["kl"] > 1, "the bundled model is not collapsed"
+
+
+def test_readme_results_row_is_the_bundled_models_own_evaluation():
+    """README's bundled row, its reproduce command and the model's eval_results.json (what the card shows) agree."""
+    evaluation = json.loads((MODEL / "eval_results.json").read_text())
+    assert (evaluation["split"], evaluation["sentences"], evaluation["iw_samples"]) == ("test", 3761, 500)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in readme.splitlines() if line.startswith("| **vaelm, bundled model**")]
+    cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")]
+    assert cells[1:7] == [f"{evaluation['nll']:.2f}", f"{evaluation['ppl']:.1f}", f"{evaluation['elbo']:.1f}",
+                          f"{evaluation['kl']:.2f}", f"{evaluation['mi']:.2f}", f"{evaluation['au']}/32"]
+    # The command README gives for the row is the one that produced it, on the bundled model by default.
+    (command,) = [line.split("#")[0].split() for line in readme.splitlines() if line.endswith("# the bundled model's row")]
+    recorded = evaluation["command"].split()
+    assert command[0] == recorded[0] == "vaelm-evaluate" and "--model" not in command
+    for flag in ("--split", "--iw_samples", "--seed"):
+        assert command[command.index(flag) + 1] == recorded[recorded.index(flag) + 1], flag
+    assert ("--bf16" in command) == ("--bf16" in recorded and recorded[recorded.index("--bf16") + 1] == "true")
+    assert recorded[recorded.index("--model") + 1] == "vaelm/pretrained/ptb"
