@@ -127,6 +127,11 @@ def dataset_ids(dataset: str | None) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ what the card says
+def is_language_model(config: Mapping[str, Any]) -> bool:
+    """A plain language model (`--latent_dim 0`): no encoder, no posterior, no KL; its NLL is exact."""
+    return config.get("latent_size") == 0
+
+
 def training_record(trainer: Trainer, dataset: str | None = None) -> dict[str, Any]:
     """
     The facts about a finished training run that the card shows (and `training_record.json` keeps).
@@ -241,12 +246,13 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
             torch.manual_seed(CARD_SAMPLE_SEED)
             # As vaelm-sample and the pipelines decode by default; a language model's greedy "samples" would all
             # be one sentence (there is no z to vary), so it samples its words.
-            strategy = "sample" if not model.config.latent_size else "greedy"
+            language_model = is_language_model(model.config.to_dict())
+            strategy = "sample" if language_model else "greedy"
             decoding = DecodingConfig(strategy=strategy, no_unk=True)
             samples = [item["text"] for item in vae.sample_prior(num_samples, decoding)]
             path = []
             # A plain language model (latent_size 0) has no posterior, so no homotopy.
-            if model.config.latent_size and len(samples) >= 2 and samples[0].strip() and samples[1].strip():
+            if not language_model and len(samples) >= 2 and samples[0].strip() and samples[1].strip():
                 path = [item["text"] for item in vae.homotopy(samples[0], samples[1], steps=steps, mode="linear",
                                                               decoding=decoding)]
         return samples, path, None
@@ -333,7 +339,7 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
     """
     cell = str(config.get("cell_type") or "lstm").upper()
     article = "An" if cell == "LSTM" else "A"
-    language_model = config.get("latent_size") == 0
+    language_model = is_language_model(config)
     if language_model:
         about = (
             f"A plain {cell} language model, trained with vaelm as the baseline that its sentence VAEs (Bowman et al. "
@@ -561,7 +567,7 @@ def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str 
             flags.append(f"--{key} true")
     if (config.get("num_layers") or 1) > 1:
         flags.append(f"--num_layers {config['num_layers']}")
-    arguments = applied_settings(record["training_arguments"], language_model=config.get("latent_size") == 0)
+    arguments = applied_settings(record["training_arguments"], language_model=is_language_model(config))
     renamed = {"per_device_train_batch_size": "batch_size"}
     skipped = {"optim", "gradient_accumulation_steps", "max_grad_norm", "seed", *BEST_MODEL_ARGUMENT_NAMES}
     for key, value in sorted(arguments.items()):
@@ -624,7 +630,7 @@ def write_model_card(
             record["dataset"], record["datasets"] = previous.get("dataset"), previous.get("datasets", [])
         record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         plot_training_curves(trainer.state.log_history, folder / TRAINING_CURVES_FILE,
-                             language_model=not trainer.model.config.latent_size)
+                             language_model=is_language_model(trainer.model.config.to_dict()))
         _draw_latent_map(trainer, folder)
         model, tokenizer = trainer.model, trainer.processing_class
     else:
