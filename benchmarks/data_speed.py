@@ -51,7 +51,7 @@ def build_corpus(folder: Path, sentences: int, seed: int = 0, books: int = 16) -
             out.write("\n".join(rng.sample(lines, len(lines))[: sentences - start]) + "\n")
     for split in ("valid", "test"):
         shutil.copy(BOOKS / "cased" / f"{split}.txt", pre / f"{split}.txt")
-    from vaelm.sentences import gutenberg_body
+    from vaelm.corpora.sentences import gutenberg_body
 
     paragraphs = []
     for book in sorted((BOOKS / "raw").glob("*.txt")):  # each book's body: no licence, no START/END markers
@@ -71,8 +71,8 @@ def vaelm_train_data(data_dir: Path, threads: int, *flags: str) -> dict:
     set): read (and split) -> vocabulary -> token ids as the `datasets.Dataset` the Trainer reads; timed end to end.
     """
     from vaelm.cli.train import parse_arguments
-    from vaelm.jobs.train import prepare_data
-    from vaelm.threads import configure_threads
+    from vaelm.training.job import prepare_data
+    from vaelm.runtime.threads import configure_threads
 
     model_args, data_args, training_args = parse_arguments([
         "--data_dir", str(data_dir), "--output_dir", str(data_dir / "out"), "--segmentation", "words", "--lowercase",
@@ -90,8 +90,8 @@ def vaelm_train_data(data_dir: Path, threads: int, *flags: str) -> dict:
 def streaming_pass(folder: str, vocab_sample: int, threads: int) -> None:
     """One streaming pass of vaelm-train's data (run in a fresh process): every batch of the train split."""
     from vaelm.cli.train import parse_arguments
-    from vaelm.jobs.train import prepare_data
-    from vaelm.threads import configure_threads
+    from vaelm.training.job import prepare_data
+    from vaelm.runtime.threads import configure_threads
 
     model_args, data_args, training_args = parse_arguments([
         "--data_dir", folder, "--output_dir", str(Path(folder) / "out"), "--segmentation", "words", "--lowercase",
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--_stream", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from vaelm.threads import choose_num_threads
+    from vaelm.runtime.threads import choose_num_threads
 
     threads = choose_num_threads(args.threads)[0]
     if args._stream:

@@ -37,9 +37,9 @@ from pathlib import Path
 from vaelm import VAELMConfig, VAELMModel  # before torch: vaelm sets OpenMP's wait policy before torch loads it
 
 import torch  # noqa: E402
-from vaelm.evaluation import evaluate_sequences  # noqa: E402
+from vaelm.evaluation.metrics import evaluate_sequences  # noqa: E402
 from vaelm.pretrained import DEFAULT_MODEL  # noqa: E402
-from vaelm.threads import configure_threads  # noqa: E402
+from vaelm.runtime.threads import configure_threads  # noqa: E402
 
 PTB_TEST_SENTENCES = 3761
 PTB_TEST_SCORED_TOKENS = 82430  # words + </s>

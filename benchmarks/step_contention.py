@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from vaelm.configuration_vaelm import VAELMConfig  # noqa: E402
 from vaelm.modeling_vaelm import VAELMModel  # noqa: E402
-from vaelm.threads import choose_num_threads  # noqa: E402
+from vaelm.runtime.threads import choose_num_threads  # noqa: E402
 
 
 def main(argv: list[str]) -> dict:

@@ -223,12 +223,12 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import TrainerCallback, set_seed
 
     datasets.disable_progress_bars()
-    from vaelm.data import VAELMCollator, load_text_splits, tokenize_splits
-    from vaelm.trainer import VAETrainer
-    from vaelm.allocator import keep_freed_memory
+    from vaelm.corpora.data import VAELMCollator, load_text_splits, tokenize_splits
+    from vaelm.training.trainer import VAETrainer
+    from vaelm.runtime.allocator import keep_freed_memory
     from vaelm.cli.train import parse_arguments as train_arguments
-    from vaelm.jobs.train import build_model, prepare_tokenizer
-    from vaelm.threads import configure_threads
+    from vaelm.training.job import build_model, prepare_tokenizer
+    from vaelm.runtime.threads import configure_threads
 
     configure_threads(args.threads)
 

@@ -57,7 +57,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 def train_tiny(data_dir: Path, output_dir: Path, *extra: str) -> Path:
     """Train a very small model in-process through the same code path as `vaelm-train`."""
     from vaelm.cli.train import parse_arguments
-    from vaelm.jobs.train import train
+    from vaelm.training.job import train
 
     argv = [
         "--data_dir", str(data_dir), "--output_dir", str(output_dir),

@@ -8,7 +8,7 @@ import json
 
 import vaelm
 from conftest import REPO
-from vaelm.hub import applied_settings, public_command, started_from_sentence, training_command, write_model_card
+from vaelm.hub.model_card import applied_settings, public_command, started_from_sentence, training_command, write_model_card
 
 from conftest import train_tiny
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from conftest import REPO, train_tiny
-from vaelm.data import raw_text_splits, tokenize_splits
-from vaelm.sentences import clean_paragraphs, paragraphs, split_sentences
-from vaelm.streaming import group_by_length, rank_shard, stream_text_splits, vocabulary_sample
-from vaelm.tokenization_vaelm import build_tokenizer
+from vaelm.corpora.data import raw_text_splits, tokenize_splits
+from vaelm.corpora.sentences import clean_paragraphs, paragraphs, split_sentences
+from vaelm.corpora.streaming import group_by_length, rank_shard, stream_text_splits, vocabulary_sample
+from vaelm.corpora.vocabulary import build_tokenizer
 
 NAMES = ["Mr. Holmes", "Mrs. Hudson", "Dr. Watson", "Inspector Lestrade", "Miss Stoner"]
 ACTS = ["looked at the fire", "didn’t answer", "said nothing at all", "opened the door", "walked to the window"]
@@ -87,13 +87,13 @@ def test_wrapped_lines_join_and_gutenberg_clutter_is_dropped(raw_books):
 
 
 def raw_text_splits_of(book: Path) -> list[str]:
-    from vaelm.sentences import sentences_from_lines
+    from vaelm.corpora.sentences import sentences_from_lines
 
     return list(sentences_from_lines(book.read_text(encoding="utf-8").splitlines()))
 
 
 def test_bad_bytes_in_raw_text_name_file_and_line(tmp_path):
-    from vaelm.data import DataError
+    from vaelm.corpora.data import DataError
 
     (tmp_path / "book.txt").write_bytes("Fine line.\n\nCaf\xe9 au lait.\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"book.txt, line 3: not valid UTF-8"):
@@ -139,7 +139,7 @@ def test_existing_segmentations_are_unchanged():
 
 
 def test_tiny_model_on_raw_text_writes_readable_english(raw_books, tmp_path):
-    from vaelm.generation import SentenceVAE
+    from vaelm.generation.sentence_vae import SentenceVAE
 
     folder, _ = raw_books
     out = train_tiny(folder, tmp_path / "raw-model", "--sentence_split", "--lowercase", "--segmentation", "words",
@@ -152,7 +152,7 @@ def test_tiny_model_on_raw_text_writes_readable_english(raw_books, tmp_path):
     assert vae.to_text(ids[1:]) == "“well,” said dr. watson, “it's late!”"
     import torch
 
-    from vaelm.generation import DecodingConfig
+    from vaelm.generation.sentence_vae import DecodingConfig
 
     torch.manual_seed(0)
     samples = [row["text"] for row in vae.sample_prior(20, DecodingConfig(strategy="sample", max_new_tokens=30))]
@@ -184,7 +184,7 @@ def test_two_rank_streaming_epoch_covers_every_sentence_once(tmp_path, files):
 
 
 def test_vocabulary_comes_from_the_stream_sample_and_held_out_splits_are_disjoint(tmp_path):
-    from vaelm.streaming import held_out_split
+    from vaelm.corpora.streaming import held_out_split
 
     lines = [f"early words only {i}" for i in range(300)] + [f"late vocabulary {i}" for i in range(300)]
     (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

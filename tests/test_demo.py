@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard
 from vaelm import DEFAULT_MODEL
 from vaelm.cli import run_command
 from vaelm.cli.demo import main as demo_main
-from vaelm.jobs.demo import TAB_NAMES, build_demo
+from vaelm.apps.demo import TAB_NAMES, build_demo
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -190,7 +190,7 @@ def test_export_writes_a_space_that_builds_and_survives_a_card_rewrite(tiny_mode
     assert data["sdk"] == "gradio" and data["app_file"] == "app.py" and data["sdk_version"] == gr.__version__
     assert data["library_name"] == "transformers"  # the model card's own keys stay
 
-    from vaelm.hub import write_model_card
+    from vaelm.hub.model_card import write_model_card
 
     write_model_card(folder)  # vaelm-push rewrites the card: the Space keys must survive
     assert ModelCard.load(folder / "README.md").data.to_dict()["sdk"] == "gradio"
@@ -228,9 +228,9 @@ def test_without_gradio_the_command_says_how_to_install(monkeypatch, capsys):
 def test_chinese_model_segments_in_and_joins_out(luxun_dir, tmp_path):
     """The tab functions on a (tiny) jieba-segmented Chinese model: raw Chinese in, text without spaces out."""
     from conftest import train_tiny
-    from vaelm.jobs.demo import DemoBackend
-    from vaelm.generation import SentenceVAE
-    from vaelm.latent_map import build_latent_map
+    from vaelm.apps.demo import DemoBackend
+    from vaelm.generation.sentence_vae import SentenceVAE
+    from vaelm.evaluation.latent_map import build_latent_map
 
     corpus = tmp_path / "zh"
     corpus.mkdir()

@@ -13,7 +13,7 @@ import pytest
 from torch.utils.flop_counter import FlopCounterMode
 
 from vaelm import VAELMConfig, VAELMModel
-from vaelm.evaluation import evaluate_sequences
+from vaelm.evaluation.metrics import evaluate_sequences
 
 from conftest import REPO, write_corpus
 

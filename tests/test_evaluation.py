@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from vaelm import VAELMConfig, VAELMModel
 from vaelm.cli import run_command
 from vaelm.cli.evaluate import main as evaluate_main
-from vaelm.evaluation import (
+from vaelm.evaluation.metrics import (
     active_units,
     evaluate_dataset,
     evaluate_sequences,
@@ -173,7 +173,7 @@ class Stopped(Exception):
 
 
 def test_a_stopped_pass_resumes_from_its_progress_file_with_the_same_figures(tmp_path, monkeypatch):
-    import vaelm.evaluation as evaluation
+    import vaelm.evaluation.metrics as evaluation
 
     model = random_model(seed=4)
     sentences = random_sentences(13, seed=6, longest=15)
@@ -206,7 +206,7 @@ def test_a_stopped_pass_resumes_from_its_progress_file_with_the_same_figures(tmp
 
 
 def test_a_progress_file_of_another_evaluation_is_refused(tmp_path, monkeypatch):
-    import vaelm.evaluation as evaluation
+    import vaelm.evaluation.metrics as evaluation
 
     model, sentences = random_model(seed=4), random_sentences(7, seed=6)
     progress_file = tmp_path / "test.progress"

@@ -18,7 +18,7 @@ from huggingface_hub import HfApi, ModelCard
 
 from hub_server import LoopbackHub
 from vaelm import VAELMModel, load_tokenizer
-from vaelm.hub import CARD_FILE, TRAINING_RECORD_FILE, check_model_folder, write_model_card
+from vaelm.hub.model_card import CARD_FILE, TRAINING_RECORD_FILE, check_model_folder, write_model_card
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "hf_loopbackSecretToken0123456789"

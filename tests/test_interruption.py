@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, train_tiny
 from test_robustness import ONE_THREAD, SLOW_RUN, TINY, cli_train
 from test_training import free_port
-from vaelm.checkpoints import last_complete_checkpoint
+from vaelm.pretrained.checkpoints import last_complete_checkpoint
 
 FLAGS = [*TINY, "--max_steps", "40", "--logging_steps", "1", "--save_strategy", "no"]
 

@@ -11,9 +11,9 @@ from PIL import Image
 
 from vaelm.cli import run_command
 from vaelm.cli.map import main as map_main
-from vaelm.generation import SentenceVAE
-from vaelm.hub import LATENT_MAP_FILE
-from vaelm.latent_map import HTML_DATA_ID, build_latent_map, fit_projection, read_labelled
+from vaelm.generation.sentence_vae import SentenceVAE
+from vaelm.hub.model_card import LATENT_MAP_FILE
+from vaelm.evaluation.latent_map import HTML_DATA_ID, build_latent_map, fit_projection, read_labelled
 
 pytest.importorskip("plotly")
 

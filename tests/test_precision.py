@@ -21,7 +21,7 @@ def test_native_bf16_follows_onednn_on_cpu_and_trusts_accelerators():
 @pytest.mark.parametrize("native", [True, False])
 def test_resolve_bf16_keeps_the_request_only_where_bf16_is_native(native, monkeypatch, caplog):
     monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": native)
-    with caplog.at_level(logging.WARNING, logger="vaelm.precision"):
+    with caplog.at_level(logging.WARNING, logger="vaelm.runtime.precision"):
         assert precision.resolve_bf16(False, "cpu", "vaelm-evaluate") is False
         assert not caplog.records, "nothing to say when bf16 was not asked for"
         assert precision.resolve_bf16(True, "cpu", "vaelm-evaluate") is native

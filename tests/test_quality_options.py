@@ -18,10 +18,10 @@ from vaelm.cli import homotopy as homotopy_cli
 from vaelm.cli import run_command
 from vaelm.cli import sample as sample_cli
 from vaelm.cli.train import parse_arguments
-from vaelm.evaluation import evaluate_sequences
-from vaelm.jobs.train import copy_encoder
-from vaelm.trainer import VAETrainer, VAETrainingArguments
-from vaelm.weight_averaging import WEIGHT_AVERAGE_FILE
+from vaelm.evaluation.metrics import evaluate_sequences
+from vaelm.training.job import copy_encoder
+from vaelm.training.trainer import VAETrainer, VAETrainingArguments
+from vaelm.training.weight_averaging import WEIGHT_AVERAGE_FILE
 
 
 def tiny(seed: int = 0, **overrides) -> VAELMModel:
@@ -116,7 +116,7 @@ def test_weight_decay_spares_biases(tmp_path):
 
 
 def test_every_evaluation_draws_the_same_latent_noise_and_leaves_the_training_randomness_alone(tmp_path):
-    from vaelm.data import VAELMCollator
+    from vaelm.corpora.data import VAELMCollator
 
     ids, mask = batch(rows=8)
     sentences = [{"input_ids": row[: int(length)].tolist()} for row, length in zip(ids, mask.sum(1))]
@@ -245,7 +245,7 @@ def test_ema_warms_up_before_its_decay():
     """Early updates follow the weights closely (decay (1 + t) / (10 + t)); later ones use --ema_decay."""
     from types import SimpleNamespace
 
-    from vaelm.weight_averaging import WeightAveragingCallback
+    from vaelm.training.weight_averaging import WeightAveragingCallback
 
     model = torch.nn.Linear(2, 1, bias=False)
     callback = WeightAveragingCallback(0.999)

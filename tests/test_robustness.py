@@ -25,10 +25,10 @@ from safetensors.torch import load_file, save_file
 from vaelm import VAELMConfig, build_tokenizer
 from vaelm.cli import describe_error, run_command
 from vaelm.cli import train as train_cli
-from vaelm.data import DataError, read_sentences
-from vaelm.loading import ModelLoadError, load_model_and_tokenizer
-from vaelm.trainer import VAETrainer, kl_weight_at
-from vaelm.checkpoints import last_complete_checkpoint, resolve_resume
+from vaelm.corpora.data import DataError, read_sentences
+from vaelm.pretrained.loading import ModelLoadError, load_model_and_tokenizer
+from vaelm.training.trainer import VAETrainer, kl_weight_at
+from vaelm.pretrained.checkpoints import last_complete_checkpoint, resolve_resume
 from vaelm.cli.train import parse_arguments
 
 TINY = [
@@ -375,7 +375,7 @@ def test_a_5000_word_line_is_dropped_or_cut_with_a_count(mode, tmp_path, capsys,
 RESUME_FLAGS = [*TINY, "--max_steps", "30", "--save_steps", "10", "--logging_steps", "5"]
 SLOW_RUN = """
 import os, sys, time
-import vaelm.trainer
+import vaelm.training.trainer
 
 original = vaelm.trainer.VAETrainer.training_step
 

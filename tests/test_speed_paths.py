@@ -134,7 +134,7 @@ def test_bidirectional_and_multilayer_encoders(path):
 
 
 def test_collator_output_matches_plain_padding():
-    from vaelm.data import VAELMCollator
+    from vaelm.corpora.data import VAELMCollator
 
     rows = [[BOS, 5, 6, EOS], [BOS, EOS], [BOS, 7, 8, 9, 10, EOS]]
     batch = VAELMCollator(pad_token_id=PAD)([{"input_ids": row} for row in rows])

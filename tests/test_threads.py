@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vaelm import threads
-from vaelm.threads import choose_num_threads, configure_threads, usable_cores
+from vaelm.runtime.threads import choose_num_threads, configure_threads, usable_cores
 
 COMMANDS = ["train", "evaluate", "sample", "homotopy", "push", "demo", "map"]
 
@@ -80,7 +80,7 @@ def test_local_ranks_share_the_cores(no_thread_environment, monkeypatch):
 
 
 def test_configure_sets_torch_and_logs_the_choice(caplog):
-    with caplog.at_level(logging.INFO, logger="vaelm.threads"):
+    with caplog.at_level(logging.INFO, logger="vaelm.runtime.threads"):
         assert configure_threads(2) == 2
     assert torch.get_num_threads() == 2
     assert "Using 2 CPU threads (--num_threads" in caplog.text
@@ -98,7 +98,7 @@ def test_every_command_takes_num_threads(command, capsys):
 def test_a_command_applies_and_logs_num_threads(caplog, capsys):
     from vaelm.cli.sample import main
 
-    with caplog.at_level(logging.INFO, logger="vaelm.threads"):
+    with caplog.at_level(logging.INFO, logger="vaelm.runtime.threads"):
         assert main(["--prior", "--num", "2", "--seed", "0", "--num_threads", "2"]) == 0
     assert torch.get_num_threads() == 2
     assert "Using 2 CPU threads" in caplog.text

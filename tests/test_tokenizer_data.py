@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from vaelm.data import DataError, VAELMCollator, download_ptb, load_text_splits, read_sentences, tokenize_splits
-from vaelm.tokenization_vaelm import build_tokenizer, encode_sentences, load_tokenizer, segment
+from vaelm.corpora.data import DataError, VAELMCollator, download_ptb, load_text_splits, read_sentences, tokenize_splits
+from vaelm.corpora.vocabulary import build_tokenizer
+from vaelm.tokenization_vaelm import encode_sentences, load_tokenizer, segment
 
 
 def test_ptb_unk_maps_to_the_unk_id_without_a_hole():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, train_tiny
-from vaelm.trainer import VAETrainingArguments, kl_weight_at
+from vaelm.training.trainer import VAETrainingArguments, kl_weight_at
 
 
 def schedule(name: str, **options) -> VAETrainingArguments:
@@ -77,7 +77,7 @@ def test_cell_type_flag_trains_a_gru(tiny_gru_model_dir):
 
 
 def test_cell_type_flag_rejects_other_cells(capsys):
-    from vaelm.training import parse_arguments
+    from vaelm.cli.train import parse_arguments
 
     with pytest.raises(SystemExit):
         parse_arguments(["--output_dir", "unused", "--cell_type", "rnn"])

@@ -9,11 +9,11 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from conftest import REPO
-from vaelm import word_ids
-from vaelm.data import load_text_splits, read_sentence_column, read_sentences, text_column, tokenize_splits
+from vaelm.corpora import word_ids
+from vaelm.corpora.data import load_text_splits, read_sentence_column, read_sentences, text_column, tokenize_splits
+from vaelm.corpora.vocabulary import _words_without_unk, build_tokenizer, tokenizes_word_by_word
 from vaelm.tokenization_vaelm import (
-    SEGMENTATIONS, SPECIAL_TOKENS, _new_tokenizer, _words_without_unk, build_tokenizer, encode_sentences,
-    prompt_post_processor, segment, tokenizes_word_by_word, wrap_tokenizer,
+    SEGMENTATIONS, SPECIAL_TOKENS, encode_sentences, new_tokenizer, prompt_post_processor, segment, wrap_tokenizer,
 )
 
 # Punctuation, contractions, straight and curly quotes, unicode case (final sigma, dotted I), PTB's literal <unk>,
@@ -48,7 +48,7 @@ def corpus(tmp_path):
 
 def reference_tokenizer(texts, segmentation, lowercase, vocab_size):
     """The tokenizer as tokenizers' own WordLevelTrainer builds it (the path before the fast one)."""
-    tokenizer = _new_tokenizer(segmentation, lowercase)
+    tokenizer = new_tokenizer(segmentation, lowercase)
     tokenizer.train_from_iterator(_words_without_unk(texts), trainers.WordLevelTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False))
     tokenizer.post_processor = prompt_post_processor(tokenizer.token_to_id("<s>"))
@@ -113,8 +113,8 @@ def test_sentence_splitting_in_two_processes_and_with_a_kept_buffer_matches_blin
     import blingfire
     import pyarrow as pa
 
-    from vaelm.data import raw_text_splits
-    from vaelm.sentences import _text_to_sentences
+    from vaelm.corpora.data import raw_text_splits
+    from vaelm.corpora.sentences import _text_to_sentences
 
     texts = ["", "x", "Mr. Holmes sat. “Well,” said he, “it’s late!” U.S. law… 我爱北京。", "word " * 40_000 + "end."]
     assert [_text_to_sentences()(text) for text in texts] == [blingfire.text_to_sentences(text) for text in texts]
@@ -129,8 +129,8 @@ def test_sentence_splitting_in_two_processes_and_with_a_kept_buffer_matches_blin
 
 @pytest.mark.parametrize("segmentation", ["words", "jieba"])
 def test_streamed_files_read_in_blocks_give_the_same_sentences_and_ids(corpus, segmentation):
-    from vaelm.data import iter_sentence_columns
-    from vaelm.streaming import stream_text_splits
+    from vaelm.corpora.data import iter_sentence_columns
+    from vaelm.corpora.streaming import stream_text_splits
 
     path = corpus / "train.txt"
     blocks = list(iter_sentence_columns(path, block_size=40))  # blocks cut inside lines, carried to the next
@@ -153,7 +153,7 @@ def test_sentence_splitting_workers_do_not_inherit_the_parents_signal_handlers()
     # kept a worker alive through Pool.terminate(), and a suite run hung for good after the split had finished.
     import signal
 
-    from vaelm.data import splitting_pool
+    from vaelm.corpora.data import splitting_pool
 
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
@@ -169,7 +169,7 @@ def test_terminating_the_splitting_pool_before_its_workers_have_started_does_not
     # terminated at once. Before the fix the SIGTERM reached the inherited do-nothing handler and the pool hung.
     script = """
 import signal, time
-import vaelm.data as data
+import vaelm.corpora.data as data
 
 reset = data._reset_worker_signals
 data._reset_worker_signals = lambda: (time.sleep(1.0), reset())

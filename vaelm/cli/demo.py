@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from ..jobs.demo import build_demo, export_space, require_gradio
+from ..apps.demo import build_demo, export_space, require_gradio
 from . import parse_flags, run_command
-from ..threads import configure_threads
+from ..runtime.threads import configure_threads
 from .shared import ModelSourceArguments
 
 NAME = "vaelm-demo"

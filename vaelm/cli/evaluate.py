@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from ..jobs.evaluate import command_line, human_summary, run_evaluation
-from ..threads import num_threads_field
+from ..evaluation.job import command_line, human_summary, run_evaluation
+from ..runtime.threads import num_threads_field
 from . import parse_flags, run_command
 
 PROGRAM = "vaelm-evaluate"

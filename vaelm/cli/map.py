@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from ..jobs.map import draw_map
+from ..apps.map import draw_map
 from . import parse_flags, run_command
-from ..threads import configure_threads
+from ..runtime.threads import configure_threads
 from .shared import ModelSourceArguments
 
 NAME = "vaelm-map"

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from ..threads import configure_threads, num_threads_field
-from ..jobs.demo import export_space
-from ..jobs.push import push
+from ..runtime.threads import configure_threads, num_threads_field
+from ..apps.demo import export_space
+from ..hub.job import push
 from . import parse_flags, run_command
 
 

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from transformers import HfArgumentParser
 
-from ..generation import MASK_PATTERN
+from ..generation.sentence_vae import MASK_PATTERN
 
 from . import parse_flags, run_command
 from .shared import DecodingArguments, HelpFormatter, ModelSourceArguments, isatty, load_sentence_vae, read_queries

@@ -9,9 +9,9 @@ from typing import TextIO
 from transformers import set_seed
 from transformers.utils import logging as hf_logging
 
-from ..generation import DecodingConfig, SentenceVAE
+from ..generation.sentence_vae import DecodingConfig, SentenceVAE
 from ..pretrained import DEFAULT_MODEL
-from ..threads import configure_threads, num_threads_field
+from ..runtime.threads import configure_threads, num_threads_field
 
 
 @dataclass

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from ..configuration_vaelm import VAELMConfig
-from ..jobs.train import train
+from ..training.job import train
 from ..tokenization_vaelm import default_segmentation
-from ..trainer import VAETrainingArguments
+from ..training.trainer import VAETrainingArguments
 from . import config_file_flags, parse_flags, run_command  # noqa: F401 (config_file_flags: its old home, still importable from here)
 
 

@@ -28,10 +28,10 @@ from transformers import PreTrainedTokenizerFast
 from transformers.utils import cached_file
 
 from .checkpoints import last_complete_checkpoint
-from .configuration_vaelm import VAELMConfig
-from .modeling_vaelm import VAELMModel
-from .tokenization_vaelm import check_tokenizer_matches
-from .tokenization_vaelm import load_tokenizer as _load_tokenizer
+from ..configuration_vaelm import VAELMConfig
+from ..modeling_vaelm import VAELMModel
+from ..tokenization_vaelm import check_tokenizer_matches
+from ..tokenization_vaelm import load_tokenizer as _load_tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from transformers.utils import logging as hf_logging
 
-from ..generation import SentenceVAE
-from ..latent_map import build_latent_map, read_labelled, read_split, require_plotly, save_map
+from ..generation.sentence_vae import SentenceVAE
+from ..evaluation.latent_map import build_latent_map, read_labelled, read_split, require_plotly, save_map
 
 if TYPE_CHECKING:  # the argument dataclasses belong to the command, which calls this job
     from ..cli.map import MapArguments

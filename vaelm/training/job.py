@@ -12,21 +12,22 @@ from typing import TYPE_CHECKING
 
 from transformers import GenerationConfig, set_seed
 
-from ..allocator import keep_freed_memory
-from ..checkpoints import resolve_resume
+from ..runtime.allocator import keep_freed_memory
+from ..pretrained.checkpoints import resolve_resume
 from ..configuration_vaelm import VAELMConfig
-from ..data import VAELMCollator, load_text_splits, text_column, tokenize_splits
-from ..evaluation import evaluate_dataset, tokenize_sentences
+from ..corpora.data import VAELMCollator, load_text_splits, text_column, tokenize_splits
+from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
 from .. import pipeline_vaelm
-from ..hub import starting_model, write_model_card
-from ..interruption import GracefulInterruption, TrainingInterrupted
-from ..loading import check_fit, check_model_source, load_model, load_tokenizer
+from ..hub.model_card import starting_model, write_model_card
+from .interruption import GracefulInterruption, TrainingInterrupted
+from ..pretrained.loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
-from ..precision import resolve_bf16
-from ..streaming import group_by_length, stream_text_splits, vocabulary_sample
-from ..threads import configure_threads
-from ..tokenization_vaelm import build_tokenizer, check_tokenizer_matches, segment
-from ..trainer import VAETrainer, VAETrainingArguments
+from ..runtime.precision import resolve_bf16
+from ..corpora.streaming import group_by_length, stream_text_splits, vocabulary_sample
+from ..runtime.threads import configure_threads
+from ..corpora.vocabulary import build_tokenizer
+from ..tokenization_vaelm import check_tokenizer_matches, segment
+from .trainer import VAETrainer, VAETrainingArguments
 
 if TYPE_CHECKING:  # the argument dataclasses belong to the command, which calls this job
     from ..cli.train import DataArguments, ModelArguments

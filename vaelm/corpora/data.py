@@ -30,7 +30,8 @@ from datasets.table import InMemoryTable
 from tqdm.auto import tqdm
 
 from .sentences import sentences_from_lines
-from .tokenization_vaelm import encode_sentences, segment, word_ids_encoder
+from ..tokenization_vaelm import encode_sentences, segment
+from .vocabulary import word_ids_encoder
 from .word_ids import CHUNK, WordIds, forget_split, limit_lengths, list_array, parallel_map, sample_indices
 
 logger = logging.getLogger(__name__)

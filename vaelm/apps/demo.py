@@ -29,9 +29,9 @@ from typing import Any
 from huggingface_hub import ModelCard
 from transformers import set_seed
 
-from ..generation import INTERPOLATIONS, STRATEGIES, DecodingConfig, SentenceVAE
-from ..latent_map import DEMO_INSTALL_HINT, LatentMap, build_latent_map, plotly_figure, read_split
-from ..loading import check_model_source
+from ..generation.sentence_vae import INTERPOLATIONS, STRATEGIES, DecodingConfig, SentenceVAE
+from ..evaluation.latent_map import DEMO_INSTALL_HINT, LatentMap, build_latent_map, plotly_figure, read_split
+from ..pretrained.loading import check_model_source
 from ..pretrained import DEFAULT_MODEL
 from ..version import __version__
 
@@ -49,7 +49,7 @@ APP_TEMPLATE = '''"""A Hugging Face Space for a vaelm model (Bowman et al. 2016 
 Written by `vaelm-demo --export` / `vaelm-push --with_demo`; the model is {model_note}.
 """
 
-from vaelm.jobs.demo import build_demo
+from vaelm.apps.demo import build_demo
 
 demo = build_demo({model_expression}, map_sentences={map_sentences})
 

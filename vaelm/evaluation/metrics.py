@@ -32,10 +32,10 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .data import DataError
-from .evaluation_progress import FIELDS, EvaluationProgress, model_fingerprint, sentences_fingerprint
-from .modeling_vaelm import VAELMModel, gaussian_kl
-from .tokenization_vaelm import encode_sentences
+from ..corpora.data import DataError
+from .progress import FIELDS, EvaluationProgress, model_fingerprint, sentences_fingerprint
+from ..modeling_vaelm import VAELMModel, gaussian_kl
+from ..tokenization_vaelm import encode_sentences
 
 logger = logging.getLogger(__name__)
 

@@ -25,18 +25,18 @@ from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardD
 import torch
 from huggingface_hub.errors import HfHubHTTPError
 
-from .data import DATASET_ALIASES
-from .generation import DecodingConfig, SentenceVAE
-from .kl_schedules import KL_ARGUMENT_NAMES
-from .latent_map import draw_training_map
-from .loading import TOKENIZER_NAME, check_model_source, load_model_and_tokenizer, model_file
-from .pretrained import DEFAULT_MODEL
-from .version import __version__
+from ..corpora.data import DATASET_ALIASES
+from ..generation.sentence_vae import DecodingConfig, SentenceVAE
+from ..training.kl_schedules import KL_ARGUMENT_NAMES
+from ..evaluation.latent_map import draw_training_map
+from ..pretrained.loading import TOKENIZER_NAME, check_model_source, load_model_and_tokenizer, model_file
+from ..pretrained import DEFAULT_MODEL
+from ..version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from transformers import PreTrainedTokenizerBase, Trainer
 
-    from .modeling_vaelm import VAELMModel
+    from ..modeling_vaelm import VAELMModel
 
 logger = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 
-from ..data import load_text_splits, raw_text_splits, read_sentences, split_files
-from ..evaluation import evaluate_sequences, tokenize_sentences
-from ..loading import default_device, load_model_and_tokenizer
-from ..precision import resolve_bf16
+from ..corpora.data import load_text_splits, raw_text_splits, read_sentences, split_files
+from .metrics import evaluate_sequences, tokenize_sentences
+from ..pretrained.loading import default_device, load_model_and_tokenizer
+from ..runtime.precision import resolve_bf16
 from ..pretrained import DEFAULT_MODEL
-from ..threads import configure_threads
+from ..runtime.threads import configure_threads
 
 if TYPE_CHECKING:  # the argument dataclass belongs to the command, which calls this job
     from ..cli.evaluate import EvaluationArguments

@@ -19,11 +19,11 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import TrainOutput
 
-from .hub import write_model_card
-from .threads import num_threads_field
+from ..hub.model_card import write_model_card
+from ..runtime.threads import num_threads_field
 from .kl_schedules import KL_SCHEDULES, kl_weight_at
-from .modeling_vaelm import gaussian_kl
-from .streaming import rank_shard
+from ..modeling_vaelm import gaussian_kl
+from ..corpora.streaming import rank_shard
 from .weight_averaging import WeightAveragingCallback
 
 logger = logging.getLogger(__name__)

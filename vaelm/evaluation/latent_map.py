@@ -28,8 +28,8 @@ import datasets
 import numpy as np
 import torch
 
-from .data import SPLITS, read_sentences, split_files
-from .generation import SentenceVAE
+from ..corpora.data import SPLITS, read_sentences, split_files
+from ..generation.sentence_vae import SentenceVAE
 
 PROJECTIONS = ("pca", "umap")
 # Where the HTML map keeps its points as JSON (for scripts and tests), next to the plotly figure.

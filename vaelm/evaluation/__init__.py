@@ -1,0 +1,39 @@
+"""Evaluation: the protocol's likelihood metrics and a look at the latent space.
+
+- `metrics`: ELBO, importance-weighted NLL, perplexity, KL, mutual information, active units.
+- `progress`: a long evaluation's finished sentences, kept so that a rerun resumes.
+- `latent_map`: posterior means in 2-D (PCA or UMAP), as a PNG or an interactive HTML page.
+- `job`: the `vaelm-evaluate` job (a model and a split in, one result out).
+"""
+
+from ..compat import lazy_exports
+
+_EXPORTS = {
+    "DecoderScorer": ".metrics",
+    "EvaluationProgress": ".progress",
+    "EvaluationResult": ".metrics",
+    "LatentMap": ".latent_map",
+    "PROJECTIONS": ".latent_map",
+    "Projection": ".latent_map",
+    "active_units": ".metrics",
+    "build_latent_map": ".latent_map",
+    "draw_training_map": ".latent_map",
+    "evaluate_dataset": ".metrics",
+    "evaluate_sequences": ".metrics",
+    "fit_projection": ".latent_map",
+    "length_sorted_batches": ".metrics",
+    "model_fingerprint": ".progress",
+    "mutual_information": ".metrics",
+    "plotly_figure": ".latent_map",
+    "posterior_means": ".latent_map",
+    "read_labelled": ".latent_map",
+    "read_split": ".latent_map",
+    "require_plotly": ".latent_map",
+    "save_html": ".latent_map",
+    "save_map": ".latent_map",
+    "save_png": ".latent_map",
+    "sentences_fingerprint": ".progress",
+    "tokenize_sentences": ".metrics",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

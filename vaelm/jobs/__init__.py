@@ -1,1 +1,0 @@
-"""Jobs: what one console command does, as plain functions of its parsed arguments (no argument parsing here)."""
