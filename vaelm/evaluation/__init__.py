@@ -1,6 +1,7 @@
 """Evaluation: the protocol's likelihood metrics and a look at the latent space.
 
-- `metrics`: ELBO, importance-weighted NLL, perplexity, KL, mutual information, active units.
+- `metrics`: the protocol (ELBO, importance-weighted NLL, perplexity, KL, MI, AU) and its fast decoder scoring.
+- `estimators`: Gaussian densities, each sentence's latent noise, mutual information, active units.
 - `progress`: a long evaluation's finished sentences, kept so that a rerun resumes.
 - `latent_map`: posterior means in 2-D (PCA or UMAP), as a PNG or an interactive HTML page.
 - `job`: the `vaelm-evaluate` job (a model and a split in, one result out).
@@ -15,7 +16,7 @@ _EXPORTS = {
     "LatentMap": ".latent_map",
     "PROJECTIONS": ".latent_map",
     "Projection": ".latent_map",
-    "active_units": ".metrics",
+    "active_units": ".estimators",
     "build_latent_map": ".latent_map",
     "draw_training_map": ".latent_map",
     "evaluate_dataset": ".metrics",
@@ -23,7 +24,7 @@ _EXPORTS = {
     "fit_projection": ".latent_map",
     "length_sorted_batches": ".metrics",
     "model_fingerprint": ".progress",
-    "mutual_information": ".metrics",
+    "mutual_information": ".estimators",
     "plotly_figure": ".latent_map",
     "posterior_means": ".latent_map",
     "read_labelled": ".latent_map",
