@@ -1,6 +1,7 @@
 """Evaluation: the protocol's likelihood metrics and a look at the latent space.
 
-- `metrics`: the protocol (ELBO, importance-weighted NLL, perplexity, KL, MI, AU) and its fast decoder scoring.
+- `metrics`: the protocol: ELBO, importance-weighted NLL, perplexity, KL, MI, active units.
+- `decoder_scoring`: -log p(x|z) of many latent samples at once, the protocol's fast path.
 - `estimators`: Gaussian densities, each sentence's latent noise, mutual information, active units.
 - `progress`: a long evaluation's finished sentences, kept so that a rerun resumes.
 - `latent_map`: posterior means in 2-D (PCA or UMAP), as a PNG or an interactive HTML page.
@@ -10,7 +11,7 @@
 from ..compat import lazy_exports
 
 _EXPORTS = {
-    "DecoderScorer": ".metrics",
+    "DecoderScorer": ".decoder_scoring",
     "EvaluationProgress": ".progress",
     "EvaluationResult": ".metrics",
     "LatentMap": ".latent_map",
