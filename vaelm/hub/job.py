@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from huggingface_hub import CommitInfo
 
-from .model_card import push_model_folder, redact_tokens
+from .push import push_model_folder
+from .tokens import redact_tokens
 
 if TYPE_CHECKING:  # the argument dataclass belongs to the command, which calls this job
     from ..cli.push import PushArguments
