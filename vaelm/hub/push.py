@@ -135,8 +135,8 @@ def _upload(upload: Path, repo_id: str, name: str, *, private: bool, revision: s
         status = error.response.status_code if error.response is not None else None
         if status == 401 and not resolved_token:
             raise PermissionError(
-                f"No Hub token was found, so the Hub at {api.endpoint} refused the write to {repo_id} (HTTP 401). Log in "
-                "with `hf auth login`, or set HF_TOKEN (or --token) to a token with write access."
+                f"No Hub token was found, so the Hub at {api.endpoint} refused the write to {repo_id} (HTTP 401). "
+                "Log in with `hf auth login`, or set HF_TOKEN (or --token) to a token with write access."
             ) from None
         if status in (401, 403):
             raise PermissionError(
