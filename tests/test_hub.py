@@ -5,6 +5,7 @@ One tiny run (`vaelm-train --push_to_hub`) feeds every test: its folder is pushe
 repo id in a process that cannot import vaelm, perturbed and pushed as a second revision, and pushed with errors.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from huggingface_hub import HfApi, ModelCard
 
 from hub_server import LoopbackHub
 from vaelm import VAELMModel, load_tokenizer
-from vaelm.hub.model_card import write_model_card
+from vaelm.hub.model_card import render_model_card, write_model_card
 from vaelm.pretrained.loading import check_model_folder
 from vaelm.pretrained.model_folder import CARD_FILE, TRAINING_RECORD_FILE
 
@@ -228,6 +229,47 @@ def test_push_network_errors_are_clear_and_never_show_the_token(pushed, hub, hub
     assert result.returncode == 1 and "refused to let this token write to org/x" in result.stderr, result.stderr
     assert wrong_token not in result.stdout + result.stderr and TOKEN not in result.stdout + result.stderr
     assert "org/x" not in hub.store.repositories
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """Every file below a folder and the SHA-256 of its bytes."""
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_failed_push_leaves_the_folder_byte_identical(pushed, hub_env, tmp_path):
+    folder = tmp_path / "untouched"
+    shutil.copytree(pushed[0], folder)
+    before = folder_digest(folder)
+    assert "me/test" not in (folder / CARD_FILE).read_text()
+    unreachable = {**hub_env, "HF_ENDPOINT": "http://127.0.0.1:9"}
+    result = run(["vaelm-push", "--model", str(folder), "--repo_id", "me/test"], unreachable, cwd=tmp_path)
+    assert result.returncode == 1 and "Cannot reach the Hub at http://127.0.0.1:9" in result.stderr, result.stderr
+    assert folder_digest(folder) == before, "a push that could not reach the Hub rewrote the folder"
+
+    with LoopbackHub(token=TOKEN) as other:  # its own server: the module's records only authorized writes
+        no_token = {**hub_env, "HF_ENDPOINT": other.endpoint, "HF_HOME": str(tmp_path / "no_login")}
+        del no_token["HF_TOKEN"]
+        result = run(["vaelm-push", "--model", str(folder), "--repo_id", "me/test"], no_token, cwd=tmp_path)
+        assert result.returncode == 1 and "No Hub token was found" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "me/test" not in other.store.repositories
+    assert folder_digest(folder) == before, "a push without a token rewrote the folder"
+
+
+def test_a_push_uploads_the_card_rendered_for_its_repository_and_writes_nothing(pushed, hub, hub_env, tmp_path):
+    folder = tmp_path / "renamed-here"
+    shutil.copytree(pushed[0], folder)
+    before = folder_digest(folder)
+    assert_ok(run(["vaelm-push", "--model", str(folder), "--repo_id", "org/renamed"], hub_env, cwd=tmp_path))
+    assert folder_digest(folder) == before, "a successful push wrote into the folder"
+    files = hub.files("org/renamed")
+    assert set(files) == set(hub.files("org/pushed"))
+    for name in ("model.safetensors", "tokenizer.json", "training_record.json", "training_curves.png"):
+        assert files[name] == (folder / name).read_bytes(), name
+    uploaded = files[CARD_FILE].decode()
+    assert uploaded == str(render_model_card(folder, repo_id="org/renamed")), "the card rendered for the repository"
+    assert "# renamed" in uploaded and 'AutoModel.from_pretrained("org/renamed", trust_remote_code=True)' in uploaded
+    assert "org/renamed" not in (folder / CARD_FILE).read_text()
 
 
 def test_no_token_reaches_the_hub_storage(pushed, trained, hub):

@@ -305,7 +305,7 @@ def export_space(model: str, folder: str | Path, requirement: str | None = None,
 
     A local `model` that is not `folder` is copied into it first (weights, tokenizer, code, card, plots); a Hub id
     is loaded by id from the Space. The README front matter gets the Space keys (`sdk: gradio`, `app_file: app.py`,
-    `sdk_version`), which model repositories ignore; `vaelm-push` keeps them when it rewrites the card.
+    `sdk_version`), which model repositories ignore; `vaelm-push` keeps them in the card it renders for the upload.
 
     Args:
         model (`str`): the model folder or Hub id.

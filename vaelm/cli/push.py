@@ -24,7 +24,9 @@ class PushArguments:
         default=None,
         metadata={"help": "Write token (default: HF_TOKEN or `hf auth login`; prefer those: a flag shows in process lists). Never printed."},
     )
-    keep_card: bool = field(default=False, metadata={"help": "Push README.md as it is instead of rewriting the model card."})
+    keep_card: bool = field(
+        default=False, metadata={"help": "Push README.md as it is instead of the card rendered for --repo_id."}
+    )
     license: str = field(default="apache-2.0", metadata={"help": "License id for the model card."})
     dataset: list[str] = field(default_factory=list, metadata={"help": "Hub dataset ids to list in the model card."})
     with_demo: bool = field(

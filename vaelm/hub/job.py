@@ -1,25 +1,37 @@
-"""The push job of `vaelm-push`: refresh the model card and upload a saved model folder in one commit, with no
-message that could carry the token."""
+"""The push job of `vaelm-push`: upload a saved model folder in one commit, its card rendered for the repository
+(the folder itself is never written), with no message that could carry the token."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from huggingface_hub import CommitInfo
 
 from .push import push_model_folder
 from .tokens import redact_tokens
 
-if TYPE_CHECKING:  # the argument dataclass belongs to the command, which calls this job
-    from ..cli.push import PushArguments
+
+class PushSettings(Protocol):
+    """What the job reads from `vaelm-push`'s flags (`vaelm.cli.push.PushArguments` has these fields; the job does
+    not import the command, which sits above it)."""
+
+    model: str
+    repo_id: str
+    private: bool
+    revision: str | None
+    commit_message: str | None
+    token: str | None
+    keep_card: bool
+    license: str
+    dataset: list[str]
 
 
-def push(arguments: PushArguments) -> CommitInfo:
+def push(arguments: PushSettings) -> CommitInfo:
     """
     Push `arguments.model` to `arguments.repo_id` (see [`vaelm.hub.push_model_folder`]).
 
     Args:
-        arguments ([`~vaelm.cli.push.PushArguments`]): the parsed `vaelm-push` flags.
+        arguments ([`PushSettings`]): the parsed `vaelm-push` flags (a `vaelm.cli.push.PushArguments`).
 
     Returns:
         `CommitInfo`: the commit.

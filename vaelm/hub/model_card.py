@@ -361,7 +361,6 @@ def descriptive_name(config: Mapping[str, Any], record: Mapping[str, Any]) -> st
     return f"vaelm-{data}-{config.get('embedding_size')}-{config.get('hidden_size')}-{config.get('latent_size')}"
 
 
-
 # ------------------------------------------------------------------------------------------------ the whole card
 def render_model_card(
     model_dir: str | Path,
@@ -414,37 +413,23 @@ def render_model_card(
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{redact_tokens(body)}")
 
 
-def write_model_card(
-    model_dir: str | Path,
-    repo_id: str | None = None,
-    license: str = DEFAULT_LICENSE,
-    extra_datasets: list[str] | None = None,
-    load_path: str | None = None,
-    model: VAELMModel | None = None,
-    tokenizer: PreTrainedTokenizerBase | None = None,
-) -> Path:
+def write_model_card(model_dir: str | Path, **options: Any) -> Path:
     """
-    Write `README.md` (the model card, see [`render_model_card`]) into a model folder.
+    Write `README.md`, the model card that [`render_model_card`] renders, into a model folder.
 
-    A training run writes its record, curves and card together with [`vaelm.training.record.write_training_card`].
+    A training run writes its record, curves and card together with [`vaelm.training.record.write_training_card`];
+    `vaelm-push` uploads a card rendered for the repository without writing it here.
 
     Args:
         model_dir (`str` or `Path`): the model folder.
-        repo_id (`str`, *optional*): the Hub id to show in the examples (default: `--hub_model_id` or the folder).
-        license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
-        extra_datasets (`list[str]`, *optional*): more Hub dataset ids for the front matter.
-        load_path (`str`, *optional*): what the usage snippets load when the model has no Hub id.
-        model ([`VAELMModel`], *optional*): the model (default: loaded from the folder).
-        tokenizer (`PreTrainedTokenizerBase`, *optional*): its tokenizer (default: loaded from the folder).
+        options: [`render_model_card`]'s keyword arguments: `repo_id`, `license`, `extra_datasets`, `load_path`,
+            `model`, `tokenizer`.
 
     Returns:
         `Path`: the card's path.
     """
-    folder = Path(model_dir)
-    card = render_model_card(folder, repo_id=repo_id, license=license, extra_datasets=extra_datasets,
-                             load_path=load_path, model=model, tokenizer=tokenizer)
-    path = folder / CARD_FILE
-    card.save(path)
+    path = Path(model_dir) / CARD_FILE
+    render_model_card(model_dir, **options).save(path)
     return path
 
 

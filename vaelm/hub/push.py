@@ -2,6 +2,10 @@
 code (`configuration_vaelm.py`, `modeling_vaelm.py`, `pipeline_vaelm.py`), the training curves and record, and the
 model card ([`vaelm.hub.model_card`]) rendered again for the repository id.
 
+A push never writes into the folder it pushes: the card rendered for the repository goes into a temporary staging
+folder (links to the folder's files, and the new `README.md`), which is what is uploaded. A push that fails leaves
+the folder as it was; `write_model_card` is there to change the card on disk.
+
 `vaelm-push` calls [`push_model_folder`] (through [`vaelm.hub.job`]); `vaelm-train --push_to_hub` goes through the
 Trainer, which leaves out the same files (`REPO_IGNORE_PATTERNS`). The token is never logged, printed or uploaded
 ([`vaelm.hub.tokens`]).
@@ -10,15 +14,18 @@ Trainer, which leaves out the same files (`REPO_IGNORE_PATTERNS`). The token is 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..pretrained.loading import check_model_folder
-from ..pretrained.model_folder import REPO_IGNORE_PATTERNS
+from ..pretrained.model_folder import CARD_FILE, REPO_IGNORE_PATTERNS, pushed_files
 from ..version import __version__
-from .model_card import DEFAULT_LICENSE, write_model_card
+from .model_card import DEFAULT_LICENSE, render_model_card
 from .tokens import redact_tokens, refuse_files_with_token
 
 logger = logging.getLogger(__name__)
@@ -56,8 +63,9 @@ def push_model_folder(
         revision (`str`, *optional*): a branch to push to (created from `main` when missing).
         commit_message (`str`, *optional*): the commit title.
         token (`str`, *optional*): a write token; default `HF_TOKEN` or the token of `hf auth login`. Never logged.
-        refresh_card (`bool`, *optional*, defaults to `True`): rewrite `README.md` first, so that it shows the repo
-            id and any evaluation results added since training.
+        refresh_card (`bool`, *optional*, defaults to `True`): upload the card rendered again for `repo_id` (its
+            id in the examples, any evaluation results added since training) instead of the folder's `README.md`;
+            the folder itself is never written.
         license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
         extra_datasets (`list[str]`, *optional*): Hub dataset ids to list in the card.
 
@@ -71,22 +79,65 @@ def push_model_folder(
     folder = check_model_folder(model_dir)
     resolved_token = token or get_token()
     refuse_files_with_token(folder, resolved_token)
-    if refresh_card:
-        write_model_card(folder, repo_id=repo_id, license=license, extra_datasets=extra_datasets)
+    with tempfile.TemporaryDirectory(prefix="vaelm-push-") as staging:
+        upload = folder
+        if refresh_card:
+            card = render_model_card(folder, repo_id=repo_id, license=license, extra_datasets=extra_datasets)
+            upload = stage_for_upload(folder, Path(staging) / folder.resolve().name)
+            card.save(upload / CARD_FILE)
+        commit, pushed_to = _upload(upload, repo_id, folder.resolve().name, private=private, revision=revision,
+                                    commit_message=commit_message, token=token, resolved_token=resolved_token)
+    logger.info("Pushed %s to %s (commit %s).", folder, pushed_to, commit.oid)
+    return commit
+
+
+def stage_for_upload(folder: Path, staging: Path) -> Path:
+    """
+    A folder to upload in place of `folder`: links to (or, where links are not allowed, copies of) every file that
+    a push uploads, except the card, which the caller writes. Nothing in `folder` is opened for writing.
+
+    Args:
+        folder (`Path`): the model folder.
+        staging (`Path`): an empty or missing folder (e.g. inside a temporary directory).
+
+    Returns:
+        `Path`: `staging`.
+    """
+    staging.mkdir(parents=True, exist_ok=True)
+    for relative in pushed_files(folder):
+        if relative == CARD_FILE:
+            continue
+        source, target = folder / relative, staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.symlink(source.resolve(), target)
+        except OSError:  # no symbolic links here (e.g. Windows without the privilege): copy
+            shutil.copy2(source, target)
+    return staging
+
+
+def _upload(upload: Path, repo_id: str, name: str, *, private: bool, revision: str | None,
+            commit_message: str | None, token: str | None, resolved_token: str | None) -> tuple[CommitInfo, str]:
+    """Create the repository (and branch) and upload the folder in one commit, with errors a user can act on."""
     api = HfApi(token=token, library_name="vaelm", library_version=__version__)
     try:
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
         if revision and revision != "main":
             api.create_branch(repo_url.repo_id, branch=revision, exist_ok=True)
         commit = api.upload_folder(
-            folder_path=folder,
+            folder_path=upload,
             repo_id=repo_url.repo_id,
             revision=revision,
-            commit_message=commit_message or f"Upload {folder.resolve().name} with vaelm",
+            commit_message=commit_message or f"Upload {name} with vaelm",
             ignore_patterns=list(REPO_IGNORE_PATTERNS),
         )
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else None
+        if status == 401 and not resolved_token:
+            raise PermissionError(
+                f"No Hub token was found, so the Hub at {api.endpoint} refused the write to {repo_id} (HTTP 401). "
+                "Log in with `hf auth login`, or set HF_TOKEN (or --token) to a token with write access."
+            ) from None
         if status in (401, 403):
             raise PermissionError(
                 f"The Hub at {api.endpoint} refused to let this token write to {repo_id} (HTTP {status}). Log in with "
@@ -100,8 +151,7 @@ def push_model_folder(
                 "Check your network, or HF_ENDPOINT if you set it."
             ) from None
         raise
-    logger.info("Pushed %s to %s (commit %s).", folder, repo_url.repo_id, commit.oid)
-    return commit
+    return commit, repo_url.repo_id
 
 
 __all__ = ["push_model_folder"]

@@ -1,11 +1,10 @@
 """Hub tokens never leave the machine: they are blanked out of every message and card, and a file that holds one is
 never uploaded."""
 
-import fnmatch
 import re
 from pathlib import Path
 
-from ..pretrained.model_folder import REPO_IGNORE_PATTERNS
+from ..pretrained.model_folder import pushed_files
 
 TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
 
@@ -29,7 +28,7 @@ def refuse_files_with_token(folder: Path, token: str | None) -> None:
     Raise if any file to be uploaded contains the token (e.g. `training_args.bin` of a run given --hub_token).
 
     Args:
-        folder (`Path`): the model folder about to be pushed (files matching `REPO_IGNORE_PATTERNS` are not read).
+        folder (`Path`): the model folder about to be pushed (only the files a push uploads are read).
         token (`str`, *optional*): the token the push uses; nothing is checked without one.
 
     Raises:
@@ -38,11 +37,8 @@ def refuse_files_with_token(folder: Path, token: str | None) -> None:
     if not token:
         return
     needle = token.encode()
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder).as_posix()
-        if not path.is_file() or any(fnmatch.fnmatch(relative, pattern) for pattern in REPO_IGNORE_PATTERNS):
-            continue
-        if needle in path.read_bytes():
+    for relative in pushed_files(folder):
+        if needle in (folder / relative).read_bytes():
             raise PermissionError(
                 f"{relative} contains your Hub token, so it is not pushed (a run given --hub_token pickles it into "
                 "training_args.bin). Delete that file, or train with HF_TOKEN / `hf auth login` instead."

@@ -3,6 +3,10 @@
 `vaelm-sample`, `vaelm-homotopy` and `vaelm-evaluate` use it when `--model` is omitted; it is an ordinary model
 folder, so `VAELMModel.from_pretrained(DEFAULT_MODEL)` and `AutoModel.from_pretrained(DEFAULT_MODEL,
 trust_remote_code=True)` load it too.
+
+- `model_folder`: what a saved model folder holds (its file names, its training record's argument groups).
+- `loading`: loading a model folder or Hub id, with errors that say what is wrong and what to do.
+- `checkpoints`: the checkpoints of an unfinished run, and which one a resume continues from.
 """
 
 from pathlib import Path

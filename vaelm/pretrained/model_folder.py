@@ -6,7 +6,9 @@ One home for these names, low enough for every layer: `vaelm.pretrained.loading`
 and uploads the folder, and `vaelm.apps.demo` adds the Space files. Plain constants: importing this loads nothing.
 """
 
+import fnmatch
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 # ------------------------------------------------------------------------------------------------ the model itself
@@ -46,6 +48,17 @@ BEST_MODEL_ARGUMENT_NAMES = ("eval_strategy", "eval_steps", "save_strategy", "sa
                              "metric_for_best_model", "greater_is_better")
 
 
+def pushed_files(folder: Path) -> list[str]:
+    """
+    The files of a model folder that a push uploads (all but `REPO_IGNORE_PATTERNS`), as sorted relative paths.
+
+    Args:
+        folder (`Path`): the model folder.
+    """
+    relative = (path.relative_to(folder).as_posix() for path in sorted(folder.rglob("*")) if path.is_file())
+    return [name for name in relative if not any(fnmatch.fnmatch(name, pattern) for pattern in REPO_IGNORE_PATTERNS)]
+
+
 def is_language_model(config: Mapping[str, Any]) -> bool:
     """
     A plain language model (`--latent_dim 0`): no encoder, no posterior, no KL; its NLL is exact.
@@ -73,4 +86,5 @@ __all__ = [
     "WEIGHTS_INDEX_NAME",
     "WEIGHTS_NAME",
     "is_language_model",
+    "pushed_files",
 ]
