@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 import vaelm
-from conftest import REPO
 
 # What a bare environment lacks: vaelm itself (installed here, editable) and jieba. A finder at the front of
 # sys.meta_path makes their imports fail as they fail where they are not installed.
@@ -79,7 +79,8 @@ def run_bare(script_text: str, folder: Path, tmp_path: Path) -> subprocess.Compl
     (work / "script.py").write_text(script_text)
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     return subprocess.run([sys.executable, "-I", "script.py", str(copy)], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, env={**environment, "HF_HUB_OFFLINE": "1"}, cwd=work, timeout=600)
+                          stdin=subprocess.DEVNULL, env={**environment, "HF_HUB_OFFLINE": "1"}, cwd=work, timeout=600,
+                          check=False)
 
 
 def run_without_vaelm(folder: Path, tmp_path: Path) -> tuple[dict, str]:

@@ -78,7 +78,8 @@ def progress_output(bars: bool) -> Iterator[None]:
     from transformers.utils import logging as transformers_logging
 
     switches = [
-        (datasets.utils.logging.is_progress_bar_enabled(), datasets.disable_progress_bars, datasets.enable_progress_bars),
+        (datasets.utils.logging.is_progress_bar_enabled(), datasets.disable_progress_bars,
+         datasets.enable_progress_bars),
         (transformers_logging.is_progress_bar_enabled(), transformers_logging.disable_progress_bar,
          transformers_logging.enable_progress_bar),
         (not hub_utils.are_progress_bars_disabled(), hub_utils.disable_progress_bars, hub_utils.enable_progress_bars),
@@ -133,7 +134,7 @@ def format_value(value) -> str:
 
 
 def describe(logs: dict, names: dict[str, str], prefix: str = "") -> str:
-    """`loss 95.31, rec 93.2, …`: the values of `logs` under `prefix`, known names first, throughput figures left out."""
+    """`loss 95.31, rec 93.2, …`: the values of `logs` under `prefix`, known names first, throughput left out."""
     values = {key[len(prefix):]: value for key, value in logs.items() if key.startswith(prefix)}
     known = [f"{names[key]} {format_value(values[key])}" for key in names if key in values]
     others = [f"{key} {format_value(value)}" for key, value in values.items()
@@ -141,7 +142,7 @@ def describe(logs: dict, names: dict[str, str], prefix: str = "") -> str:
     return ", ".join(known + others)
 
 
-def every_n_steps(strategy, steps: int | float | None, steps_per_epoch: float | None) -> float | None:
+def every_n_steps(strategy, steps: float | None, steps_per_epoch: float | None) -> float | None:
     """How many steps apart an event of `strategy` (`steps`, `epoch`, `no`, `best`) comes, `None` when never."""
     if strategy == "steps" and steps:
         return steps
@@ -218,7 +219,8 @@ class ProgressLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        prefix = next((key[: -len("runtime")] for key in logs if key.endswith("_runtime") and key != "train_runtime"), None)
+        prefix = next((key[: -len("runtime")] for key in logs
+                       if key.endswith("_runtime") and key != "train_runtime"), None)
         if "loss" in logs:
             logger.info(self.progress_line(args, state, logs))
         elif prefix is not None:
@@ -272,7 +274,7 @@ class ProgressLog(TrainerCallback):
         return lines
 
     def progress_line(self, args, state, logs: dict) -> str:
-        """`step 200/30,000 (0.7 %): loss …; 4.82 steps/s; ETA 1 h 43 min (done ≈ 15:12); checkpoint-1000 ≈ 13:58`."""
+        """`step 200/30,000 (0.7 %): loss …; 4.82 steps/s; ETA 1 h 43 min (done ≈ 15:12); checkpoint-1000 in …`."""
         step, total = state.global_step, state.max_steps
         parts = [f"step {step:,}/{total:,} ({100 * step / max(total, 1):.1f} %): {describe(logs, TRAIN_NAMES)}"]
         rate = self.steps_per_second()
@@ -353,4 +355,6 @@ def install(trainer, progress_log: ProgressLog) -> None:
     trainer.add_callback(progress_log)
 
 
-__all__ = ["BarsOnly", "ProgressLog", "bars_by_default", "format_clock", "format_duration", "install", "progress_output"]
+__all__ = [
+    "BarsOnly", "ProgressLog", "bars_by_default", "format_clock", "format_duration", "install", "progress_output",
+]

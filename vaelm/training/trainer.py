@@ -231,7 +231,8 @@ class VAETrainer(Trainer):
         the default linear schedule) and end at max_steps + 1. Instead, the checkpoint's weights and state are
         loaded and the loop is skipped.
         """
-        self.progress_log.resumed_from = str(resume_from_checkpoint) if isinstance(resume_from_checkpoint, (str, Path)) else None
+        resumed = isinstance(resume_from_checkpoint, (str, Path))
+        self.progress_log.resumed_from = str(resume_from_checkpoint) if resumed else None
         if isinstance(resume_from_checkpoint, (str, Path)) and self.weight_averaging is not None:
             self.weight_averaging.load(resume_from_checkpoint, self.model)
         if isinstance(resume_from_checkpoint, (str, Path)) and self.args.max_steps > 0:

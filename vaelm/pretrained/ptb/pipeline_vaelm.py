@@ -117,7 +117,7 @@ def jieba_module():
         `ImportError`: jieba is not installed (saying how to install it).
     """
     try:
-        import jieba  # noqa: PLC0415 - Chinese models only
+        import jieba  # Chinese models only
     except ImportError:
         raise ImportError(
             "This model cuts Chinese text into words with jieba (its config.json has segmentation 'jieba'), and jieba "
