@@ -5,6 +5,7 @@
 - `kl_schedules`: the KL annealing schedules (a registry from name to β(step)).
 - `weight_averaging`: an exponential moving average of the weights.
 - `interruption`: Ctrl-C and SIGTERM end a run with a checkpoint.
+- `progress_log`: the training log (output folder, pace, ETA, resume), bars only on a terminal.
 """
 
 from ..compat import lazy_exports
