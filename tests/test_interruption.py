@@ -4,6 +4,7 @@ stops at once."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,9 +31,9 @@ def start(script: Path, argv: list, log: Path, slow_step_s: float, launcher: lis
 
 
 def wait_for_steps(process: subprocess.Popen, log: Path, steps: int, timeout: float = 240) -> None:
-    """Wait until the run has logged `steps` training steps (one `'rec_loss'` line per step)."""
+    """Wait until the run has logged `steps` training steps (one `step N/M (…): loss …` line per step)."""
     deadline = time.monotonic() + timeout
-    while log.read_text(errors="replace").count("'rec_loss'") < steps:
+    while len(re.findall(r"step \d+/\d+ \(", log.read_text(errors="replace"))) < steps:
         assert process.poll() is None, f"the run ended before the signal:\n{log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"no {steps} steps within the time limit:\n{log.read_text()[-3000:]}"
         time.sleep(0.05)

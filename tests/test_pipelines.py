@@ -4,19 +4,41 @@ No warning may be printed; `vaelm-sample --num 5` on the bundled model prints no
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-import vaelm
 from conftest import REPO
 
-# Runs in a fresh interpreter where `import vaelm` fails: only transformers and the folder's own files are used.
-SCRIPT = r"""
-import json, sys, warnings
-sys.modules["vaelm"] = None  # the package cannot be imported in this process
+import vaelm
+
+# What a bare environment lacks: vaelm itself (installed here, editable) and jieba. A finder at the front of
+# sys.meta_path makes their imports fail as they fail where they are not installed.
+BARE = r"""
+import importlib.abc, sys
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("vaelm", "jieba"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+
+def importable(name):
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
+"""
+
+# Runs in a fresh, isolated interpreter (`python -I`, a temporary working directory, a copy of the model folder) in
+# which `import vaelm` and `import jieba` fail: only transformers and the folder's own files are used.
+SCRIPT = BARE + r"""
+import json, warnings
 warnings.simplefilter("always")
 import torch
 from transformers import pipeline, set_seed
@@ -42,24 +64,35 @@ print(json.dumps({
     "sample_again": vae(3, mode="sample", seed=0),
     "interpolate": vae({"start": sentence, "end": "investors are worried"}, mode="interpolate", steps=3),
     "latent_size": vae.model.config.latent_size,
-    "vaelm_importable": "vaelm" in sys.modules and sys.modules["vaelm"] is not None,
+    "vaelm_importable": importable("vaelm"),
+    "jieba_importable": importable("jieba"),
 }))
 """
 
 
+def run_bare(script_text: str, folder: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run `script_text` on a copy of `folder` with `python -I` from an empty working directory, without vaelm and
+    jieba (see `BARE`), stdin closed (a prompt would fail)."""
+    work = tmp_path / "bare"
+    work.mkdir()
+    copy = shutil.copytree(folder, work / "model")
+    (work / "script.py").write_text(script_text)
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    return subprocess.run([sys.executable, "-I", "script.py", str(copy)], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, env={**environment, "HF_HUB_OFFLINE": "1"}, cwd=work, timeout=600,
+                          check=False)
+
+
 def run_without_vaelm(folder: Path, tmp_path: Path) -> tuple[dict, str]:
-    script = tmp_path / "no_vaelm.py"
-    script.write_text(SCRIPT)
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True, text=True,
-                            env={**environment, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path, timeout=600)
+    result = run_bare(SCRIPT, folder, tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
 
 def check_pipelines(outputs: dict, stderr: str) -> None:
-    assert not outputs["vaelm_importable"]
-    noisy = [line for line in stderr.splitlines() if "warn" in line.lower() or "Traceback" in line]
+    assert not outputs["vaelm_importable"] and not outputs["jieba_importable"]
+    noisy = [line for line in stderr.splitlines()
+             if any(word in line.lower() for word in ("warn", "traceback", "jieba", "custom code", "exception"))]
     assert not noisy, "\n".join(noisy)
     for text in [outputs["first"], *outputs["given"], *outputs["sampled"]]:
         assert text.startswith("the company said"), text  # the prompt, then a continuation (a tiny model may stop)
@@ -116,3 +149,24 @@ def test_default_samples_are_not_runs_of_unk():
         assert len(lines) == 5
         assert all("<unk>" not in line.split() for line in lines), lines
         assert "warn" not in result.stderr.lower(), result.stderr[-2000:]
+
+
+CHINESE_SCRIPT = BARE + r"""
+from transformers import pipeline
+try:
+    pipeline("sentence-vae", model=sys.argv[1], trust_remote_code=True)
+except ImportError as error:
+    print("ImportError:", error)
+"""
+
+
+def test_a_chinese_model_without_jieba_says_so(tmp_path):
+    """A model that segments with jieba needs it; where jieba is missing, the pipeline says so and how to fix it."""
+    folder = tmp_path / "zh"
+    shutil.copytree(vaelm.DEFAULT_MODEL, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "lang": "zh", "segmentation": "jieba"}))
+    result = run_bare(CHINESE_SCRIPT, folder, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ImportError: This model cuts Chinese text into words with jieba" in result.stdout, result.stdout
+    assert "pip install jieba" in result.stdout

@@ -36,6 +36,11 @@ class SentenceVAEPipeline(Pipeline):
         generate_kwargs: passed to `model.generate`.
     """
 
+    def __init__(self, *positional, **keyword):
+        super().__init__(*positional, **keyword)
+        if getattr(self.model.config, "segmentation", "whitespace") == "jieba":
+            jieba_module()  # a Chinese model without jieba fails here, saying so, not at its first sentence
+
     def _sanitize_parameters(self, mode=None, steps=None, slerp=None, seed=None, **generate_kwargs):
         preprocess = {"mode": mode or "reconstruct", "steps": 5 if steps is None else steps, "slerp": bool(slerp),
                       "seed": seed}
@@ -47,12 +52,8 @@ class SentenceVAEPipeline(Pipeline):
     def _ids(self, sentence) -> list[int]:
         if not isinstance(sentence, str) or not sentence.strip():
             raise ValueError(f"Give a non-empty sentence, got {sentence!r}.")
-        segmentation = getattr(self.model.config, "segmentation", "whitespace")
-        if segmentation == "jieba":
-            import jieba  # noqa: PLC0415 - Chinese models only
-
-            jieba.setLogLevel(60)
-            sentence = " ".join(word for word in jieba.cut(sentence) if word.strip())
+        if getattr(self.model.config, "segmentation", "whitespace") == "jieba":
+            sentence = " ".join(word for word in jieba_module().cut(sentence) if word.strip())
         ids = self.tokenizer(sentence.strip(), verbose=False)["input_ids"]
         eos = self.model.config.eos_token_id
         return ids if ids[-1] == eos else [*ids, eos]  # a whole sentence ends with </s>
@@ -103,6 +104,27 @@ class SentenceVAEPipeline(Pipeline):
         if model_outputs["mode"] == "reconstruct":
             return {"text": texts[0]}
         return [{"text": text, "z": code} for text, code in zip(texts, model_outputs["z"].tolist())]
+
+
+def jieba_module():
+    """
+    jieba, which Chinese models (`segmentation="jieba"`) cut their input into words with, as at training.
+
+    The import sits inside `try`: transformers' check of a remote-code file's imports skips such imports, so
+    `pipeline("sentence-vae", ..., trust_remote_code=True)` of any other model works where jieba is not installed.
+
+    Raises:
+        `ImportError`: jieba is not installed (saying how to install it).
+    """
+    try:
+        import jieba  # Chinese models only
+    except ImportError:
+        raise ImportError(
+            "This model cuts Chinese text into words with jieba (its config.json has segmentation 'jieba'), and jieba "
+            "is not installed. Install it with: pip install jieba"
+        ) from None
+    jieba.setLogLevel(60)
+    return jieba
 
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, steps: int, slerp: bool = False) -> torch.Tensor:

@@ -299,6 +299,24 @@ def build_demo(model: str | None = None, map_data: str | None = None, map_split:
 
 
 # ------------------------------------------------------------------------------------------------ Space export
+def serve(app, host: str = "127.0.0.1", port: int | None = None, share: bool = False) -> None:
+    """
+    Serve `app` until Ctrl-C, saying where in `vaelm-demo`'s words: Gradio's own hint names its `launch()` argument
+    (`share=True`), which a command-line user cannot pass; this names the `--share` flag instead.
+
+    Args:
+        app (`gradio.Blocks`): the demo ([`build_demo`]).
+        host (`str`, *optional*, defaults to `"127.0.0.1"`): the address to serve on.
+        port (`int`, *optional*): the port (default: Gradio's 7860, or the next free one).
+        share (`bool`, *optional*, defaults to `False`): also open a temporary public gradio.live link.
+    """
+    app.launch(server_name=host, server_port=port, share=share, quiet=True, prevent_thread_lock=True)
+    print(f"* Running on local URL:  {app.local_url}", flush=True)
+    if not share:  # with --share, Gradio prints the public URL (or why it could not make one) itself
+        print("* To create a temporary public link (gradio.live), rerun with --share.", flush=True)
+    app.block_thread()
+
+
 def export_space(model: str, folder: str | Path, requirement: str | None = None, map_sentences: int = DEFAULT_MAP_SENTENCES) -> list[Path]:
     """
     Write `app.py` and `requirements.txt` into a model folder, so that the folder deploys unchanged as a Gradio Space.
@@ -345,4 +363,5 @@ def export_space(model: str, folder: str | Path, requirement: str | None = None,
     return [app, requirements, card_path]
 
 
-__all__ = ["TAB_NAMES", "DemoBackend", "build_app", "build_demo", "export_space", "map_sentences_for", "require_gradio"]
+__all__ = ["TAB_NAMES", "DemoBackend", "build_app", "build_demo", "export_space", "map_sentences_for", "require_gradio",
+           "serve"]

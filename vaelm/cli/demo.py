@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from ..apps.demo import build_demo, export_space, require_gradio
+from ..apps.demo import build_demo, export_space, require_gradio, serve
 from . import parse_flags, run_command
 from ..runtime.threads import configure_threads
 from .shared import ModelSourceArguments
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     require_gradio()
     app = build_demo(model_args.model, map_data=args.map_data, map_split=args.map_split, map_sentences=args.map_sentences,
                      projection=args.projection, device=model_args.device)
-    app.launch(server_name=args.host, server_port=args.port, share=args.share)
+    serve(app, host=args.host, port=args.port, share=args.share)
     return 0
 
 

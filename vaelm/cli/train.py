@@ -126,7 +126,7 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
 
 def main(argv: list[str]) -> int:
     model_args, data_args, training_args = parse_arguments(argv)
-    metrics = train(model_args, data_args, training_args)
+    metrics = train(model_args, data_args, training_args, command=["vaelm-train", *argv])
     print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
 

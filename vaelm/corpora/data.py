@@ -6,6 +6,7 @@ Local text is read by our own line reader so that a bad byte is reported with it
 but valid text (BOM, CRLF, tabs, runs of spaces, blank lines) is normalised.
 """
 
+import contextlib
 import hashlib
 import logging
 import multiprocessing
@@ -323,7 +324,19 @@ def download_ptb(target: str | Path | None = None, base_url: str | None = None) 
     """
     target = Path(target) if target is not None else cache_dir() / "ptb"
     base_url = base_url or os.environ.get("VAELM_PTB_URL", PTB_URL)
+    created = [folder for folder in (target, *target.parents) if not folder.exists()]  # removed again on failure
     target.mkdir(parents=True, exist_ok=True)
+    try:
+        _fetch_ptb_files(target, base_url)
+    except BaseException:
+        for folder in created:  # deepest first: a failed download leaves no empty cache folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+        raise
+    return target
+
+
+def _fetch_ptb_files(target: Path, base_url: str) -> None:
     for name, expected in PTB_MD5.items():
         path = target / name
         if path.is_file():
@@ -334,7 +347,8 @@ def download_ptb(target: str | Path | None = None, base_url: str | None = None) 
         try:
             with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=name) as bar:
+                # disable=None: a bar on a terminal only, no carriage returns in a redirected log
+                with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=None) as bar:
                     for block in iter(lambda: response.read(1 << 16), b""):
                         out.write(block)
                         bar.update(len(block))
@@ -351,7 +365,6 @@ def download_ptb(target: str | Path | None = None, base_url: str | None = None) 
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)
-    return target
 
 
 # ------------------------------------------------------------------------------------------------ all sources

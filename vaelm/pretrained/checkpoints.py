@@ -6,12 +6,20 @@ saving leaves one without it (or with a truncated one), and such a folder is nev
 
 import json
 import logging
+import os
 import re
+import shlex
 from pathlib import Path
 
 from transformers.trainer import TRAINER_STATE_NAME
 
+from .model_folder import RUN_CONFIGURATION_NAME
+
 logger = logging.getLogger(__name__)
+
+# Written by `vaelm-train` into its --output_dir when a run starts: the command, its flags and the model's
+# configuration (the log names the file instead of printing it). It also says how to resume an unfinished run.
+RESUME_FLAG = "--resume_from_checkpoint"
 
 
 def is_complete_checkpoint(path: str | Path) -> bool:
@@ -72,5 +80,58 @@ def resolve_resume(value: str | None, output_dir: str) -> str | None:
     return value
 
 
+def checkpoint_step(path: str | Path) -> tuple[int, int] | None:
+    """`(global_step, max_steps)` of a complete checkpoint folder, `None` when it cannot be read."""
+    try:
+        state = json.loads((Path(path) / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+        return int(state["global_step"]), int(state.get("max_steps") or 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
-__all__ = ["is_complete_checkpoint", "last_complete_checkpoint", "resolve_resume"]
+
+def run_record(output_dir: str | Path) -> dict | None:
+    """The `run_configuration.json` that `vaelm-train` wrote into `output_dir`, `None` when absent or unreadable."""
+    try:
+        record = json.loads((Path(output_dir) / RUN_CONFIGURATION_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def resume_command(output_dir: str | Path) -> str | None:
+    """
+    The command that finishes the training run writing into `output_dir`: the command recorded in its
+    `run_configuration.json`, with `--resume_from_checkpoint true` (in place of any such flag it had), preceded by
+    `cd DIR &&` when it was started from another folder. `None` when no command was recorded.
+
+    Args:
+        output_dir (`str` or `Path`): the run's `--output_dir`.
+    """
+    record = run_record(output_dir) or {}
+    command = record.get("command")
+    if not isinstance(command, list) or not command:
+        return None
+    kept, skip = [], False
+    for part in map(str, command):
+        if skip:
+            skip = False
+        elif part == RESUME_FLAG:
+            skip = True  # and its value
+        elif not part.startswith(f"{RESUME_FLAG}="):
+            kept.append(part)
+    text = shlex.join([*kept, RESUME_FLAG, "true"])
+    started_in = record.get("cwd")
+    if isinstance(started_in, str) and Path(started_in).resolve() != Path(os.getcwd()).resolve():
+        text = f"cd {shlex.quote(started_in)} && {text}"
+    return text
+
+
+__all__ = [
+    "RUN_CONFIGURATION_NAME",
+    "checkpoint_step",
+    "is_complete_checkpoint",
+    "last_complete_checkpoint",
+    "resolve_resume",
+    "resume_command",
+    "run_record",
+]

@@ -27,7 +27,7 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import PreTrainedTokenizerFast
 from transformers.utils import cached_file
 
-from .checkpoints import last_complete_checkpoint
+from .checkpoints import RUN_CONFIGURATION_NAME, checkpoint_step, last_complete_checkpoint, resume_command, run_record
 from .model_folder import CONFIG_NAME, TOKENIZER_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 from ..configuration_vaelm import VAELMConfig
 from ..modeling_vaelm import VAELMModel
@@ -123,11 +123,23 @@ def model_file(path_or_id: str | Path, filename: str, **hub_kwargs: Any) -> Path
 
 
 def _checkpoints_hint(folder: Path) -> str:
+    """How to finish the training run writing into `folder`: its own resume command (not the command that failed)."""
+    command = resume_command(folder)
+    if command is not None:
+        finish = f"finish that run first with `{command}`"
+        processes = (run_record(folder) or {}).get("world_size") or 1
+        if isinstance(processes, int) and processes > 1:
+            finish += f" (it ran as {processes} processes: start it the same way, e.g. with accelerate launch)"
+    else:
+        finish = (f"finish that run first: rerun the vaelm-train command that trains into it (--output_dir {folder}) "
+                  "with --resume_from_checkpoint true")
     checkpoint = last_complete_checkpoint(folder)
     if checkpoint is None:
-        return " If training was interrupted, rerun it with --resume_from_checkpoint true to finish it."
-    return (f" Training into this folder looks unfinished: load its last complete checkpoint, {checkpoint}, or rerun "
-            "the same command with --resume_from_checkpoint true to finish it.")
+        return f" The training run writing into {folder} has not saved a checkpoint yet: {finish}, then run this again."
+    steps = checkpoint_step(checkpoint)
+    where = f", at step {steps[0]:,} of {steps[1]:,}" if steps and steps[1] else ""
+    return (f" The training run writing into {folder} has not finished (its last complete checkpoint is "
+            f"{checkpoint}{where}): {finish}, then run this again; or load that checkpoint as it is.")
 
 
 def check_model_source(path_or_id: str | Path, **hub_kwargs: Any) -> str:
@@ -165,7 +177,7 @@ def check_model_source(path_or_id: str | Path, **hub_kwargs: Any) -> str:
 
     config_file = folder / CONFIG_NAME
     if not config_file.is_file():
-        if any(folder.glob("checkpoint-*")):  # an output folder whose run has not finished
+        if any(folder.glob("checkpoint-*")) or (folder / RUN_CONFIGURATION_NAME).is_file():  # an unfinished run
             raise ModelLoadError(f"{folder} holds no finished model (no {CONFIG_NAME}).{_checkpoints_hint(folder)}")
         raise ModelLoadError(f"{folder} is not a model folder: it has no {CONFIG_NAME}. {MODEL_FOLDER_HINT}")
     _check_config_file(config_file, str(folder))

@@ -6,6 +6,7 @@
 - `record`: what a run leaves in its model folder: the training record, curves and latent map, then the card.
 - `weight_averaging`: an exponential moving average of the weights.
 - `interruption`: Ctrl-C and SIGTERM end a run with a checkpoint.
+- `progress_log`: the training log (output folder, pace, ETA, resume), bars only on a terminal.
 """
 
 from ..compat import lazy_exports

@@ -5,20 +5,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 import shutil
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from transformers import GenerationConfig, set_seed
 
 from ..runtime.allocator import keep_freed_memory
-from ..pretrained.checkpoints import resolve_resume
+from ..pretrained.checkpoints import RUN_CONFIGURATION_NAME, resolve_resume
 from ..configuration_vaelm import VAELMConfig
 from ..corpora.data import VAELMCollator, load_text_splits, text_column, tokenize_splits
 from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
 from .. import pipeline_vaelm
 from .interruption import GracefulInterruption, TrainingInterrupted
+from .progress_log import progress_output
 from .record import starting_model, write_training_card
 from ..pretrained.loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
@@ -27,6 +33,7 @@ from ..corpora.streaming import group_by_length, stream_text_splits, vocabulary_
 from ..runtime.threads import configure_threads
 from ..corpora.vocabulary import build_tokenizer
 from ..tokenization_vaelm import check_tokenizer_matches, segment
+from ..version import __version__
 from .trainer import VAETrainer, VAETrainingArguments
 
 if TYPE_CHECKING:  # the argument dataclasses belong to the command, which calls this job
@@ -35,8 +42,14 @@ if TYPE_CHECKING:  # the argument dataclasses belong to the command, which calls
 logger = logging.getLogger(__name__)
 
 
-def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, train_texts) :
-    """The tokenizer given with `--tokenizer` (or that of `--model_name_or_path`), or one built from `train_texts`."""
+def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, train_texts, resume: str | None = None):
+    """
+    The tokenizer given with `--tokenizer` (or that of `--model_name_or_path`), or one built from `train_texts`; on a
+    resume, the one saved in the checkpoint (the one the run has been training with).
+    """
+    if resume is not None and (Path(resume) / "tokenizer.json").is_file():
+        logger.info("Reusing the tokenizer saved in %s.", resume)
+        return load_tokenizer(resume)
     source = data_args.tokenizer or model_args.model_name_or_path or model_args.init_from
     if source:
         return load_tokenizer(source)  # vaelm.loading's: a clear error for a folder without tokenizer.json
@@ -136,9 +149,12 @@ def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> No
     logger.info("Copied %d encoder tensors from %s; the decoder starts afresh.", len(copied), source_name)
 
 
-def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments):
+def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments,
+                 resume: str | None = None):
     """
     The data of a training job: raw splits (train, valid), the tokenizer, and the token ids the Trainer reads.
+
+    `resume` is the checkpoint a resumed run continues from: its saved tokenizer is reused, not rebuilt.
 
     Returns:
         `tuple`: the raw `DatasetDict` (or streamed splits), the tokenizer, the tokenized splits.
@@ -156,7 +172,7 @@ def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_
         )
     # A stream's vocabulary comes from its first --vocab_sample sentences (bounded memory).
     train_texts = vocabulary_sample(raw["train"], data_args.vocab_sample) if data_args.streaming else text_column(raw["train"])
-    tokenizer = prepare_tokenizer(model_args, data_args, train_texts)
+    tokenizer = prepare_tokenizer(model_args, data_args, train_texts, resume)
     tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long)
     if data_args.streaming:
         tokenized["train"] = group_by_length(tokenized["train"], training_args.per_device_train_batch_size,
@@ -164,7 +180,8 @@ def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_
     return raw, tokenizer, tokenized
 
 
-def train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments) -> dict:
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments,
+          command: Sequence[str] | None = None) -> dict:
     """
     Run one training job and save the final model, tokenizer, generation config and training curves.
 
@@ -172,11 +189,19 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         model_args ([`ModelArguments`]): model sizes or a model to continue from.
         data_args ([`DataArguments`]): data source, tokenizer and length limits.
         training_args ([`VAETrainingArguments`]): Trainer and KL-schedule settings.
+        command (`Sequence[str]`, *optional*): the command line that started the job (`["vaelm-train", ...]`),
+            recorded in `run_configuration.json`, so that a later command can say how to resume this run.
 
     Returns:
         `dict`: the final validation metrics (`eval_elbo`, `eval_kl`, …).
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    with progress_output(bars=not training_args.disable_tqdm):
+        return _train(model_args, data_args, training_args, command)
+
+
+def _train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments,
+           command: Sequence[str] | None) -> dict:
     configure_threads(training_args.num_threads)
     wants_bf16 = training_args.bf16 or training_args.mixed_precision == "bf16"  # --bf16 or accelerate's setting
     if wants_bf16 and not resolve_bf16(True, training_args.device, "vaelm-train"):
@@ -190,9 +215,13 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         check_model_source(model_args.init_from)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     with training_args.main_process_first(desc="data preparation"):
-        raw, tokenizer, tokenized = prepare_data(model_args, data_args, training_args)
+        raw, tokenizer, tokenized = prepare_data(model_args, data_args, training_args, resume)
     model = build_model(model_args, data_args, tokenizer)
-    logger.info("Model: %s parameters, %s", f"{model.num_parameters():,}", model.config.to_diff_dict())
+    configuration_file = None
+    if training_args.process_index == 0:
+        configuration_file = write_run_configuration(training_args.output_dir, command, model_args, data_args,
+                                                     training_args, model)
+    logger.info("Model: %s parameters (%s).", f"{model.num_parameters():,}", model_summary(model.config))
 
     trainer = VAETrainer(
         model=model,
@@ -203,7 +232,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         processing_class=tokenizer,
         started_from=started_from(model_args),
     )
-    logger.info("Training on %s, world size %d.", training_args.device, training_args.world_size)
+    trainer.progress_log.configuration_file = configuration_file  # named in the log's first block
     interruption = GracefulInterruption()
     trainer.add_callback(interruption)
     trainer.train(resume_from_checkpoint=resume)
@@ -220,6 +249,45 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
     if trainer.is_world_process_zero():
         trainer.save_state()
     return metrics
+
+
+def model_summary(config: VAELMConfig) -> str:
+    """`vocabulary 10,000, embedding 350, hidden 512, latent 32, 1 lstm layer`: a model's sizes in one phrase."""
+    layers = f"{config.num_layers} {config.cell_type} layer{'s' if config.num_layers != 1 else ''}"
+    return (f"vocabulary {config.vocab_size:,}, embedding {config.embedding_size}, hidden {config.hidden_size}, "
+            f"latent {config.latent_size}, {layers}")
+
+
+def write_run_configuration(output_dir: str | Path, command: Sequence[str] | None, model_args: ModelArguments,
+                            data_args: DataArguments, training_args: VAETrainingArguments, model: VAELMModel) -> Path:
+    """
+    Write `run_configuration.json` into `output_dir`: the command, every flag's value and the model's configuration
+    (what the log used to print), with the time, folder and vaelm version it started with. Tokens are masked.
+
+    Args:
+        output_dir (`str` or `Path`): the run's `--output_dir`.
+        command (`Sequence[str]`, *optional*): the command line (see [`train`]).
+        model_args, data_args, training_args: the job's arguments.
+        model ([`VAELMModel`]): the model to be trained.
+
+    Returns:
+        `Path`: the file written.
+    """
+    record = {
+        "command": list(command) if command is not None else None,
+        "cwd": os.getcwd(),
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "vaelm_version": __version__,
+        "world_size": training_args.world_size,
+        "model_arguments": dataclasses.asdict(model_args),
+        "data_arguments": dataclasses.asdict(data_args),
+        "training_arguments": training_args.to_dict(),  # hub tokens masked
+        "model_config": model.config.to_dict(),
+    }
+    path = Path(output_dir) / RUN_CONFIGURATION_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    return path
 
 
 def started_from(model_args: ModelArguments) -> dict | None:
@@ -254,4 +322,7 @@ def final_evaluation(trainer: VAETrainer, raw_dataset, iw_samples: int) -> dict:
 
 
 
-__all__ = ["ENCODER_PREFIXES", "build_model", "copy_encoder", "final_evaluation", "prepare_data", "prepare_tokenizer", "train"]
+__all__ = [
+    "ENCODER_PREFIXES", "build_model", "copy_encoder", "final_evaluation", "model_summary", "prepare_data",
+    "prepare_tokenizer", "train", "write_run_configuration",
+]

@@ -8,6 +8,7 @@ exactly. The loss components are summed on every step and averaged, across proce
 import contextlib
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .kl_schedules import KL_SCHEDULES, kl_weight_at
 from .record import write_training_card
 from ..modeling_vaelm import gaussian_kl
 from ..corpora.streaming import rank_shard
+from .progress_log import ProgressLog, bars_by_default, install
 from .weight_averaging import WeightAveragingCallback
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,11 @@ class VAETrainingArguments(TrainingArguments):
                   "choices": ["random", "sequential", "group_by_length", "batch_rebalance"]},
     )
     logging_steps: float = field(default=100, metadata={"help": "Log every N steps."})
+    disable_tqdm: bool | None = field(
+        default=None,
+        metadata={"help": "true: no progress bars; false: bars. Unset, bars are drawn only when stderr is a "
+                          "terminal. The periodic log lines are written either way."},
+    )
     remove_unused_columns: bool = field(default=False, metadata={"help": "The collator picks its columns itself."})
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "Every parameter gets a gradient."})
     batch_size: int | None = field(default=None, metadata={"help": "Alias of --per_device_train_batch_size (the original flag)."})
@@ -97,6 +104,8 @@ class VAETrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.batch_size is not None:
             self.per_device_train_batch_size = self.batch_size
+        if self.disable_tqdm is None:  # carriage-return bars only on a terminal, never in a redirected log
+            self.disable_tqdm = not bars_by_default()
         for name, value in (("batch_size", self.per_device_train_batch_size), ("per_device_eval_batch_size", self.per_device_eval_batch_size)):
             if value < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {value}.")
@@ -114,6 +123,21 @@ class VAETrainingArguments(TrainingArguments):
             raise ValueError(f"--free_bits must be >= 0, got {self.free_bits}.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema_decay must lie in [0, 1) (0: off), got {self.ema_decay}.")
+
+
+def follow_umask(paths) -> None:
+    """
+    Give files written private (mode 0600: safetensors writes its files so) the mode every other file gets, 0666
+    less the umask, so that a model folder's weights are as readable as its config.
+
+    Args:
+        paths: the files to fix (an iterable of paths).
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in paths:
+        if path.is_file() and path.stat().st_mode & 0o777 == 0o600:
+            path.chmod(0o666 & ~umask)
 
 
 class VAETrainer(Trainer):
@@ -136,6 +160,8 @@ class VAETrainer(Trainer):
         self.weight_averaging = WeightAveragingCallback(self.args.ema_decay) if self.args.ema_decay > 0 else None
         if self.weight_averaging is not None:
             self.add_callback(self.weight_averaging)
+        self.progress_log = ProgressLog()  # readable log lines instead of printed dictionaries; bars on a terminal
+        install(self, self.progress_log)
 
     def evaluate(self, *positional, **keyword) -> dict[str, float]:
         """
@@ -165,6 +191,11 @@ class VAETrainer(Trainer):
         with self.weight_averaging.swapped_in(self.model):
             return super().save_model(output_dir, _internal_call)
 
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        super()._save(output_dir, state_dict)
+        if self.args.should_save:
+            follow_umask(Path(output_dir or self.args.output_dir).glob("*.safetensors"))
+
     def _load_best_model(self) -> None:
         # The best checkpoint was chosen on the averaged weights, so the model becomes that checkpoint's average.
         super()._load_best_model()
@@ -177,6 +208,7 @@ class VAETrainer(Trainer):
         super()._save_optimizer_and_scheduler(output_dir)
         if self.weight_averaging is not None and self.args.should_save:
             self.weight_averaging.save(output_dir)
+            follow_umask(Path(output_dir).glob("*.safetensors"))
 
     def get_train_dataloader(self):
         """
@@ -199,6 +231,8 @@ class VAETrainer(Trainer):
         the default linear schedule) and end at max_steps + 1. Instead, the checkpoint's weights and state are
         loaded and the loop is skipped.
         """
+        resumed = isinstance(resume_from_checkpoint, (str, Path))
+        self.progress_log.resumed_from = str(resume_from_checkpoint) if resumed else None
         if isinstance(resume_from_checkpoint, (str, Path)) and self.weight_averaging is not None:
             self.weight_averaging.load(resume_from_checkpoint, self.model)
         if isinstance(resume_from_checkpoint, (str, Path)) and self.args.max_steps > 0:
@@ -288,5 +322,6 @@ __all__ = [
     "NonFiniteLossError",
     "VAETrainer",
     "VAETrainingArguments",
+    "follow_umask",
     "kl_weight_at",
 ]
