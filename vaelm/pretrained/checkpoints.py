@@ -17,8 +17,6 @@ from .model_folder import RUN_CONFIGURATION_NAME
 
 logger = logging.getLogger(__name__)
 
-# Written by `vaelm-train` into its --output_dir when a run starts: the command, its flags and the model's
-# configuration (the log names the file instead of printing it). It also says how to resume an unfinished run.
 RESUME_FLAG = "--resume_from_checkpoint"
 
 

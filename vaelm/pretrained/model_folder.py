@@ -21,7 +21,9 @@ TOKENIZER_NAME = "tokenizer.json"
 CARD_FILE = "README.md"  # the model card
 TRAINING_RECORD_FILE = "training_record.json"  # written at the end of training; the card's settings come from it
 TRAINING_CURVES_FILE = "training_curves.png"  # rec, KL, β and the validation ELBO against the step
-RUN_CONFIGURATION_NAME = "run_configuration.json"  # the command, working folder and every setting of the run
+# Written by `vaelm-train` into its --output_dir when a run starts: the command, its flags and the model's
+# configuration (the log names the file instead of printing it). It also says how to resume an unfinished run.
+RUN_CONFIGURATION_NAME = "run_configuration.json"
 LATENT_MAP_FILE = "latent_map.png"  # the validation sentences' posterior means in 2-D (vaelm.evaluation.latent_map)
 # Where `vaelm-evaluate --output` results are looked for, in this order (then any `*eval*.json`).
 EVALUATION_FILES = ("eval_results.json", "evaluation.json", "eval.json")
