@@ -19,6 +19,7 @@ import yaml
 from conftest import REPO
 from test_robustness import TINY, cli_train
 
+from vaelm.pretrained.model_folder import RUN_CONFIGURATION_NAME
 from vaelm.corpora.data import DataError, download_ptb, load_text_splits
 from vaelm.training import progress_log
 from vaelm.training.progress_log import ProgressLog, format_duration
@@ -61,7 +62,7 @@ def test_training_log_in_a_file_is_readable_and_a_resume_says_so(tiny_corpus, tm
     assert "evaluation at step 20: ELBO" in text
     assert re.search(r"training done at step 40: 40 steps in \d+ (s|min|h)", text)
     # The configuration is in a file the log names, not in the log.
-    configuration = out / "run_configuration.json"
+    configuration = out / RUN_CONFIGURATION_NAME
     assert f"The run's full configuration: {configuration}" in text
     assert "transformers_version" not in text and "{'loss'" not in text
     record = json.loads(configuration.read_text())
@@ -153,7 +154,7 @@ def test_a_second_stage_on_an_unfinished_first_stage_names_its_resume_command(ti
     assert status == 0, stderr[-3000:]
     # What a first stage stopped after its last checkpoint leaves: checkpoints and its configuration, no model.
     for path in first.iterdir():
-        if path.is_file() and path.name != "run_configuration.json":
+        if path.is_file() and path.name != RUN_CONFIGURATION_NAME:
             path.unlink()
 
     status, stderr = cli_train(capsys, stage_two)

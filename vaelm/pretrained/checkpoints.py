@@ -88,7 +88,7 @@ def checkpoint_step(path: str | Path) -> tuple[int, int] | None:
 
 
 def run_record(output_dir: str | Path) -> dict | None:
-    """The `run_configuration.json` that `vaelm-train` wrote into `output_dir`, `None` when absent or unreadable."""
+    """The `_run_configuration.json` that `vaelm-train` wrote into `output_dir`, `None` when absent or unreadable."""
     try:
         record = json.loads((Path(output_dir) / RUN_CONFIGURATION_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -99,7 +99,7 @@ def run_record(output_dir: str | Path) -> dict | None:
 def resume_command(output_dir: str | Path) -> str | None:
     """
     The command that finishes the training run writing into `output_dir`: the command recorded in its
-    `run_configuration.json`, with `--resume_from_checkpoint true` (in place of any such flag it had), preceded by
+    `_run_configuration.json`, with `--resume_from_checkpoint true` (in place of any such flag it had), preceded by
     `cd DIR &&` when it was started from another folder. `None` when no command was recorded.
 
     Args:

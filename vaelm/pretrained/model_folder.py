@@ -22,15 +22,15 @@ CARD_FILE = "README.md"  # the model card
 TRAINING_RECORD_FILE = "training_record.json"  # written at the end of training; the card's settings come from it
 TRAINING_CURVES_FILE = "training_curves.png"  # rec, KL, β and the validation ELBO against the step
 # Written by `vaelm-train` into its --output_dir when a run starts: the command, its flags and the model's
-# configuration (the log names the file instead of printing it). It also says how to resume an unfinished run.
-RUN_CONFIGURATION_NAME = "run_configuration.json"
+# configuration (the log names the file instead of printing it). It also says how to resume an unfinished run. It
+# holds local paths: the leading underscore keeps it out of every upload (the Trainer's push leaves out `_*` too).
+RUN_CONFIGURATION_NAME = "_run_configuration.json"
 LATENT_MAP_FILE = "latent_map.png"  # the validation sentences' posterior means in 2-D (vaelm.evaluation.latent_map)
 # Where `vaelm-evaluate --output` results are looked for, in this order (then any `*eval*.json`).
 EVALUATION_FILES = ("eval_results.json", "evaluation.json", "eval.json")
 # What the Trainer leaves out of its pushes (`_*`, `checkpoint-*`), plus the Trainer's resumable state, which
-# `save_state` writes after the Trainer has pushed, and the run's configuration, which holds local paths:
-# `vaelm-push` and `vaelm-train --push_to_hub` upload the same files.
-REPO_IGNORE_PATTERNS = ["_*", "checkpoint-*", "trainer_state.json", RUN_CONFIGURATION_NAME]
+# `save_state` writes after the Trainer has pushed: `vaelm-push` and `vaelm-train --push_to_hub` upload the same files.
+REPO_IGNORE_PATTERNS = ["_*", "checkpoint-*", "trainer_state.json"]
 
 # ------------------------------------------------------------------------------------------------ a Gradio Space
 SPACE_APP_FILE = "app.py"  # written by `vaelm-demo --export`; a folder that holds it is a Space too

@@ -190,7 +190,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         data_args ([`DataArguments`]): data source, tokenizer and length limits.
         training_args ([`VAETrainingArguments`]): Trainer and KL-schedule settings.
         command (`Sequence[str]`, *optional*): the command line that started the job (`["vaelm-train", ...]`),
-            recorded in `run_configuration.json`, so that a later command can say how to resume this run.
+            recorded in `_run_configuration.json`, so that a later command can say how to resume this run.
 
     Returns:
         `dict`: the final validation metrics (`eval_elbo`, `eval_kl`, …).
@@ -261,7 +261,7 @@ def model_summary(config: VAELMConfig) -> str:
 def write_run_configuration(output_dir: str | Path, command: Sequence[str] | None, model_args: ModelArguments,
                             data_args: DataArguments, training_args: VAETrainingArguments, model: VAELMModel) -> Path:
     """
-    Write `run_configuration.json` into `output_dir`: the command, every flag's value and the model's configuration
+    Write `_run_configuration.json` into `output_dir`: the command, every flag's value and the model's configuration
     (what the log used to print), with the time, folder and vaelm version it started with. Tokens are masked.
 
     Args:
