@@ -160,7 +160,7 @@ def _footer_end(lines: list[str], end_marker: int) -> int:
     seen, licence_begins = 0, False
     for i in range(end_marker + 1, len(lines)):
         if GUTENBERG_START.match(lines[i]) or _HEADER_START.match(lines[i]):
-            return i if not licence_begins else i  # the next book's header is handled with its START
+            return i  # the next book's header is dropped with its START marker
         if lines[i].strip():
             seen += 1
             if _LICENCE_LINE.search(lines[i]):
@@ -169,7 +169,8 @@ def _footer_end(lines: list[str], end_marker: int) -> int:
                 break
         if licence_begins and _LICENCE_LAST.search(lines[i]):
             j = i + 1
-            while j < len(lines) and lines[j].strip():  # the rest of that paragraph
+            while (j < len(lines) and lines[j].strip() and not GUTENBERG_START.match(lines[j])
+                   and not _HEADER_START.match(lines[j])):  # the rest of that paragraph (the next file may follow)
                 j += 1
             return j
     if not licence_begins:
@@ -211,7 +212,11 @@ def is_heading(line: str) -> bool:
     match = _NUMBERED_TITLE.match(line)
     if match:
         rest = (match.group("rest") or "").strip()
-        return not rest or _is_title(rest) or _PAGE_NUMBER.search(rest) is not None
+        if not rest:
+            return True
+        if rest[0].islower() or line.startswith("I ") or line.startswith("I\t"):  # "I said: …" is the pronoun
+            return False
+        return _is_title(rest) or _PAGE_NUMBER.search(rest) is not None
     return False
 
 
@@ -299,7 +304,8 @@ def _book_paragraphs(lines: list[str], lang: str, report: PreparationReport) -> 
                 report.drop("markup", "_" * lost, words=lost)
             paragraph = without_markup
         if in_contents:
-            if _is_title(paragraph) or _PAGE_NUMBER.search(paragraph) or _words(paragraph) <= 4:
+            if (_is_title(paragraph) or _PAGE_NUMBER.search(paragraph)
+                    or _words(paragraph) <= 4 and not _SENTENCE_END.search(paragraph)):
                 report.drop("contents", paragraph)
                 continue
             in_contents = False

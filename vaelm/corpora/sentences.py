@@ -25,7 +25,7 @@ from .report import PreparationReport
 
 # Titles after which a period never ends a sentence in fiction ("Mr. Holmes"), lower-cased, without the period.
 TITLES = frozenset(
-    "mr mrs ms messrs mme mlle dr st mt prof rev capt col gen lt sgt maj gov sen rep hon jr sr fr".split()
+    "mr mrs ms messrs m mme mlle dr st mt prof rev capt col gen lt sgt maj gov sen rep hon jr sr fr".split()
 )
 _ENDS_WITH_TITLE = re.compile(r"(?:^|[\s“\"'‘(])(" + "|".join(sorted(TITLES)) + r")\.$", re.IGNORECASE)
 # Bling Fire keeps two quoted sentences together ("…late!” “Well,…"); they are cut between the quotes.

@@ -92,7 +92,7 @@ def build_tokenizer(
         tokenizer.model = models.WordLevel(vocabulary, unk_token=UNK)
         tokenizer.add_special_tokens(SPECIAL_TOKENS)
     tokenizer.post_processor = prompt_post_processor(tokenizer.token_to_id(BOS))
-    return wrap_tokenizer(tokenizer, max_sentence_length)
+    return wrap_tokenizer(tokenizer, max_sentence_length, segmentation)
 
 
 # ------------------------------------------------------------------------------------- the word-by-word fast path
