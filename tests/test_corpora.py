@@ -138,7 +138,7 @@ def test_existing_segmentations_are_unchanged():
     # A sentence decodes without a leading space; a continuation (no <s>) with the space that joins it to its prompt,
     # as pipeline("text-generation") appends it.
     assert tokenizer.decode(ids, skip_special_tokens=True) == "cat sat ."
-    assert tokenizer.decode(ids[2:], skip_special_tokens=True) == " sat ."
+    assert tokenizer.decode(ids[3:], skip_special_tokens=True) == " sat ."
 
 
 def test_tiny_model_on_raw_text_writes_readable_english(raw_books, tmp_path):

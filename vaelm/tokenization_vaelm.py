@@ -20,7 +20,6 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-
 logger = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -321,8 +320,8 @@ __all__ = [
     "load_tokenizer",
     "new_tokenizer",
     "prompt_post_processor",
-    "spaced_words_decoder",
     "segment",
+    "spaced_words_decoder",
     "words_decoder",
     "words_normalizer",
     "wrap_tokenizer",

@@ -46,8 +46,8 @@ class PrepareArguments:
 def main(argv: list[str]) -> int:
     (args,) = parse_flags(HfArgumentParser(PrepareArguments, prog=NAME, description=__doc__), argv)
     configure_threads(args.num_threads)
-    from ..corpora.preparation import prepare_corpus, write_prepared  # noqa: PLC0415 - --help reads no data library
-    from ..corpora.sources import check_output_dir  # noqa: PLC0415
+    from ..corpora.preparation import prepare_corpus, write_prepared  # here: --help reads no data library
+    from ..corpora.sources import check_output_dir
 
     check_output_dir(args.output_dir)  # before the corpus is read
     prepared, report = prepare_corpus(

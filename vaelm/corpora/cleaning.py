@@ -31,7 +31,7 @@ GUTENBERG_END = re.compile(r"^\s*\*{3} ?END OF (THE|THIS) PROJECT GUTENBERG", re
 # Where a licence header starts, and lines that belong to one (or to the footer).
 _HEADER_START = re.compile(r"^\s*(the )?project gutenberg('s)? (e-?book|etext)|^\s*project gutenberg's", re.IGNORECASE)
 _LICENCE_LINE = re.compile(
-    r"gutenberg|^\s*(title|author|release date|language|credits|produced by|character set encoding|posting date|"
+    r"gutenberg|licen[cs]e|^\s*(title|author|release date|language|credits|produced by|character set encoding|posting date|"
     r"most recently updated|last updated|translator|illustrator|editor|e-?text prepared by):|"
     r"updated editions will replace|this e-?book is for the use of anyone|^\s*\*\*\* ?(start|end) of",
     re.IGNORECASE,
@@ -214,7 +214,7 @@ def is_heading(line: str) -> bool:
         rest = (match.group("rest") or "").strip()
         if not rest:
             return True
-        if rest[0].islower() or line.startswith("I ") or line.startswith("I\t"):  # "I said: …" is the pronoun
+        if rest[0].islower() or line.startswith(("I ", "I\t")):  # "I said: …" is the pronoun
             return False
         return _is_title(rest) or _PAGE_NUMBER.search(rest) is not None
     return False
