@@ -169,3 +169,19 @@ def test_text_generation_continues_a_chinese_prompt_from_its_words(luxun_dir, tm
     output = run_bare(PIPELINE_SCRIPT, str(folder), prompt, cwd=tmp_path)
     assert output["tokens"][0] == "<s>" and "<unk>" not in output["tokens"] and len(output["tokens"]) >= 3
     assert output["text"].startswith(prompt) and not output["text"].startswith(prompt + " ")
+
+
+def test_with_vaelm_imported_auto_tokenizer_finds_the_chinese_tokenizer_without_remote_code(chinese_tokenizer, tmp_path,
+                                                                                          monkeypatch):
+    import builtins
+
+    from transformers import AutoTokenizer
+
+    def no_prompt(*args, **kwargs):
+        raise AssertionError("AutoTokenizer asked to run remote code")
+
+    monkeypatch.setattr(builtins, "input", no_prompt)
+    folder = model_folder(chinese_tokenizer, tmp_path / "model")
+    loaded = AutoTokenizer.from_pretrained(folder)
+    assert type(loaded) is VAELMTokenizer
+    assert loaded(CHINESE[0])["input_ids"] == chinese_tokenizer(CHINESE[0])["input_ids"]
