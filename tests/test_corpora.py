@@ -121,10 +121,11 @@ def test_words_segmentation_and_lowercase_round_trip_without_vaelm(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     output = json.loads(result.stdout.strip().splitlines()[-1])
     assert not output["vaelm_loaded"]
-    assert output["tokens"][0] == ["<s>", "“", "hello", ",", "”", "she", "said", ".", "i", "do", "n't", "know", ";",
-                                   "it", "'s", "mr", ".", "smith", "'s", "car", "!"]  # a prompt: no </s>
+    assert output["tokens"][0] == ["<s>", "“", "hello", ",", "”", "she", "said", ".", "i", "do", "n’t", "know", ";",
+                                   "it", "’s", "mr", ".", "smith", "’s", "car", "!"]  # a prompt: no </s>
     assert "u.s." in output["tokens"][1] and "3.5" in output["tokens"][2]
-    assert output["decoded"] == ["“hello,” she said. i don't know; it's mr. smith's car!",
+    # Decoded as written (lower-cased): curly apostrophes stay curly.
+    assert output["decoded"] == ["“hello,” she said. i don’t know; it’s mr. smith’s car!",
                                  "isn't it the u.s. (really)?", "yes: 3.5 km"]
 
 
@@ -134,8 +135,10 @@ def test_existing_segmentations_are_unchanged():
     assert backend.normalizer is None  # no lower-casing, no punctuation splitting: PTB stays PTB
     ids = tokenizer("The cat sat .")["input_ids"]
     assert tokenizer.convert_ids_to_tokens(ids) == ["<s>", "<unk>", "cat", "sat", "."]  # a prompt: no </s>
-    # Every word follows a space, so that a decoded continuation joins its prompt (pipeline("text-generation")).
-    assert tokenizer.decode(ids, skip_special_tokens=True) == " cat sat ."
+    # A sentence decodes without a leading space; a continuation (no <s>) with the space that joins it to its prompt,
+    # as pipeline("text-generation") appends it.
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "cat sat ."
+    assert tokenizer.decode(ids[3:], skip_special_tokens=True) == " sat ."
 
 
 def test_tiny_model_on_raw_text_writes_readable_english(raw_books, tmp_path):
@@ -149,7 +152,7 @@ def test_tiny_model_on_raw_text_writes_readable_english(raw_books, tmp_path):
     vae = SentenceVAE.from_pretrained(out, device="cpu")
     sentence = "“Well,” said Dr. Watson, “it’s late!”"
     ids = vae.tokenize([sentence])["input_ids"][0].tolist()
-    assert vae.to_text(ids[1:]) == "“well,” said dr. watson, “it's late!”"
+    assert vae.to_text(ids[1:]) == "“well,” said dr. watson, “it’s late!”"
     import torch
 
     from vaelm.generation.sentence_vae import DecodingConfig

@@ -38,8 +38,9 @@ def test_round_trip_through_save(tmp_path):
     loaded = load_tokenizer(tmp_path)
     text = "the market rose N percent"
     assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
-    # Each word is decoded after a space, so that a generated continuation joins its prompt.
-    assert loaded.decode(loaded(text)["input_ids"], skip_special_tokens=True) == " " + text
+    # A sentence decodes as written; a continuation (ids after the prompt's <s>) starts with the space that joins it.
+    assert loaded.decode(loaded(text)["input_ids"], skip_special_tokens=True) == text
+    assert loaded.decode(loaded(text)["input_ids"][2:], skip_special_tokens=True) == " market rose N percent"
     assert loaded(text)["input_ids"][-1] != loaded.eos_token_id, "text is a prompt: no </s> after it"
 
 
@@ -146,3 +147,47 @@ def test_hub_dataset_path_with_text_column_and_held_out_splits(tmp_path):
     assert len(everything) == 60 and "sentence number 7" in everything
     with pytest.raises(DataError, match="no column 'text'"):
         load_text_splits(dataset=str(folder))
+
+
+# ------------------------------------------------------------------------------------------- clear errors
+def test_the_trainer_fallback_reads_arrow_columns(monkeypatch, caplog):
+    """Where the fast vocabulary count disagrees with tokenizers' trainer on its sample, the trainer builds the
+    vocabulary, from the same Arrow column (it used to fail on Arrow scalars)."""
+    import pyarrow as pa
+
+    import vaelm.corpora.vocabulary as vocabulary
+
+    texts = pa.chunked_array([pa.array(["the cat sat", "a dog sat <unk>", "the end"]), pa.array(["the cat"])])
+    expected = build_tokenizer(texts.to_pylist(), vocab_size=8).get_vocab()
+    monkeypatch.setattr(vocabulary, "_counted_vocabulary", lambda *args, **kwargs: {"forced": 0})
+    with caplog.at_level("WARNING"):
+        tokenizer = vocabulary.build_tokenizer(texts, vocab_size=8)
+    assert "using the trainer" in caplog.text
+    assert tokenizer.get_vocab() == expected and "<unk>" in expected and len(expected) == 8
+
+
+def test_a_vocabulary_too_small_for_words_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"--vocab_size 1 leaves no room for words.*Give --vocab_size above 4"):
+        build_tokenizer(["the cat sat"], vocab_size=1)
+
+
+def test_a_streaming_folder_whose_only_file_is_empty_is_one_clear_error(tmp_path):
+    from vaelm.corpora.streaming import stream_text_splits, vocabulary_sample
+
+    (tmp_path / "corpus.txt").write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match=r"training file .*corpus.txt is empty\. Put one sentence per line"):
+        stream_text_splits(tmp_path, ("train", "valid"))
+    (tmp_path / "corpus.txt").write_text("\n\n  \n", encoding="utf-8")  # blank lines only: found while reading
+    with pytest.raises(DataError, match=r"The training stream holds no sentence"):
+        vocabulary_sample(stream_text_splits(tmp_path, ("train", "valid"))["train"], 100)
+
+
+def test_reports_of_one_sentence_per_line_and_hub_sources(tmp_path):
+    from vaelm.corpora.report import PreparationReport
+
+    (tmp_path / "train.txt").write_text("the cat sat\n\nthe  dog ran away\n", encoding="utf-8")
+    (tmp_path / "valid.txt").write_text("a b\n", encoding="utf-8")
+    report = PreparationReport()
+    load_text_splits(data_dir=tmp_path, splits=("train", "valid"), report=report)
+    assert (report.files, report.sentences, report.words_in, report.words_kept) == (2, 3, 9, 9)
+    assert report.sentences_per_split == {"train": 2, "valid": 1} and report.unaccounted == 0

@@ -169,7 +169,7 @@ def test_terminating_the_splitting_pool_before_its_workers_have_started_does_not
     # terminated at once. Before the fix the SIGTERM reached the inherited do-nothing handler and the pool hung.
     script = """
 import signal, time
-import vaelm.corpora.data as data
+import vaelm.corpora.sources as data
 
 reset = data._reset_worker_signals
 data._reset_worker_signals = lambda: (time.sleep(1.0), reset())

@@ -33,6 +33,16 @@ def _register_model() -> None:
     AutoModelForCausalLM.register(VAELMConfig, VAELMModel, exist_ok=True)
 
 
+def _register_tokenizer() -> None:
+    # A Chinese model's tokenizer_config.json names VAELMTokenizer (it cuts words with jieba): found without remote code.
+    from transformers import AutoTokenizer
+
+    from .configuration_vaelm import VAELMConfig
+    from .tokenization_vaelm import VAELMTokenizer
+
+    AutoTokenizer.register(VAELMConfig, fast_tokenizer_class=VAELMTokenizer, exist_ok=True)
+
+
 def _register_pipeline() -> None:
     from transformers import AutoModel
     from transformers.pipelines import PIPELINE_REGISTRY
@@ -55,6 +65,8 @@ def _save_with_auto_map() -> None:
 REGISTRATIONS = (
     ("transformers.models.auto.configuration_auto", ("vaelm.configuration_vaelm",), _register_config),
     ("transformers.models.auto.modeling_auto", ("vaelm.configuration_vaelm", "vaelm.modeling_vaelm"), _register_model),
+    ("transformers.models.auto.tokenization_auto", ("vaelm.configuration_vaelm", "vaelm.tokenization_vaelm"),
+     _register_tokenizer),
     ("transformers.pipelines", ("vaelm.pipeline_vaelm",), _register_pipeline),
     (None, ("vaelm.configuration_vaelm", "vaelm.modeling_vaelm"), _save_with_auto_map),
 )

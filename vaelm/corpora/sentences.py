@@ -11,9 +11,8 @@ pysbd. Bling Fire sometimes ends a sentence after a title ("Dr." / "Watson agree
 of `TITLES` is merged back. Chinese is cut after 。！？ or … (runs of them), and closing quotes or brackets that
 follow stay with their sentence.
 
-Gutenberg files are cleaned lightly (see `clean_paragraphs`): the text between the `*** START OF` and `*** END OF`
-lines when they exist, no `[Illustration]` blocks or `_italic_` underscores, and no headings or table-of-contents
-paragraphs.
+Gutenberg files are cleaned by [`vaelm.corpora.cleaning.clean_paragraphs`] (every book of a file, no licence, no
+headings, contents or speaker labels); what is dropped is counted in a [`PreparationReport`].
 """
 
 import ctypes
@@ -21,18 +20,17 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
+from .cleaning import clean_paragraphs, gutenberg_body, gutenberg_books
+from .report import PreparationReport
+
 # Titles after which a period never ends a sentence in fiction ("Mr. Holmes"), lower-cased, without the period.
 TITLES = frozenset(
-    "mr mrs ms messrs mme mlle dr st mt prof rev capt col gen lt sgt maj gov sen rep hon jr sr fr".split()
+    "mr mrs ms messrs m mme mlle dr st mt prof rev capt col gen lt sgt maj gov sen rep hon jr sr fr".split()
 )
 _ENDS_WITH_TITLE = re.compile(r"(?:^|[\s“\"'‘(])(" + "|".join(sorted(TITLES)) + r")\.$", re.IGNORECASE)
 # Bling Fire keeps two quoted sentences together ("…late!” “Well,…"); they are cut between the quotes.
 _BETWEEN_QUOTES = re.compile(r"(?<=[.!?…][”\"]) (?=[“\"][A-Z])")
 _CHINESE_SENTENCE = re.compile(r"[^。！？…]*(?:[。！？]+|…+)[”’」』）)\"']*|[^。！？…]+$")
-_GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
-_GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
-_BRACKET_BLOCK = re.compile(r"^\[(Illustration|Footnote)", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"[.!?…。！？:;”’\"')\]」』]$")
 
 
 def paragraphs(lines: Iterable[str], lang: str = "en") -> Iterator[str]:
@@ -57,52 +55,6 @@ def paragraphs(lines: Iterable[str], lang: str = "en") -> Iterator[str]:
             current = []
     if current:
         yield joiner.join(current)
-
-
-def gutenberg_body(lines: Iterable[str]) -> list[str]:
-    """
-    The lines between a Project Gutenberg `*** START OF` and `*** END OF` marker (all lines when there is none).
-
-    The file may lack either marker (mirrors strip one or both); a BOM on the first line is ignored.
-    """
-    lines = [line.lstrip("\ufeff") for line in lines]
-    first = next((i + 1 for i, line in enumerate(lines) if _GUTENBERG_START.match(line)), 0)
-    last = next((i for i, line in enumerate(lines) if i >= first and _GUTENBERG_END.match(line)), len(lines))
-    return lines[first:last]
-
-
-def clean_paragraphs(raw_lines: Iterable[str], lang: str = "en") -> Iterator[str]:
-    """
-    Paragraphs of a raw book, without the parts that are not prose.
-
-    Dropped: `[Illustration…]`/`[Footnote…]` blocks; paragraphs whose every line is indented (tables of contents,
-    centred headings); English paragraphs with no lowercase letter (ALL-CAPS headings) and short ones (at most ten
-    words) that do not end like a sentence (chapter titles). `_italic_` underscores are removed.
-
-    Args:
-        raw_lines (`Iterable[str]`): the file's lines.
-        lang (`str`, *optional*, defaults to `"en"`): `"zh"` keeps every paragraph that is not a bracket block.
-    """
-    block: list[str] = []
-    for line in gutenberg_body(raw_lines) + [""]:
-        if line.strip():
-            block.append(line.rstrip("\n"))
-            continue
-        if not block:
-            continue
-        lines, block = block, []
-        if _BRACKET_BLOCK.match(lines[0].lstrip()):
-            continue
-        if len(lines) > 1 and all(line[:1].isspace() for line in lines):
-            continue
-        paragraph = next(paragraphs(lines, lang))
-        if lang != "zh":
-            paragraph = paragraph.replace("_", "")
-            if not any(char.islower() for char in paragraph):
-                continue
-            if len(paragraph.split()) <= 10 and not _SENTENCE_END.search(paragraph):
-                continue
-        yield paragraph
 
 
 class _BlingFireSentences:
@@ -157,22 +109,30 @@ def split_chinese(paragraph: str) -> list[str]:
     return [piece.strip() for piece in _CHINESE_SENTENCE.findall(paragraph) if piece.strip()]
 
 
-def split_sentences(paragraph: str, lang: str = "en") -> list[str]:
+def split_sentences(paragraph: str, lang: str = "en", report: PreparationReport | None = None) -> list[str]:
     """
     Cut one paragraph into sentences.
 
     Args:
         paragraph (`str`): running text on one line.
         lang (`str`, *optional*, defaults to `"en"`): `"en"` (Bling Fire) or `"zh"` (on 。！？…).
+        report ([`PreparationReport`], *optional*): counts the pieces dropped for having no letter or digit.
 
     Returns:
         `list[str]`: the sentences, each stripped; sentences with no letter or digit are dropped.
     """
     pieces = split_chinese(paragraph) if lang == "zh" else split_english(paragraph)
-    return [piece for piece in pieces if any(char.isalnum() for char in piece)]
+    kept = []
+    for piece in pieces:
+        if any(char.isalnum() for char in piece):
+            kept.append(piece)
+        elif report is not None:
+            report.drop("no_letters", piece)
+    return kept
 
 
-def sentences_from_lines(lines: Iterable[str], lang: str = "en", clean: bool = True) -> Iterator[str]:
+def sentences_from_lines(lines: Iterable[str], lang: str = "en", clean: bool = True,
+                         report: PreparationReport | None = None) -> Iterator[str]:
     """
     Sentences of a running-text file given as lines.
 
@@ -180,10 +140,15 @@ def sentences_from_lines(lines: Iterable[str], lang: str = "en", clean: bool = T
         lines (`Iterable[str]`): the file's lines.
         lang (`str`, *optional*, defaults to `"en"`): language of the text.
         clean (`bool`, *optional*, defaults to `True`): drop non-prose paragraphs with [`clean_paragraphs`].
+        report ([`PreparationReport`], *optional*): receives the words read, kept and dropped (with `clean`).
     """
-    source = clean_paragraphs(lines, lang) if clean else paragraphs(lines, lang)
+    report = report if report is not None else PreparationReport()
+    source = clean_paragraphs(lines, lang, report) if clean else paragraphs(lines, lang)
     for paragraph in source:
-        yield from split_sentences(paragraph, lang)
+        for sentence in split_sentences(paragraph, lang, report):
+            report.sentences += 1
+            report.words_kept += len(sentence.split())
+            yield sentence
 
 
-__all__ = ["TITLES", "clean_paragraphs", "paragraphs", "sentences_from_lines", "split_sentences"]
+__all__ = ["TITLES", "clean_paragraphs", "gutenberg_body", "gutenberg_books", "paragraphs", "sentences_from_lines", "split_sentences"]

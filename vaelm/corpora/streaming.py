@@ -21,7 +21,8 @@ import pyarrow as pa
 from datasets.distributed import split_dataset_by_node
 from datasets.iterable_dataset import ArrowExamplesIterable
 
-from .data import SPLITS, DataError, iter_sentence_columns, read_lines
+from .report import PreparationReport
+from .sources import SPLITS, DataError, iter_sentence_columns, read_lines
 from .sentences import sentences_from_lines
 
 STREAM_SUFFIXES = (".txt", ".jsonl", ".parquet")
@@ -118,6 +119,7 @@ def stream_text_splits(
     sentence_split: bool = False,
     lang: str = "en",
     validation_size: int = 2000,
+    report: PreparationReport | None = None,
 ) -> datasets.IterableDatasetDict:
     """
     Streamed splits of a local folder (see [`stream_files`]).
@@ -130,8 +132,19 @@ def stream_text_splits(
         lang (`str`, *optional*, defaults to `"en"`): its language.
         validation_size (`int`, *optional*, defaults to 2000): with no valid/test files, the sentences are split
             by [`held_out_split`] (90/5/5), and valid and test stop after `validation_size` sentences each.
+        report ([`PreparationReport`], *optional*): receives the number of files (a stream is not counted ahead).
     """
     files = stream_files(data_dir)
+    empty = [path for path in files["train"] if path.stat().st_size == 0]
+    if len(empty) == len(files["train"]):
+        names = ", ".join(str(path) for path in empty)
+        raise DataError(f"Nothing to stream: the training file{'s' if len(empty) > 1 else ''} {names} "
+                        f"{'are' if len(empty) > 1 else 'is'} empty. Put one sentence per line in "
+                        f"{'them' if len(empty) > 1 else 'it'} (running text with --sentence_split), or point "
+                        "--data_dir at the folder that holds your corpus.")
+    if report is not None:
+        report.files += sum(len(paths) for paths in files.values())
+        report.notes.append(f"{data_dir} is streamed: its sentences are counted as training reads them, not here.")
     options = {"text_column": text_column, "sentence_split": sentence_split, "lang": lang}
     if all(files.get(split) for split in splits):
         return datasets.IterableDatasetDict({split: stream_dataset(files[split], **options) for split in splits})
@@ -157,7 +170,12 @@ def held_out_split(sentence: str) -> str:
 
 def vocabulary_sample(stream, size: int) -> list[str]:
     """The first `size` sentences of a stream: what the vocabulary is built from (bounded memory)."""
-    return [row["text"] for row in islice(iter(stream), size)]
+    sample = [row["text"] for row in islice(iter(stream), size)]
+    if not sample:
+        raise DataError("The training stream holds no sentence: its files are empty or hold only blank lines (or "
+                        "no sentence survived --sentence_split). Put one sentence per line in them, or point "
+                        "--data_dir at the folder that holds your corpus.")
+    return sample
 
 
 def group_by_length(tokenized, batch_size: int, buffer_size: int = 10_000, seed: int = 42):

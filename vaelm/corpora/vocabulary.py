@@ -32,8 +32,20 @@ logger = logging.getLogger(__name__)
 def _words_without_unk(texts: Iterable[str]) -> Iterator[str]:
     # PTB spells rare words as a literal <unk>; counting it would add a second, ordinary <unk> entry and leave a
     # hole at the special id (len(tokenizer) != max id + 1).
-    for text in texts:
+    for text in _python_strings(texts):
         yield " ".join(word for word in text.split() if word != UNK)
+
+
+def _python_strings(texts) -> Iterator[str]:
+    """The strings of a list or of an Arrow string column (whose items are Arrow scalars), a slice at a time."""
+    if isinstance(texts, pa.ChunkedArray):
+        for chunk in texts.chunks:
+            yield from _python_strings(chunk)
+    elif isinstance(texts, pa.Array):
+        for start in range(0, len(texts), 10_000):
+            yield from (text for text in texts.slice(start, 10_000).to_pylist() if text is not None)
+    else:
+        yield from texts
 
 
 def build_tokenizer(
@@ -63,6 +75,12 @@ def build_tokenizer(
     """
     if segmentation not in SEGMENTATIONS:
         raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, got {segmentation!r}.")
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(
+            f"--vocab_size {vocab_size} leaves no room for words: the vocabulary holds the {len(SPECIAL_TOKENS)} "
+            f"special tokens {' '.join(SPECIAL_TOKENS)} and then the most frequent words. Give --vocab_size above "
+            f"{len(SPECIAL_TOKENS)} (PTB uses 10000)."
+        )
     tokenizer = new_tokenizer(segmentation, lowercase)
     vocabulary = _fast_vocabulary(tokenizer, texts, vocab_size, min_frequency)
     if vocabulary is None:
@@ -74,7 +92,7 @@ def build_tokenizer(
         tokenizer.model = models.WordLevel(vocabulary, unk_token=UNK)
         tokenizer.add_special_tokens(SPECIAL_TOKENS)
     tokenizer.post_processor = prompt_post_processor(tokenizer.token_to_id(BOS))
-    return wrap_tokenizer(tokenizer, max_sentence_length)
+    return wrap_tokenizer(tokenizer, max_sentence_length, segmentation)
 
 
 # ------------------------------------------------------------------------------------- the word-by-word fast path
@@ -138,6 +156,10 @@ def _fast_vocabulary(tokenizer: Tokenizer, texts, vocab_size: int, min_frequency
     arrow = as_arrow(texts)
     if arrow is None or not tokenizes_word_by_word(tokenizer):
         return None
+    if len(arrow) == 0:
+        raise ValueError("There is no training sentence to build a vocabulary from: the training files are empty or "
+                         "hold only blank lines. Put one sentence per line in them (or pass --sentence_split for "
+                         "running text), or reuse a vocabulary with --tokenizer.")
     sample = arrow.take(sample_indices(len(arrow))).to_pylist()
     trained = _new_tokenizer_like(tokenizer)
     trained.train_from_iterator(_words_without_unk(sample), trainers.WordLevelTrainer(

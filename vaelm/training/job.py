@@ -21,6 +21,8 @@ from ..runtime.allocator import keep_freed_memory
 from ..pretrained.checkpoints import RUN_CONFIGURATION_NAME, resolve_resume
 from ..configuration_vaelm import VAELMConfig
 from ..corpora.data import VAELMCollator, load_text_splits, text_column, tokenize_splits
+from ..corpora.report import PreparationReport
+from ..corpora.sources import check_output_dir
 from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
 from .. import pipeline_vaelm
 from .interruption import GracefulInterruption, TrainingInterrupted
@@ -150,9 +152,10 @@ def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> No
 
 
 def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments,
-                 resume: str | None = None):
+                 resume: str | None = None, report: PreparationReport | None = None):
     """
     The data of a training job: raw splits (train, valid), the tokenizer, and the token ids the Trainer reads.
+    `report` (a [`PreparationReport`]) receives what was read, kept and dropped, as `vaelm-prepare` writes it.
 
     `resume` is the checkpoint a resumed run continues from: its saved tokenizer is reused, not rebuilt.
 
@@ -163,17 +166,18 @@ def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_
         raise ValueError("--streaming needs --max_steps: a streamed dataset has no length to count epochs by.")
     if data_args.streaming and data_args.data_dir is not None:
         raw = stream_text_splits(data_args.data_dir, ("train", "valid"), data_args.text_column,
-                                 data_args.sentence_split, data_args.lang)
+                                 data_args.sentence_split, data_args.lang, report=report)
     else:
         raw = load_text_splits(
             data_dir=data_args.data_dir, dataset=data_args.dataset, text_column=data_args.text_column,
             splits=("train", "valid"), streaming=data_args.streaming, seed=training_args.seed,
-            sentence_split=data_args.sentence_split, lang=data_args.lang,
+            sentence_split=data_args.sentence_split, lang=data_args.lang, report=report,
         )
     # A stream's vocabulary comes from its first --vocab_sample sentences (bounded memory).
     train_texts = vocabulary_sample(raw["train"], data_args.vocab_sample) if data_args.streaming else text_column(raw["train"])
     tokenizer = prepare_tokenizer(model_args, data_args, train_texts, resume)
-    tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long)
+    tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long,
+                                report)
     if data_args.streaming:
         tokenized["train"] = group_by_length(tokenized["train"], training_args.per_device_train_batch_size,
                                              data_args.stream_buffer, training_args.seed)
@@ -213,9 +217,15 @@ def _train(model_args: ModelArguments, data_args: DataArguments, training_args: 
         check_model_source(model_args.model_name_or_path)
     if model_args.init_from:
         check_model_source(model_args.init_from)
+    check_output_dir(training_args.output_dir)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    report = PreparationReport()
     with training_args.main_process_first(desc="data preparation"):
-        raw, tokenizer, tokenized = prepare_data(model_args, data_args, training_args, resume)
+        raw, tokenizer, tokenized = prepare_data(model_args, data_args, training_args, resume=resume, report=report)
+    logger.info("%s", report.summary())  # vaelm-prepare writes the same report; report.json keeps it with the model
+    if training_args.process_index == 0:
+        Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
+        report.write(Path(training_args.output_dir) / "report.json")
     model = build_model(model_args, data_args, tokenizer)
     configuration_file = None
     if training_args.process_index == 0:
