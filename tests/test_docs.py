@@ -318,8 +318,8 @@ def test_page_blocks_run(page, fresh_clone, tiny_model_dir, tmp_path_factory, mo
         pytest.fail(f"{SHARED_DATA / 'ptb'} is absent: the documentation's commands read PTB (set VAELM_SHARED_DATA)")
     blocks = [block for block in docs_figures.find_blocks(page)
               if block.language in docs_figures.RUNNABLE and block.kind != "skip"]
-    text = page.read_text(encoding="utf-8")
-    if "runs/ptb-quick" in text and "vaelm-train configuration/ptb-quick.yaml" not in text:
+    code = "".join(block.text for block in blocks)
+    if "runs/ptb-quick" in code and "vaelm-train configuration/ptb-quick.yaml" not in code:
         shutil.copytree(tiny_model_dir, fresh_clone / "runs" / "ptb-quick")  # "a tiny model trained as runs/ptb-quick"
     tiny_corpus = write_corpus(tmp_path_factory.mktemp("corpus"))
     runner = Runner(fresh_clone, tiny_corpus, SHARED_DATA, monkeypatch)
