@@ -214,7 +214,8 @@ def regenerate(path: Path, data_root: Path) -> tuple[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_root", default=os.environ.get("VAELM_SHARED_DATA", str(REPO.parent / "shared" / "data")),
+    default_root = os.environ.get("VAELM_SHARED_DATA", str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data_root", default=default_root,
                         help="The folder whose subfolders the commands' data/NAME arguments name.")
     parser.add_argument("--check", action="store_true", help="Only check; exit status 1 if a quoted output is stale.")
     args = parser.parse_args(argv)

@@ -6,9 +6,9 @@ its blocks in order, so a later block finds what an earlier one trained. Where a
 settings: `vaelm-train` (also under `accelerate launch`) trains a tiny model for 4 steps on a tiny corpus instead of
 `--dataset ptb` or `data/NAME`; `vaelm-evaluate` scores 5 sentences with K = 2; `vaelm-map` maps 20 sentences;
 `vaelm-demo` builds its app without serving it; interactive commands read two lines; the test suite's own command
-is checked to be the one `.ci/run` runs (running it here would recurse). A console block's output must equal what its commands print now
-(`python scripts/docs_figures.py` regenerates it), unless it is marked `<!-- docs-test: tiny -->`. A block is left
-out only when marked `<!-- docs-test: skip CATEGORY: why -->`, CATEGORY hours, network or gpu; `SKIPPED` lists
+is checked to be the one `.ci/run` runs (running it here would recurse). A console block's output must equal what
+its commands print now (`python scripts/docs_figures.py` regenerates it), unless it is marked
+`<!-- docs-test: tiny -->`. A block is left out only when marked `<!-- docs-test: skip CATEGORY: why -->`, CATEGORY hours, network or gpu; `SKIPPED` lists
 them all, so a new skip is a visible change here.
 """
 
@@ -26,9 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SHARED_DATA, write_corpus
-
 
 
 def load_script(name: str):
@@ -75,7 +73,7 @@ def test_mkdocs_builds_strictly(tmp_path):
     environment = {**os.environ, "NO_MKDOCS_2_WARNING": "1",
                    "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=REPO,
-                            env=environment, capture_output=True, text=True, timeout=300)
+                            env=environment, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     api = (site / "api" / "configuration" / "index.html").read_text(encoding="utf-8")
     assert "VAELMConfig" in api and "latent_size" in api, "the API reference is built from the docstrings"
@@ -97,7 +95,7 @@ def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
     (tmp_path / "mkdocs.yml").write_text(config, encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "s")],
                             cwd=tmp_path, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=300, check=False)
     assert result.returncode != 0 and "missing.md" in result.stdout + result.stderr
 
 
@@ -276,7 +274,7 @@ class Runner:
             command = [sys.executable, "-m", "accelerate.commands.launch", *argv[2:script + 1],
                        *self.training_argv(argv[script + 1:])]
             result = subprocess.run(command, cwd=self.folder, env=environment, capture_output=True, text=True,
-                                    timeout=600)
+                                    timeout=600, check=False)
             assert result.returncode == 0, result.stderr[-3000:]
             return result.stdout
         raise AssertionError(f"no way to run {line!r}: teach tests/test_docs.py, or mark the block")

@@ -12,8 +12,8 @@ import shlex
 import time
 
 import pytest
-
 from conftest import REPO
+
 from vaelm.cli import run_command
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -90,7 +90,8 @@ def test_continue_configuration_continues_the_main_run(fresh_clone, tiny_corpus)
     record = json.loads((fresh_clone / "runs" / "ptb-continued" / "training_record.json").read_text())
     assert record["started_from"]["flag"] == "model_name_or_path" and record["started_from"]["model"].endswith("ptb")
     assert record["started_from"]["training_record"]["global_step"] == 4 and record["global_step"] == 4
-    assert record["training_arguments"]["kl_schedule"] == "constant" and record["training_arguments"]["ema_decay"] == 0.999
+    arguments = record["training_arguments"]
+    assert arguments["kl_schedule"] == "constant" and arguments["ema_decay"] == 0.999
     assert record["best_step"] in (2, 4), "the best of the checkpoints is kept"
 
 
