@@ -10,7 +10,7 @@
 #   pre-training + decoder reset) of issue 17, scored with K=500. 16,000 steps took 70-90 min per recipe on one
 #   thread of the AVX-512 BF16 machine of the earlier rounds, and take ≈ 7-9 h per recipe on one thread of a 2-core
 #   AVX2 EPYC beside a second run (0.5-0.6 steps/s); there a K=500 valid pass of a VAE takes ≈ 1.6 h on two
-#   threads (README "Evaluation at K = 500"). Checkpoints every 1,000 steps: run the script again after an
+#   threads (docs/evaluation.md, "What K = 500 costs"). Checkpoints every 1,000 steps: run the script again after an
 #   interruption (Ctrl-C or SIGTERM to vaelm-train first saves one) and every recipe resumes from its newest complete
 #   checkpoint (finished ones are skipped).
 #

@@ -9,7 +9,7 @@
 
 Data: `--data_dir` (default `$VAELM_PTB`, else `.ptb/` in the repository, else `../shared/data/ptb`) holds
 `ptb.train.txt`/`ptb.valid.txt`/`ptb.test.txt`. The device machine gets only the repository, so copy the files into the
-ignored `.ptb/` first and name it in `carry` (see README "Speed").
+ignored `.ptb/` first and name it in `carry` (see docs/speed.md, "GPU").
 
 `--tiny` shrinks every part (tiny model, a few steps, seconds of training) so that the CPU-side logic runs in a test
 (`tests/test_speed_paths.py`); its figures mean nothing.

@@ -45,7 +45,7 @@ After (padded oneDNN LSTMs on length-grouped batches, fused projection + cross-e
 - What is left above the matmuls is elementwise (LSTM gates, softmax) and memory traffic. On 2 threads the oneDNN
   LSTM synchronises its threads at every time step, so it is the part hurt most when other processes share the
   cores; with libgomp's default spin-waiting, 1 thread was then often faster than 2. vaelm now makes idle OpenMP
-  threads wait passively, which removes that cliff (README "Speed", `benchmarks/contention.sh`).
+  threads wait passively, which removes that cliff (docs/speed.md, "Threads"; `benchmarks/contention.sh`).
 
 Threads: vaelm's default (`vaelm.threads.configure_threads`: the usable cores minus those other processes keep
 busy, `OMP_NUM_THREADS` respected) unless `--threads N`; OpenMP waits passively as in every vaelm command (vaelm is
