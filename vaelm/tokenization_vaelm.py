@@ -21,12 +21,12 @@ import pyarrow as pa
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from .configuration_vaelm import SEGMENTATIONS
 
 logger = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
-SEGMENTATIONS = ("whitespace", "jieba", "char", "words")
 
 # Punctuation-aware English words, tried left to right: "don't" -> do n't, "it's" -> it 's, "U.S." stays one word,
 # numbers keep their inner . , :, hyphenated words stay whole, "..." and "--" are one token, other punctuation

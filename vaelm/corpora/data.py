@@ -36,7 +36,7 @@ from .word_ids import CHUNK, WordIds, forget_split, limit_lengths, list_array, p
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
+from . import SPLITS  # noqa: E402 (its home is the package: the commands read it without importing this module)
 STREAM_BATCH = 10_000  # sentences of a stream tokenized together (fewer, larger batches: less overhead per batch)
 RAW_BLOCK = 10  # sentences per block when a folder of raw books is split 90/5/5
 PTB_FILES = {split: f"ptb.{split}.txt" for split in SPLITS}

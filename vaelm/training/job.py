@@ -1,14 +1,13 @@
 """The training job, end to end: data -> tokenizer -> model -> `VAETrainer` -> a Hub-ready model folder.
 
-`vaelm-train` (`vaelm.cli.train`) parses the flags into its argument dataclasses and calls [`train`].
+`vaelm-train` (`vaelm.cli.train`) parses the flags into the settings of `vaelm.training.settings`, sets up logging
+and threads, and calls [`train`].
 """
 
-from __future__ import annotations
-
+import copy
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from transformers import GenerationConfig, set_seed
 
@@ -17,6 +16,7 @@ from ..pretrained.checkpoints import resolve_resume
 from ..configuration_vaelm import VAELMConfig
 from ..corpora.data import VAELMCollator, load_text_splits, text_column, tokenize_splits
 from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
+from ..generation.decoding import DecodingConfig
 from .. import pipeline_vaelm
 from ..hub.model_card import starting_model, write_model_card
 from .interruption import GracefulInterruption, TrainingInterrupted
@@ -24,18 +24,15 @@ from ..pretrained.loading import check_fit, check_model_source, load_model, load
 from ..modeling_vaelm import VAELMModel
 from ..runtime.precision import resolve_bf16
 from ..corpora.streaming import group_by_length, stream_text_splits, vocabulary_sample
-from ..runtime.threads import configure_threads
 from ..corpora.vocabulary import build_tokenizer
 from ..tokenization_vaelm import check_tokenizer_matches, segment
+from .settings import DataArguments, ModelArguments
 from .trainer import VAETrainer, VAETrainingArguments
-
-if TYPE_CHECKING:  # the argument dataclasses belong to the command, which calls this job
-    from ..cli.train import DataArguments, ModelArguments
 
 logger = logging.getLogger(__name__)
 
 
-def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, train_texts) :
+def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, train_texts):
     """The tokenizer given with `--tokenizer` (or that of `--model_name_or_path`), or one built from `train_texts`."""
     source = data_args.tokenizer or model_args.model_name_or_path or model_args.init_from
     if source:
@@ -57,18 +54,20 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
         model = load_model(model_args.model_name_or_path)
         model.train()
     else:
-        config = VAELMConfig(
-            vocab_size=len(tokenizer),
-            **model_args.config_values(),
-            max_sentence_length=data_args.max_length,
-            lang=data_args.lang,
-            segmentation=data_args.segmentation,
-            sentence_split=data_args.sentence_split,
-            pad_token_id=tokenizer.pad_token_id,
-            unk_token_id=tokenizer.unk_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
+        # The configuration checked when the flags were parsed, completed by the data: the tokenizer's sizes and ids
+        # agree with it by construction (check_tokenizer_matches below), and saving checks the whole once more.
+        config = copy.deepcopy(model_args.config)
+        config.update({
+            "vocab_size": len(tokenizer),
+            "max_sentence_length": data_args.max_length,
+            "lang": data_args.lang,
+            "segmentation": data_args.segmentation,
+            "sentence_split": data_args.sentence_split,
+            "pad_token_id": tokenizer.pad_token_id,
+            "unk_token_id": tokenizer.unk_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        })
         model = VAELMModel(config)
         if model_args.init_from:
             copy_encoder(load_model(model_args.init_from), model, model_args.init_from)
@@ -85,8 +84,9 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
 def default_generation_config(config: VAELMConfig) -> GenerationConfig:
     """
     What `model.generate` and `pipeline("text-generation")` do without arguments: a whole sentence (a length in
-    `max_new_tokens`, so that a caller's `max_new_tokens` replaces it without a warning) and no `<unk>` (small
-    vocabularies otherwise print runs of it; `suppress_tokens=None` gives the raw model back).
+    `max_new_tokens`, so that a caller's `max_new_tokens` replaces it without a warning) and, as `DecodingConfig`'s
+    default `no_unk` says, no `<unk>` (small vocabularies otherwise print runs of it; `suppress_tokens=None` gives the
+    raw model back).
 
     Args:
         config ([`VAELMConfig`]): the model's configuration.
@@ -96,7 +96,7 @@ def default_generation_config(config: VAELMConfig) -> GenerationConfig:
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
         max_new_tokens=config.max_sentence_length + 1,
-        suppress_tokens=[config.unk_token_id],
+        suppress_tokens=DecodingConfig().generate_kwargs(config.unk_token_id)["suppress_tokens"],
     )
 
 
@@ -176,8 +176,6 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
     Returns:
         `dict`: the final validation metrics (`eval_elbo`, `eval_kl`, …).
     """
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    configure_threads(training_args.num_threads)
     wants_bf16 = training_args.bf16 or training_args.mixed_precision == "bf16"  # --bf16 or accelerate's setting
     if wants_bf16 and not resolve_bf16(True, training_args.device, "vaelm-train"):
         # TrainingArguments has already turned --bf16 into the Accelerator's mixed_precision: both go.
