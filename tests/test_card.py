@@ -8,7 +8,8 @@ import json
 
 import vaelm
 from conftest import REPO
-from vaelm.hub.model_card import applied_settings, public_command, started_from_sentence, training_command, write_model_card
+from vaelm.hub.model_card import started_from_sentence, write_model_card
+from vaelm.hub.reproduce import applied_settings, public_command, training_command
 
 from conftest import train_tiny
 

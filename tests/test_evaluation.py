@@ -13,14 +13,8 @@ from torch.nn import functional as F
 from vaelm import VAELMConfig, VAELMModel
 from vaelm.cli import run_command
 from vaelm.cli.evaluate import main as evaluate_main
-from vaelm.evaluation.metrics import (
-    active_units,
-    evaluate_dataset,
-    evaluate_sequences,
-    length_sorted_batches,
-    mutual_information,
-    tokenize_sentences,
-)
+from vaelm.evaluation.estimators import active_units, mutual_information
+from vaelm.evaluation.metrics import evaluate_dataset, evaluate_sequences, length_sorted_batches, tokenize_sentences
 from vaelm.tokenization_vaelm import load_tokenizer
 
 from conftest import REPO, train_tiny

@@ -18,7 +18,9 @@ from huggingface_hub import HfApi, ModelCard
 
 from hub_server import LoopbackHub
 from vaelm import VAELMModel, load_tokenizer
-from vaelm.hub.model_card import CARD_FILE, TRAINING_RECORD_FILE, check_model_folder, write_model_card
+from vaelm.hub.model_card import write_model_card
+from vaelm.pretrained.loading import check_model_folder
+from vaelm.pretrained.model_folder import CARD_FILE, TRAINING_RECORD_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "hf_loopbackSecretToken0123456789"

@@ -12,7 +12,7 @@ from PIL import Image
 from vaelm.cli import run_command
 from vaelm.cli.map import main as map_main
 from vaelm.generation.sentence_vae import SentenceVAE
-from vaelm.hub.model_card import LATENT_MAP_FILE
+from vaelm.pretrained.model_folder import LATENT_MAP_FILE
 from vaelm.evaluation.latent_map import HTML_DATA_ID, build_latent_map, fit_projection, read_labelled
 
 pytest.importorskip("plotly")

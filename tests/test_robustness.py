@@ -377,13 +377,13 @@ SLOW_RUN = """
 import os, sys, time
 import vaelm.training.trainer
 
-original = vaelm.trainer.VAETrainer.training_step
+original = vaelm.training.trainer.VAETrainer.training_step
 
 def slow(self, *args, **kwargs):
     time.sleep(float(os.environ["SLOW_STEP_S"]))
     return original(self, *args, **kwargs)
 
-vaelm.trainer.VAETrainer.training_step = slow
+vaelm.training.trainer.VAETrainer.training_step = slow
 from vaelm.cli.train import entry_point
 
 sys.argv[0] = "vaelm-train"

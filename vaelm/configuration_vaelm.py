@@ -1,6 +1,9 @@
 """VAELM model configuration: the sizes and switches of a Bowman-style recurrent (LSTM or GRU) VAE language model."""
 
+import dataclasses
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from transformers import PreTrainedConfig
 
@@ -127,9 +130,8 @@ class VAELMConfig(PreTrainedConfig):
 
     @property
     def has_latent(self) -> bool:
-        """Whether the model has a latent variable z (`latent_size > 0`); without one it is a plain recurrent
-        language model: no encoder, KL 0, an exact NLL."""
-        return self.latent_size > 0
+        """Whether the model has a latent variable z (see [`config_has_latent`])."""
+        return config_has_latent(self)
 
     @classmethod
     def field_help(cls, name: str) -> str:
@@ -198,6 +200,8 @@ TRAINING_FLAGS = {
     "latent_to_every_step": "latent_to_every_step",
     "tie_word_embeddings": "tie_word_embeddings",
 }
+# The original script's model flags: a reproduce command always writes them, the others only away from their default.
+ORIGINAL_FLAGS = ("embedding_size", "num_units", "latent_dim", "keep_prob")
 # Flags that give 1 - the field's value (the original `--keep_prob` is the probability of keeping a word), with
 # their own help.
 COMPLEMENT_FLAGS = {"keep_prob": "Probability of keeping a decoder input word (word_dropout = 1 - keep_prob)."}
@@ -216,6 +220,38 @@ def flag_value(name: str, value):
     return round(1.0 - value, 6) if TRAINING_FLAGS[name] in COMPLEMENT_FLAGS else value
 
 
+def config_has_latent(config: "VAELMConfig | Mapping[str, Any]") -> bool:
+    """
+    Whether a model has a latent variable z: `latent_size > 0`. Without one (`--latent_dim 0`) it is a plain
+    recurrent language model: no encoder, no posterior, KL 0 and an exact NLL. The one test of it.
+
+    Args:
+        config ([`VAELMConfig`] or `Mapping`): the configuration, or its dict (`config.json`, a training record's).
+    """
+    size = config.get("latent_size", VAELMConfig.latent_size) if isinstance(config, Mapping) else config.latent_size
+    return size > 0
+
+
+def training_flags(config: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    `vaelm-train`'s model flags that build a model shaped like `config`, in `TRAINING_FLAGS` order: the original
+    script's flags always, the others where the value differs from the field's default (the model card's reproduce
+    command).
+
+    Args:
+        config (`Mapping`): the configuration as a dict (`config.json`).
+    """
+    defaults = {spec.name: spec.default for spec in dataclasses.fields(VAELMConfig)}
+    flags = {}
+    for name, flag in TRAINING_FLAGS.items():
+        value = config.get(name, defaults[name])
+        if value is None:
+            value = defaults[name]
+        if flag in ORIGINAL_FLAGS or value != defaults[name]:
+            flags[flag] = flag_value(name, value)
+    return flags
+
+
 def field_value(flag: str, value):
     """
     The inverse of [`flag_value`]: the field's value that `vaelm-train`'s `--flag value` sets.
@@ -227,5 +263,5 @@ def field_value(flag: str, value):
     return round(1.0 - value, 6) if flag in COMPLEMENT_FLAGS else value
 
 
-__all__ = ["CELL_TYPES", "COMPLEMENT_FLAGS", "FIELD_CHOICES", "SEGMENTATIONS", "TRAINING_FLAGS", "VAELMConfig",
-           "field_value", "flag_value"]
+__all__ = ["CELL_TYPES", "COMPLEMENT_FLAGS", "FIELD_CHOICES", "ORIGINAL_FLAGS", "SEGMENTATIONS", "TRAINING_FLAGS",
+           "VAELMConfig", "config_has_latent", "field_value", "flag_value", "training_flags"]

@@ -35,6 +35,7 @@ from ..generation.decoding import HOMOTOPY_STEPS, INTERPOLATIONS, STRATEGIES, De
 from ..generation.sentence_vae import SentenceVAE
 from ..evaluation.latent_map import DEMO_INSTALL_HINT, LatentMap, build_latent_map, plotly_figure, read_split
 from ..pretrained.loading import check_model_source
+from ..pretrained.model_folder import CARD_FILE, SPACE_APP_FILE, SPACE_FRONT_MATTER
 from ..pretrained import DEFAULT_MODEL
 from ..version import __version__
 
@@ -47,8 +48,7 @@ TOP_P_OFF = 1.0  # the top-p slider's value for "no nucleus truncation" (Decodin
 # Prior samples of the map are cut at this many words: loops of a greedy decoder would otherwise run to the
 # longest training sentence, and cost start-up time for nothing.
 MAP_SAMPLE_WORDS = 40
-SPACE_FILES = ("app.py", "requirements.txt")
-SPACE_CARD_KEYS = {"sdk": "gradio", "app_file": "app.py"}
+SPACE_FILES = (SPACE_APP_FILE, "requirements.txt")
 APP_TEMPLATE = '''"""A Hugging Face Space for a vaelm model (Bowman et al. 2016 sentence VAE): `python app.py` serves `vaelm-demo`.
 
 Written by `vaelm-demo --export` / `vaelm-push --with_demo`; the model is {model_note}.
@@ -337,14 +337,14 @@ def export_space(model: str, folder: str | Path, requirement: str | None = None,
         expression, note = "str(__import__('pathlib').Path(__file__).resolve().parent)", "the folder this file is in"
     else:
         expression, note = repr(source), f"the Hub repository {source}"
-    app = folder / "app.py"
+    app = folder / SPACE_APP_FILE
     app.write_text(APP_TEMPLATE.format(model_expression=expression, model_note=note, map_sentences=map_sentences), encoding="utf-8")
     requirements = folder / "requirements.txt"
     requirements.write_text(f"{requirement or f'vaelm[demo]=={__version__}'}\n", encoding="utf-8")
 
-    card_path = folder / "README.md"
+    card_path = folder / CARD_FILE
     card = ModelCard.load(card_path) if card_path.is_file() else ModelCard(f"---\nlibrary_name: transformers\n---\n\n# {folder.resolve().name}\n")
-    keys = dict(SPACE_CARD_KEYS)
+    keys = dict(SPACE_FRONT_MATTER)
     try:
         keys["sdk_version"] = require_gradio().__version__
     except ImportError:

@@ -1,6 +1,8 @@
 """Evaluation: the protocol's likelihood metrics and a look at the latent space.
 
-- `metrics`: ELBO, importance-weighted NLL, perplexity, KL, mutual information, active units.
+- `metrics`: the protocol: ELBO, importance-weighted NLL, perplexity, KL, MI, active units.
+- `decoder_scoring`: -log p(x|z) of many latent samples at once, the protocol's fast path.
+- `estimators`: Gaussian densities, each sentence's latent noise, mutual information, active units.
 - `progress`: a long evaluation's finished sentences, kept so that a rerun resumes.
 - `latent_map`: posterior means in 2-D (PCA or UMAP), as a PNG or an interactive HTML page.
 - `settings`: the protocol's defaults and choice lists, and the settings of the `vaelm-evaluate` job (no torch).
@@ -10,13 +12,13 @@
 from ..compat import lazy_exports
 
 _EXPORTS = {
-    "DecoderScorer": ".metrics",
+    "DecoderScorer": ".decoder_scoring",
     "EvaluationProgress": ".progress",
     "EvaluationResult": ".metrics",
     "LatentMap": ".latent_map",
     "PROJECTIONS": ".settings",
     "Projection": ".latent_map",
-    "active_units": ".metrics",
+    "active_units": ".estimators",
     "build_latent_map": ".latent_map",
     "draw_training_map": ".latent_map",
     "evaluate_dataset": ".metrics",
@@ -24,7 +26,7 @@ _EXPORTS = {
     "fit_projection": ".latent_map",
     "length_sorted_batches": ".metrics",
     "model_fingerprint": ".progress",
-    "mutual_information": ".metrics",
+    "mutual_information": ".estimators",
     "plotly_figure": ".latent_map",
     "posterior_means": ".latent_map",
     "read_labelled": ".latent_map",

@@ -5,7 +5,9 @@ from pathlib import Path
 
 from huggingface_hub import CommitInfo
 
-from .model_card import DEFAULT_LICENSE, push_model_folder, redact_tokens
+from .model_card import DEFAULT_LICENSE
+from .push import push_model_folder
+from .tokens import redact_tokens
 
 
 def push(

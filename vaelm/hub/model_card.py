@@ -1,109 +1,53 @@
-"""Model cards and Hub pushes for saved vaelm model folders.
+"""The model card of a saved model folder: `README.md`, rendered from what the folder holds.
 
-A saved model folder (what `vaelm-train` writes) becomes a Hub repository with one commit: weights, config,
-generation config, tokenizer, the custom code (`configuration_vaelm.py`, `modeling_vaelm.py`), the training-curve
-plot, the training record and a model card (`README.md`) built with `huggingface_hub.ModelCard`. The card is a
-function of the folder: architecture from `config.json`, training settings from `training_record.json` (written
-at the end of training), evaluation figures from the JSON that `vaelm-evaluate --output` wrote into the folder,
-and a few prior samples and a homotopy decoded by `vaelm.generation` when it can.
+The card is a function of the folder: architecture from `config.json`, training settings from
+`training_record.json` (which [`vaelm.training.record`] writes at the end of training, with the training curves and
+the latent map), evaluation figures from the JSON that `vaelm-evaluate --output` wrote into the folder, the command
+that reproduces the run ([`vaelm.hub.reproduce`]), and a few prior samples and a homotopy decoded by
+`vaelm.generation` when it can. It is built with `huggingface_hub.ModelCard`.
 
-`vaelm-push` calls [`push_model_folder`]; `vaelm-train --push_to_hub` goes through the Trainer, whose
-`create_model_card` writes the same card, so both produce the same repository files.
+`vaelm-train` writes it at the end of training (and its `--push_to_hub` uploads it through the Trainer's
+`create_model_card`); `vaelm-push` ([`vaelm.hub.push`]) renders it again for the repository id into what it uploads,
+so both produce the same repository files.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData, get_token
 import torch
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from ..corpora.data import DATASET_ALIASES
+from ..configuration_vaelm import VAELMConfig, config_has_latent
 from ..generation.sentence_vae import DecodingConfig, SentenceVAE
-from ..training.kl_schedules import KL_ARGUMENT_NAMES
-from ..evaluation.latent_map import draw_training_map
-from ..pretrained.loading import TOKENIZER_NAME, check_model_source, load_model_and_tokenizer, model_file
-from ..pretrained import DEFAULT_MODEL
-from ..version import __version__
+from ..pretrained.loading import check_model_folder, load_model_and_tokenizer
+from ..pretrained.model_folder import (
+    CARD_FILE,
+    EVALUATION_FILES,
+    LATENT_MAP_FILE,
+    SPACE_APP_FILE,
+    SPACE_FRONT_MATTER_KEYS,
+    TRAINING_CURVES_FILE,
+    TRAINING_RECORD_FILE,
+)
+from .reproduce import KNOWN_DATASETS, applied_settings, public_command, public_dataset_flag, training_command
+from .tokens import redact_tokens
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from transformers import PreTrainedTokenizerBase, Trainer
+    from transformers import PreTrainedTokenizerBase
 
     from ..modeling_vaelm import VAELMModel
 
 logger = logging.getLogger(__name__)
 
-CARD_FILE = "README.md"
-TRAINING_RECORD_FILE = "training_record.json"
-TRAINING_CURVES_FILE = "training_curves.png"  # the name write_model_card draws the curves under
-LATENT_MAP_FILE = "latent_map.png"  # the validation sentences' posterior means in 2-D (vaelm.latent_map)
-# Front-matter keys that make the folder a Gradio Space too (`vaelm-demo --export`); a rewritten card keeps them.
-SPACE_CARD_KEYS = ("sdk", "sdk_version", "app_file")
-EVALUATION_FILES = ("eval_results.json", "evaluation.json", "eval.json")
 DEFAULT_LICENSE = "apache-2.0"
-CARD_TAGS = ["vae", "text-generation"]  # and the cell type ("lstm" or "gru")
-# What the Trainer leaves out of its pushes (`_*`, `checkpoint-*`), plus the Trainer's resumable state, which
-# `save_state` writes after the Trainer has pushed: `vaelm-push` and `vaelm-train --push_to_hub` upload the same files.
-REPO_IGNORE_PATTERNS = ["_*", "checkpoint-*", "trainer_state.json"]
-# Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for (one table, in vaelm.data).
-KNOWN_DATASETS = DATASET_ALIASES
-BEST_MODEL_ARGUMENT_NAMES = ("eval_strategy", "eval_steps", "save_strategy", "save_steps", "load_best_model_at_end",
-                             "metric_for_best_model", "greater_is_better")
-TRAINING_ARGUMENT_KEYS = (
-    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
-    "optim", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "seed", *KL_ARGUMENT_NAMES,
-    "bf16", "fp16", "ema_decay",
-    # which checkpoint the saved weights are, when the best one is kept
-    *BEST_MODEL_ARGUMENT_NAMES,
-)
+CARD_TAGS = ["vae", "text-generation"]  # and the cell type (VAELMConfig.cell_type)
 EVALUATION_KEYS = ("nll", "ppl", "elbo", "elbo_ppl", "rec", "kl", "mi", "au", "latent_size", "sentences", "tokens", "iw_samples")
-TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
 CARD_SAMPLE_SEED = 0
-
-
-# ------------------------------------------------------------------------------------------------ folder checks
-def check_model_folder(model_dir: str | Path) -> Path:
-    """
-    Make sure a folder holds a loadable vaelm model before anything is written or pushed.
-
-    The model checks are [`vaelm.loading.check_model_source`]'s (a vaelm `config.json`, safetensors weights, never a
-    pickle); this adds that the folder is local and holds the tokenizer.
-
-    Args:
-        model_dir (`str` or `Path`): a folder saved by `vaelm-train` (or `save_pretrained`).
-
-    Returns:
-        `Path`: the folder.
-
-    Raises:
-        `FileNotFoundError`: when the folder or the tokenizer is missing. [`~vaelm.loading.ModelLoadError`]: when
-        `config.json` or the weights are missing or wrong, naming what.
-    """
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Model folder {folder} does not exist (give the --output_dir of vaelm-train).")
-    check_model_source(folder)
-    if not (folder / TOKENIZER_NAME).is_file():
-        raise FileNotFoundError(
-            f"{folder} is not a saved vaelm model: {TOKENIZER_NAME} missing. Train into it with vaelm-train "
-            "(which saves the model at the end), or point --model at the folder that holds config.json."
-        )
-    return folder
-
-
-def redact_tokens(text: str, *tokens: str | None) -> str:
-    """Replace the given tokens, and anything shaped like a Hugging Face token, by `***`."""
-    for token in tokens:
-        if token:
-            text = text.replace(token, "***")
-    return TOKEN_PATTERN.sub("***", text)
 
 
 def dataset_ids(dataset: str | None) -> list[str]:
@@ -127,77 +71,6 @@ def dataset_ids(dataset: str | None) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ what the card says
-def is_language_model(config: Mapping[str, Any]) -> bool:
-    """A plain language model (`--latent_dim 0`): no encoder, no posterior, no KL; its NLL is exact."""
-    return config.get("latent_size") == 0
-
-
-def training_record(trainer: Trainer, dataset: str | None = None) -> dict[str, Any]:
-    """
-    The facts about a finished training run that the card shows (and `training_record.json` keeps).
-
-    Args:
-        trainer (`Trainer`): the trainer after `train()` (and usually `evaluate()`).
-        dataset (`str`, *optional*): the `--dataset` or `--data_dir` the run used; local paths keep their name only.
-
-    Returns:
-        `dict`: `dataset`, `datasets`, `global_step`, `world_size`, the chosen training arguments (never tokens or
-        paths) and the last logged validation and final metrics.
-    """
-    args = trainer.args
-    arguments = {key: getattr(args, key) for key in TRAINING_ARGUMENT_KEYS if hasattr(args, key)}
-    arguments = {key: (value.value if hasattr(value, "value") else value) for key, value in arguments.items()}
-    metrics: dict[str, float] = {}
-    for entry in trainer.state.log_history:
-        metrics.update({
-            key: value for key, value in entry.items()
-            if key.startswith(("eval_", "final_")) and isinstance(value, (int, float)) and "runtime" not in key
-            and "per_second" not in key
-        })
-    shown_dataset = dataset
-    if dataset and (Path(dataset).exists() or dataset.startswith((".", "/", "~"))):
-        shown_dataset = f"local folder {Path(dataset).name}"
-    record = {
-        "vaelm_version": __version__,
-        "dataset": shown_dataset,
-        "datasets": dataset_ids(dataset),
-        "global_step": trainer.state.global_step,
-        "world_size": args.world_size,
-        "total_train_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
-        "hub_model_id": args.hub_model_id,
-        "training_arguments": arguments,
-        "final_metrics": metrics,
-    }
-    if args.load_best_model_at_end and getattr(trainer.state, "best_global_step", None):
-        record["best_step"] = trainer.state.best_global_step  # the saved weights are that checkpoint's
-    if getattr(trainer, "started_from", None):
-        record["started_from"] = trainer.started_from
-    return record
-
-
-def starting_model(flag: str, source: str, **hub_kwargs: Any) -> dict[str, Any]:
-    """
-    What a run started from, for its training record: the flag (`model_name_or_path`: the whole model continued;
-    `init_from`: its encoder copied), the model's name, and that model's own config and training record when it
-    has them, so that the card can give every stage of the recipe.
-
-    Args:
-        flag (`str`): `"model_name_or_path"` or `"init_from"`.
-        source (`str`): the folder or Hub id given to the flag.
-        hub_kwargs: `revision`, `token`, … (for a Hub id).
-    """
-    if Path(source).expanduser().exists():
-        bundled = Path(source).expanduser().resolve() == Path(DEFAULT_MODEL).resolve()
-        name = f"vaelm.DEFAULT_MODEL of vaelm {__version__}" if bundled else f"a private model folder, {Path(source).name}"
-    else:
-        name = source
-    found = {}
-    for key, filename in (("config", "config.json"), ("training_record", TRAINING_RECORD_FILE)):
-        path = model_file(source, filename, **hub_kwargs)
-        found[key] = json.loads(path.read_text(encoding="utf-8")) if path else None
-    return {"flag": flag, "model": name, "hub_model": None if name != source else source, **found}
-
-
 def find_evaluation_results(model_dir: str | Path) -> dict[str, Any] | None:
     """
     The JSON object of `vaelm-evaluate --output` saved in the model folder, if any.
@@ -246,7 +119,7 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
             torch.manual_seed(CARD_SAMPLE_SEED)
             # As vaelm-sample and the pipelines decode by default; a language model's greedy "samples" would all
             # be one sentence (there is no z to vary), so it samples its words.
-            language_model = is_language_model(model.config.to_dict())
+            language_model = not model.config.has_latent
             strategy = "sample" if language_model else "greedy"
             decoding = DecodingConfig(strategy=strategy, no_unk=True)
             samples = [item["text"] for item in vae.sample_prior(num_samples, decoding)]
@@ -292,7 +165,7 @@ def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluati
     return ModelCardData(
         library_name="transformers",
         pipeline_tag="text-generation",
-        tags=[*CARD_TAGS[:1], str(config.get("cell_type") or "lstm"), *CARD_TAGS[1:]],
+        tags=[*CARD_TAGS[:1], str(config.get("cell_type") or VAELMConfig.cell_type), *CARD_TAGS[1:]],
         datasets=datasets or None,
         language=[config.get("lang", "en")],
         license=license,
@@ -337,9 +210,9 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         num_parameters (`int`, *optional*): the parameter count.
         has_latent_map (`bool`, *optional*, defaults to `False`): whether `latent_map.png` is in the folder.
     """
-    cell = str(config.get("cell_type") or "lstm").upper()
+    cell = str(config.get("cell_type") or VAELMConfig.cell_type).upper()
     article = "An" if cell == "LSTM" else "A"
-    language_model = is_language_model(config)
+    language_model = not config_has_latent(config)
     if language_model:
         about = (
             f"A plain {cell} language model, trained with vaelm as the baseline that its sentence VAEs (Bowman et al. "
@@ -481,109 +354,6 @@ with torch.no_grad():
     return "\n\n".join(parts) + "\n"
 
 
-def applied_settings(arguments: Mapping[str, Any], language_model: bool = False) -> dict[str, Any]:
-    """
-    The training arguments that shaped the run: no cycle counts under a linear schedule, no epochs under max_steps,
-    no KL settings at all for a plain language model (`language_model`: latent size 0, no KL term).
-    """
-    if language_model:
-        arguments = {key: value for key, value in arguments.items() if key not in (*KL_ARGUMENT_NAMES, "free_bits")}
-    schedule = arguments.get("kl_schedule")
-    unused = {
-        "kl_cycles": schedule != "cyclical", "kl_cycle_ratio": schedule != "cyclical",
-        "annealing_steepness": schedule != "sigmoid_pivot", "annealing_rate": schedule != "logistic",
-        "annealing_pivot": schedule in ("constant", "cyclical"), "kl_weight": schedule != "constant",
-        "num_train_epochs": (arguments.get("max_steps") or 0) > 0, "bf16": not arguments.get("bf16"),
-        "fp16": not arguments.get("fp16"), "free_bits": not arguments.get("free_bits"),
-        "warmup_steps": not arguments.get("warmup_steps"), "weight_decay": not arguments.get("weight_decay"),
-        "ema_decay": not arguments.get("ema_decay"),
-        # without load_best_model_at_end the schedule of evaluations does not change the weights
-        **{key: not arguments.get("load_best_model_at_end") or arguments.get(key) is None
-           for key in BEST_MODEL_ARGUMENT_NAMES},
-    }
-    return {key: value for key, value in arguments.items() if not unused.get(key, False)}
-
-
-def public_dataset_flag(datasets: list[str]) -> str | None:
-    """`--dataset ptb`/`bookcorpus`/`ID` for a run whose data a reader can download, else `None`."""
-    if not datasets:
-        return None
-    names = {hub_id: name for name, hub_id in KNOWN_DATASETS.items()}
-    return f"--dataset {names.get(datasets[0], datasets[0])}"
-
-
-def public_command(command: str, repo_id: str, datasets: list[str]) -> str:
-    """A recorded command with this machine's paths replaced: the model's id, the public dataset, no output or
-    progress file (both are paths of the machine that ran it)."""
-    command = re.sub(r"--model \S+", f"--model {repo_id}", command)
-    dataset = public_dataset_flag(datasets)
-    if dataset:
-        command = re.sub(r"--data_dir \S+", dataset, command)
-    return re.sub(r" --(output|per_sentence_output|progress_file) \S+", "", command)
-
-
-def training_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str | None:
-    """
-    The `vaelm-train` command(s) that repeat the recorded run on the public dataset (None for private data): one
-    line, or, for a run started from another model whose training is recorded, one line per stage, each training
-    into `stage-N` from the one before.
-    """
-    stages, stage = [], (config, record)
-    while stage is not None:
-        stages.insert(0, stage)
-        started = stage[1].get("started_from") or {}
-        known = started.get("config") and started.get("training_record")
-        stage = (started["config"], started["training_record"]) if known else None
-    commands = [_stage_command(*stage) for stage in stages]
-    if any(command is None for command in commands):
-        return None
-    first_start = stages[0][1].get("started_from")
-    if first_start:  # where the recorded chain begins: a Hub model, or one the reader has to supply
-        commands[0] += f" --{first_start['flag']} {first_start.get('hub_model') or 'STARTING_MODEL'}"
-    if len(commands) == 1:
-        return commands[0]
-    lines = []
-    for number, ((_, stage_record), command) in enumerate(zip(stages, commands), 1):
-        if number > 1:
-            command += f" --{stage_record['started_from']['flag']} stage-{number - 1}"
-        lines.append(f"{command} --output_dir stage-{number}")
-    return "\n".join(lines)
-
-
-def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str | None:
-    """The `vaelm-train` command of one recorded run, without what it started from."""
-    dataset = public_dataset_flag(list(record.get("datasets", [])))
-    if not dataset or not record.get("training_arguments"):
-        return None
-    flags = [dataset, f"--embedding_size {config.get('embedding_size')}", f"--num_units {config.get('hidden_size')}",
-             f"--latent_dim {config.get('latent_size')}", f"--keep_prob {round(1 - float(config.get('word_dropout', 0)), 6)}"]
-    if (config.get("cell_type") or "lstm") != "lstm":
-        flags.append(f"--cell_type {config['cell_type']}")
-    for key in ("embedding_dropout", "output_dropout", "weight_drop", "word_type_dropout", "posterior_bn_gamma"):
-        if config.get(key):
-            flags.append(f"--{key} {config[key]}")
-    for key in ("latent_to_every_step", "tie_word_embeddings", "bidirectional_encoder", "locked_dropout"):
-        if config.get(key):
-            flags.append(f"--{key} true")
-    if (config.get("num_layers") or 1) > 1:
-        flags.append(f"--num_layers {config['num_layers']}")
-    arguments = applied_settings(record["training_arguments"], language_model=is_language_model(config))
-    renamed = {"per_device_train_batch_size": "batch_size"}
-    skipped = {"optim", "gradient_accumulation_steps", "max_grad_norm", "seed", *BEST_MODEL_ARGUMENT_NAMES}
-    for key, value in sorted(arguments.items()):
-        if key in skipped and not (key == "gradient_accumulation_steps" and value != 1):
-            continue
-        flags.append(f"--{renamed.get(key, key)} {_flag_value(value)}")
-    # Kept together and in this order: how the checkpoint whose weights were saved was chosen.
-    flags += [f"--{key} {_flag_value(arguments[key])}" for key in BEST_MODEL_ARGUMENT_NAMES if key in arguments]
-    flags.append(f"--seed {arguments.get('seed', 42)}")
-    return "vaelm-train " + " ".join(flags)
-
-
-def _flag_value(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def descriptive_name(config: Mapping[str, Any], record: Mapping[str, Any]) -> str:
     """A name for a model without a Hub id: what it was trained on and its sizes, e.g. `vaelm-ptb-350-512-32`."""
     dataset = public_dataset_flag(list(record.get("datasets", [])))
@@ -591,50 +361,41 @@ def descriptive_name(config: Mapping[str, Any], record: Mapping[str, Any]) -> st
     return f"vaelm-{data}-{config.get('embedding_size')}-{config.get('hidden_size')}-{config.get('latent_size')}"
 
 
-def write_model_card(
+
+# ------------------------------------------------------------------------------------------------ the whole card
+def render_model_card(
     model_dir: str | Path,
-    trainer: Trainer | None = None,
-    dataset: str | None = None,
     repo_id: str | None = None,
     license: str = DEFAULT_LICENSE,
     extra_datasets: list[str] | None = None,
     load_path: str | None = None,
-) -> Path:
+    model: VAELMModel | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> ModelCard:
     """
-    Write `README.md` (the model card) into a model folder; with a trainer, also the training record and curves.
+    The model card of a model folder (front matter and Markdown), without writing anything.
 
-    With `trainer`, the model, tokenizer and config come from it (the folder may not hold them yet), and
-    `training_record.json` and `training_curves.png` are (re)written. Without it, they are read from the folder,
-    and an existing training record is kept. Sample generation failing never stops the card from being written.
+    The training record, curves, latent map and evaluation results are read from the folder; the model and
+    tokenizer too, unless given (a run that just finished passes its own: the folder may not hold them yet). Sample
+    generation failing never stops the card from being rendered.
 
     Args:
         model_dir (`str` or `Path`): the model folder.
-        trainer (`Trainer`, *optional*): the trainer of a run that just finished.
-        dataset (`str`, *optional*): the run's `--dataset` or `--data_dir` (kept from the record when omitted).
         repo_id (`str`, *optional*): the Hub id to show in the examples (default: `--hub_model_id` or the folder).
         license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
         extra_datasets (`list[str]`, *optional*): more Hub dataset ids for the front matter.
         load_path (`str`, *optional*): what the usage snippets load when the model has no Hub id (e.g. the bundled
             model's path in the repository); default: the model's name, i.e. a folder of that name.
+        model ([`VAELMModel`], *optional*): the model (default: loaded from the folder).
+        tokenizer (`PreTrainedTokenizerBase`, *optional*): its tokenizer (default: loaded from the folder).
 
     Returns:
-        `Path`: the card's path.
+        `ModelCard`: the card; `card.save(path)` writes it, `str(card)` is its text.
     """
     folder = Path(model_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     record_path = folder / TRAINING_RECORD_FILE
-    previous = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
-    if trainer is not None:
-        record = training_record(trainer, dataset)
-        if dataset is None and previous:
-            record["dataset"], record["datasets"] = previous.get("dataset"), previous.get("datasets", [])
-        record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        plot_training_curves(trainer.state.log_history, folder / TRAINING_CURVES_FILE,
-                             language_model=is_language_model(trainer.model.config.to_dict()))
-        _draw_latent_map(trainer, folder)
-        model, tokenizer = trainer.model, trainer.processing_class
-    else:
-        record = previous
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    if model is None or tokenizer is None:
         check_model_folder(folder)
         model, tokenizer = load_model_and_tokenizer(folder)
     config = model.config.to_dict()
@@ -650,199 +411,58 @@ def write_model_card(
         examples=card_examples(model, tokenizer), has_curves=(folder / TRAINING_CURVES_FILE).is_file(),
         num_parameters=model.num_parameters(), has_latent_map=(folder / LATENT_MAP_FILE).is_file(),
     )
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{redact_tokens(body)}")
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{redact_tokens(body)}")
+
+
+def write_model_card(
+    model_dir: str | Path,
+    repo_id: str | None = None,
+    license: str = DEFAULT_LICENSE,
+    extra_datasets: list[str] | None = None,
+    load_path: str | None = None,
+    model: VAELMModel | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> Path:
+    """
+    Write `README.md` (the model card, see [`render_model_card`]) into a model folder.
+
+    A training run writes its record, curves and card together with [`vaelm.training.record.write_training_card`].
+
+    Args:
+        model_dir (`str` or `Path`): the model folder.
+        repo_id (`str`, *optional*): the Hub id to show in the examples (default: `--hub_model_id` or the folder).
+        license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
+        extra_datasets (`list[str]`, *optional*): more Hub dataset ids for the front matter.
+        load_path (`str`, *optional*): what the usage snippets load when the model has no Hub id.
+        model ([`VAELMModel`], *optional*): the model (default: loaded from the folder).
+        tokenizer (`PreTrainedTokenizerBase`, *optional*): its tokenizer (default: loaded from the folder).
+
+    Returns:
+        `Path`: the card's path.
+    """
+    folder = Path(model_dir)
+    card = render_model_card(folder, repo_id=repo_id, license=license, extra_datasets=extra_datasets,
+                             load_path=load_path, model=model, tokenizer=tokenizer)
     path = folder / CARD_FILE
     card.save(path)
     return path
 
 
-# ------------------------------------------------------------------------------------------------ plot
-def plot_training_curves(log_history: list[dict], path: str | Path, language_model: bool = False) -> Path | None:
-    """
-    Draw rec, KL and β (training) and the valid ELBO against the step into a PNG; for a plain language model, its
-    training and validation NLL alone (it has no KL and no β).
-
-    Args:
-        log_history (`list[dict]`): `trainer.state.log_history`.
-        path (`str` or `Path`): where to write the PNG.
-        language_model (`bool`, *optional*, defaults to `False`): the model has no latent variable.
-
-    Returns:
-        The path, or `None` when nothing was logged.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def series(key):
-        points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
-        return ([s for s, _ in points], [v for _, v in points])
-
-    train_rec, train_kl, beta, valid_elbo = series("rec_loss"), series("kl"), series("beta"), series("eval_elbo")
-    if not train_rec[0] and not valid_elbo[0]:
-        return None
-    figure, axes = plt.subplots(1, 1 if language_model else 3, figsize=(5, 3.8) if language_model else (14, 3.8), squeeze=False)
-    axes = axes[0]
-    axes[0].plot(*train_rec, label="train NLL" if language_model else "train rec")
-    if valid_elbo[0]:
-        axes[0].plot(*valid_elbo, "o-", label="valid NLL (exact)" if language_model else "valid −ELBO")
-    axes[0].set_ylabel("nats per sentence")
-    axes[0].legend()
-    if language_model:
-        return _finish_plot(figure, axes, path)
-    axes[1].plot(*train_kl, color="tab:orange", label="train KL")
-    eval_kl = series("eval_kl")
-    if eval_kl[0]:
-        axes[1].plot(*eval_kl, "o-", color="tab:red", label="valid KL")
-    axes[1].set_ylabel("KL (nats per sentence)")
-    axes[1].legend()
-    axes[2].plot(*beta, color="tab:green")
-    axes[2].set_ylabel("β (KL weight)")
-    axes[2].set_ylim(-0.05, max([1.05] + [b + 0.05 for b in beta[1]]))
-    return _finish_plot(figure, axes, path)
-
-
-def _finish_plot(figure, axes, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    for axis in axes:
-        axis.set_xlabel("step")
-        axis.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # 5-digit steps must not run together
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return Path(path)
-
-
-def _draw_latent_map(trainer: Trainer, folder: Path) -> None:
-    """Draw the validation sentences' latent map for the card; a failure costs the picture, never the card."""
-    if trainer.eval_dataset is None:
-        return
-    try:
-        draw_training_map(trainer.model, trainer.processing_class, trainer.eval_dataset, folder / LATENT_MAP_FILE)
-    except Exception as error:  # noqa: BLE001 - the card matters more than one of its pictures
-        logger.warning("The model card shows no latent map: %s", error)
-
-
 def _space_keys(folder: Path) -> dict[str, Any]:
     """The Space keys of the current card's front matter, when the folder holds an exported demo (`app.py`)."""
     path = folder / CARD_FILE
-    if not (folder / "app.py").is_file() or not path.is_file():
+    if not (folder / SPACE_APP_FILE).is_file() or not path.is_file():
         return {}
     current = ModelCard.load(path).data.to_dict()
-    return {key: current[key] for key in SPACE_CARD_KEYS if key in current}
-
-
-# ------------------------------------------------------------------------------------------------ pushing
-def _is_connection_error(error: BaseException) -> bool:
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, ConnectionError) or type(error).__name__ in ("ConnectError", "ConnectTimeout", "ProxyError"):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-def _refuse_files_with_token(folder: Path, token: str | None) -> None:
-    """Raise if any file to be uploaded contains the token (e.g. `training_args.bin` of a run given --hub_token)."""
-    if not token:
-        return
-    needle = token.encode()
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder).as_posix()
-        if not path.is_file() or any(fnmatch.fnmatch(relative, pattern) for pattern in REPO_IGNORE_PATTERNS):
-            continue
-        if needle in path.read_bytes():
-            raise PermissionError(
-                f"{relative} contains your Hub token, so it is not pushed (a run given --hub_token pickles it into "
-                "training_args.bin). Delete that file, or train with HF_TOKEN / `hf auth login` instead."
-            )
-
-
-def push_model_folder(
-    model_dir: str | Path,
-    repo_id: str,
-    *,
-    private: bool = False,
-    revision: str | None = None,
-    commit_message: str | None = None,
-    token: str | None = None,
-    refresh_card: bool = True,
-    license: str = DEFAULT_LICENSE,
-    extra_datasets: list[str] | None = None,
-) -> CommitInfo:
-    """
-    Push a saved model folder (model, tokenizer, custom code, card, plot) to the Hub in one commit.
-
-    Args:
-        model_dir (`str` or `Path`): the folder `vaelm-train` wrote.
-        repo_id (`str`): `ORG/NAME`; the repository is created when missing.
-        private (`bool`, *optional*, defaults to `False`): create the repository as private.
-        revision (`str`, *optional*): a branch to push to (created from `main` when missing).
-        commit_message (`str`, *optional*): the commit title.
-        token (`str`, *optional*): a write token; default `HF_TOKEN` or the token of `hf auth login`. Never logged.
-        refresh_card (`bool`, *optional*, defaults to `True`): rewrite `README.md` first, so that it shows the repo
-            id and any evaluation results added since training.
-        license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
-        extra_datasets (`list[str]`, *optional*): Hub dataset ids to list in the card.
-
-    Returns:
-        `CommitInfo`: the commit (`oid`, `commit_url`).
-
-    Raises:
-        `FileNotFoundError`: the folder is not a saved model. `ConnectionError`: the Hub endpoint cannot be
-        reached. `PermissionError`: the token was refused, or a file to upload contains it.
-    """
-    folder = check_model_folder(model_dir)
-    resolved_token = token or get_token()
-    _refuse_files_with_token(folder, resolved_token)
-    if refresh_card:
-        write_model_card(folder, repo_id=repo_id, license=license, extra_datasets=extra_datasets)
-    api = HfApi(token=token, library_name="vaelm", library_version=__version__)
-    try:
-        repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision and revision != "main":
-            api.create_branch(repo_url.repo_id, branch=revision, exist_ok=True)
-        commit = api.upload_folder(
-            folder_path=folder,
-            repo_id=repo_url.repo_id,
-            revision=revision,
-            commit_message=commit_message or f"Upload {folder.resolve().name} with vaelm",
-            ignore_patterns=list(REPO_IGNORE_PATTERNS),
-        )
-    except HfHubHTTPError as error:
-        status = error.response.status_code if error.response is not None else None
-        if status in (401, 403):
-            raise PermissionError(
-                f"The Hub at {api.endpoint} refused to let this token write to {repo_id} (HTTP {status}). Log in with "
-                "`hf auth login`, or set HF_TOKEN (or --token) to a token with write access."
-            ) from None
-        raise RuntimeError(redact_tokens(f"Pushing to {repo_id} at {api.endpoint} failed: {error}", resolved_token)) from None
-    except Exception as error:
-        if _is_connection_error(error):
-            raise ConnectionError(
-                f"Cannot reach the Hub at {api.endpoint} ({type(error).__name__}: {redact_tokens(str(error), resolved_token)}). "
-                "Check your network, or HF_ENDPOINT if you set it."
-            ) from None
-        raise
-    logger.info("Pushed %s to %s (commit %s).", folder, repo_url.repo_id, commit.oid)
-    return commit
+    return {key: current[key] for key in SPACE_FRONT_MATTER_KEYS if key in current}
 
 
 __all__ = [
-    "CARD_FILE",
-    "REPO_IGNORE_PATTERNS",
-    "TRAINING_RECORD_FILE",
     "card_examples",
-    "check_model_folder",
+    "card_metadata",
     "dataset_ids",
     "find_evaluation_results",
-    "plot_training_curves",
-    "push_model_folder",
-    "redact_tokens",
+    "render_card_body",
+    "render_model_card",
     "write_model_card",
 ]

@@ -28,6 +28,7 @@ from transformers import PreTrainedTokenizerFast
 from transformers.utils import cached_file
 
 from .checkpoints import last_complete_checkpoint
+from .model_folder import CONFIG_NAME, TOKENIZER_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 from ..configuration_vaelm import VAELMConfig
 from ..modeling_vaelm import VAELMModel
 from ..tokenization_vaelm import check_tokenizer_matches
@@ -35,10 +36,6 @@ from ..tokenization_vaelm import load_tokenizer as _load_tokenizer
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-TOKENIZER_NAME = "tokenizer.json"
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # Keys of `from_pretrained` that also make sense for a tokenizer from another repository than the model's.
 _SHARED_HUB_KEYS = ("token", "cache_dir", "local_files_only", "proxies", "force_download")
@@ -183,6 +180,35 @@ def check_model_source(path_or_id: str | Path, **hub_kwargs: Any) -> str:
             )
         raise ModelLoadError(f"{folder} has a {CONFIG_NAME} but no weights ({WEIGHTS_NAME}).{_checkpoints_hint(folder)}")
     return str(folder)
+
+
+def check_model_folder(model_dir: str | Path) -> Path:
+    """
+    Make sure a local folder holds a loadable vaelm model, tokenizer included, before anything is written or pushed.
+
+    The model checks are [`check_model_source`]'s (a vaelm `config.json`, safetensors weights, never a pickle);
+    this adds that the folder is local and holds the tokenizer.
+
+    Args:
+        model_dir (`str` or `Path`): a folder saved by `vaelm-train` (or `save_pretrained`).
+
+    Returns:
+        `Path`: the folder.
+
+    Raises:
+        `FileNotFoundError`: when the folder or the tokenizer is missing. [`ModelLoadError`]: when `config.json` or
+        the weights are missing or wrong, naming what.
+    """
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Model folder {folder} does not exist (give the --output_dir of vaelm-train).")
+    check_model_source(folder)
+    if not (folder / TOKENIZER_NAME).is_file():
+        raise FileNotFoundError(
+            f"{folder} is not a saved vaelm model: {TOKENIZER_NAME} missing. Train into it with vaelm-train "
+            "(which saves the model at the end), or point --model at the folder that holds config.json."
+        )
+    return folder
 
 
 def _check_config_file(path: Path, source: str) -> None:
@@ -337,6 +363,7 @@ def check_fit(
 __all__ = [
     "ModelLoadError",
     "check_fit",
+    "check_model_folder",
     "check_model_source",
     "default_device",
     "load_model",

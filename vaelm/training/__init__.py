@@ -3,6 +3,7 @@
 - `job`: prepare data and tokenizer, build or load the model, train, evaluate, save (`train`).
 - `trainer`: `VAETrainer`, the Trainer whose loss adds the annealed KL term, and its arguments.
 - `kl_schedules`: the KL annealing schedules (a registry from name to β(step)).
+- `record`: what a run leaves in its model folder: the training record, curves and latent map, then the card.
 - `weight_averaging`: an exponential moving average of the weights.
 - `interruption`: Ctrl-C and SIGTERM end a run with a checkpoint.
 """

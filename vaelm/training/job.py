@@ -18,8 +18,8 @@ from ..corpora.data import VAELMCollator, load_text_splits, text_column, tokeniz
 from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
 from ..generation.decoding import DecodingConfig
 from .. import pipeline_vaelm
-from ..hub.model_card import starting_model, write_model_card
 from .interruption import GracefulInterruption, TrainingInterrupted
+from .record import starting_model, write_training_card
 from ..pretrained.loading import check_fit, check_model_source, load_model, load_tokenizer
 from ..modeling_vaelm import VAELMModel
 from ..runtime.precision import resolve_bf16
@@ -213,7 +213,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
     if trainer.is_world_process_zero():
         # Before save_model: a --push_to_hub inside it uploads the card, the training curves and the pipeline code.
         save_pipeline_code(training_args.output_dir)
-        write_model_card(training_args.output_dir, trainer=trainer, dataset=data_args.dataset or data_args.data_dir)
+        write_training_card(training_args.output_dir, trainer, dataset=data_args.dataset or data_args.data_dir)
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()

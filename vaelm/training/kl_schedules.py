@@ -10,11 +10,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-# The training arguments the schedules read (shown in the model card's training settings).
-KL_ARGUMENT_NAMES = (
-    "kl_schedule", "annealing_pivot", "annealing_steepness", "annealing_rate", "kl_cycles", "kl_cycle_ratio",
-    "kl_weight", "free_bits",
-)
+# The training arguments the schedules read (shown in the model card's training settings): listed with the training
+# record's other argument groups, where the card (vaelm.hub, a lower layer) reads them too. A new parameter goes there.
+from ..pretrained.model_folder import KL_ARGUMENT_NAMES
 
 
 def _sigmoid(x: float) -> float:

@@ -19,9 +19,9 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import TrainOutput
 
-from ..hub.model_card import write_model_card
 from ..runtime.threads import num_threads_field
 from .kl_schedules import KL_SCHEDULES, kl_weight_at
+from .record import write_training_card
 from ..modeling_vaelm import gaussian_kl
 from ..corpora.streaming import rank_shard
 from .weight_averaging import WeightAveragingCallback
@@ -125,7 +125,7 @@ class VAETrainer(Trainer):
     Args:
         args ([`VAETrainingArguments`]): training arguments with the KL schedule.
         started_from (`dict`, *optional*): what the model was loaded or initialised from
-            ([`vaelm.hub.starting_model`]); kept in the training record, so that the card gives every stage.
+            ([`vaelm.training.record.starting_model`]); kept in the training record, so that the card gives every stage.
         *positional, **keyword: as for `Trainer`.
     """
 
@@ -254,7 +254,7 @@ class VAETrainer(Trainer):
         `--push_to_hub` uploads what `vaelm-push` does. The Trainer's arguments (`model_name`, `tags`, …) are ignored.
         """
         if self.is_world_process_zero():
-            write_model_card(self.args.output_dir, trainer=self)
+            write_training_card(self.args.output_dir, self)
 
     def _reduced_sums(self, phase: str) -> list[float]:
         sums = self._sums[phase]
