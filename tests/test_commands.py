@@ -96,3 +96,31 @@ def test_include_num_input_tokens_seen_takes_transformers_values(tmp_path):
     assert parse_arguments([*common, "--include_num_input_tokens_seen", "all"])[2].include_num_input_tokens_seen == "all"
     assert parse_arguments([*common, "--include_num_input_tokens_seen", "no"])[2].include_num_input_tokens_seen in ("no", False)
     assert parse_arguments(common)[2].include_num_input_tokens_seen in ("no", False)
+
+
+SAMPLE_PROBE = """
+import sys
+from vaelm.cli.sample import main
+assert main(["--num", "1", "--seed", "0", "--num_threads", "1"]) == 0
+print(sorted(name for name in ("transformers.trainer", "datasets", "vaelm.corpora.data") if name in sys.modules))
+"""
+
+
+def test_sampling_loads_the_model_without_the_trainer_or_datasets():
+    # What makes `vaelm-sample --num 1` start fast: only the model's own libraries load (timed in
+    # benchmarks/startup.py, never here).
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", SAMPLE_PROBE], capture_output=True, text=True, env=environment,
+                            timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].split(), result.stdout
+    assert lines[1] == "[]", f"imported {lines[1]}"
+
+
+def test_the_trainer_state_file_name_is_transformers_own():
+    from transformers.trainer import TRAINER_STATE_NAME
+
+    from vaelm.pretrained import checkpoints
+
+    assert checkpoints.TRAINER_STATE_NAME == TRAINER_STATE_NAME

@@ -137,7 +137,9 @@ def test_docstrings_state_the_field_defaults(cls, least):
 def test_has_latent_is_the_one_test_of_a_plain_language_model():
     assert VAELMConfig().has_latent and not VAELMConfig(latent_size=0).has_latent
     package = Path(vaelm.__path__[0])
-    sources = {path: path.read_text(encoding="utf-8") for path in package.rglob("*.py") if "ptb" not in path.parts}
+    # Every file but the rule's home (configuration_vaelm.py) and the bundled model's copy of it.
+    sources = {path: path.read_text(encoding="utf-8") for path in package.rglob("*.py")
+               if "ptb" not in path.parts and path.name != "configuration_vaelm.py"}
     for pattern in (r"latent_size\)? == 0", r"not [\w.]*latent_size\b", r"latent_size\)? > 0"):
         found = [str(path.relative_to(package)) for path, text in sources.items() if re.search(pattern, text)]
         assert not found, f"{pattern!r} in {found}: use VAELMConfig.has_latent"
@@ -194,12 +196,14 @@ def test_the_cards_reproduce_command_rebuilds_the_model_flags_from_the_same_tabl
     config = VAELMConfig(embedding_size=64, hidden_size=96, latent_size=8, num_layers=2, cell_type="gru",
                          bidirectional_encoder=True, word_dropout=0.4, weight_drop=0.1, tie_word_embeddings=True).to_dict()
     flags = training_flags(config)
-    assert list(flags)[:4] == ["embedding_size", "num_units", "latent_dim", "keep_prob"]  # the original flags first
+    assert list(flags) == ["embedding_size", "num_units", "latent_dim", "num_layers", "cell_type",
+                           "bidirectional_encoder", "keep_prob", "weight_drop", "tie_word_embeddings"]
     assert "output_dropout" not in flags and "locked_dropout" not in flags  # defaults are left out
     record = {"datasets": ["ptb-text-only/ptb_text_only"], "training_arguments": {"learning_rate": 0.001, "seed": 1}}
     command = training_command(config, record)
-    assert command.startswith("vaelm-train --dataset ptb --embedding_size 64 --num_units 96 --latent_dim 8 --keep_prob 0.6")
-    assert "--num_layers 2 --cell_type gru --bidirectional_encoder true" in command
+    assert command.startswith("vaelm-train --dataset ptb --embedding_size 64 --num_units 96 --latent_dim 8 --num_layers 2 "
+                              "--cell_type gru --bidirectional_encoder true --keep_prob 0.6 --weight_drop 0.1 "
+                              "--tie_word_embeddings true ")
     # What the command says, vaelm-train parses back into the same model.
     argv = command.split()[1:] + ["--output_dir", str(tmp_path)]
     model_args, _, _ = parse_arguments(argv)

@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 import os
 import sys
-import types
+import typing
 from collections.abc import Callable, Iterable
 
 import yaml
@@ -58,7 +58,7 @@ class ArgumentParser(HfArgumentParser):
     def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field) -> None:
         # transformers narrows `str | bool` to bool, on the field object itself: work on a copy.
         field = copy.copy(field)
-        string_or_bool = isinstance(field.type, types.UnionType) and set(field.type.__args__) == {str, bool}
+        string_or_bool = set(typing.get_args(field.type)) == {str, bool}  # `str | bool` or `Union[str, bool]`
         HfArgumentParser._parse_dataclass_field(parser, field)
         if string_or_bool:
             parser._option_string_actions[f"--{field.name}"].type = string_or_boolean
