@@ -1,7 +1,7 @@
 """Start-up times of the commands: the median wall-clock seconds of several runs, next to `python -c "import torch"`
 (the floor for anything that runs a model).
 
-Usage: python benchmarks/startup.py [--runs 5] [--json]
+Usage: python benchmarks/startup.py [--runs 5] [--json] [--only 'sample' 'torch' ...]
 Each command runs as `python -m vaelm.cli.X ...` with this checkout first on PYTHONPATH, on the bundled model, with
 `--num_threads 1` where a model runs (so that the thread choice does not sample the machine's load). Prints one line
 per command (median, min and max), or one JSON object with `--json`. Timing belongs here, never in tests.
@@ -50,9 +50,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per command (the median is reported)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--only", nargs="+", default=None, help="measure only the cases whose name contains one of these")
     args = parser.parse_args()
     results = {}
     for name, arguments in CASES.items():
+        if args.only and not any(part in name for part in args.only):
+            continue
         seconds(arguments)  # once unmeasured: the file cache is warm for every measured run
         times = [seconds(arguments) for _ in range(args.runs)]
         results[name] = {"median_s": round(statistics.median(times), 2), "min_s": round(min(times), 2),
