@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from vaelm.cli import run_command
 
 COMMANDS = ["train", "evaluate", "sample", "homotopy", "map", "demo", "push"]

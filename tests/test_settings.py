@@ -205,7 +205,7 @@ def test_the_cards_reproduce_command_rebuilds_the_model_flags_from_the_same_tabl
                               "--cell_type gru --bidirectional_encoder true --keep_prob 0.6 --weight_drop 0.1 "
                               "--tie_word_embeddings true ")
     # What the command says, vaelm-train parses back into the same model.
-    argv = command.split()[1:] + ["--output_dir", str(tmp_path)]
+    argv = [*command.split()[1:], "--output_dir", str(tmp_path)]
     model_args, _, _ = parse_arguments(argv)
     rebuilt = model_args.config_values()
     assert rebuilt == {name: config[name] for name in rebuilt}

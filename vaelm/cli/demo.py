@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     """
     model_args, args = parse_flags(make_parser(), argv)
     configure_threads(model_args.num_threads)
-    from ..apps.demo import build_demo, export_space, require_gradio  # noqa: PLC0415 (torch: not needed for --help)
+    from ..apps.demo import build_demo, export_space, require_gradio  # here: --help needs no torch
 
     if args.export:
         for path in export_space(model_args.model, args.export, requirement=args.requirement, map_sentences=args.map_sentences):

@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr)
     arguments = parse_arguments(argv)
     configure_threads(arguments.num_threads)
-    from ..evaluation.job import command_line, human_summary, run_evaluation  # noqa: PLC0415 (torch: not for --help)
+    from ..evaluation.job import command_line, human_summary, run_evaluation  # here: --help needs no torch
 
     summary = run_evaluation(arguments, command=command_line(PROGRAM, argv))
     print(human_summary(summary), file=sys.stderr)

@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     """
     model_args, args = parse_flags(make_parser(), argv)
     configure_threads(model_args.num_threads)
-    from ..apps.map import draw_map  # noqa: PLC0415 (torch: not needed for --help)
+    from ..apps.map import draw_map  # here: --help needs no torch
 
     print(json.dumps(draw_map(model_args.model, device=model_args.device, **dataclasses.asdict(args))))
     return 0

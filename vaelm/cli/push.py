@@ -43,8 +43,9 @@ def main(argv: list[str]) -> int:
     """
     (arguments,) = parse_flags(make_parser(), argv)
     configure_threads(arguments.num_threads)  # the card's latent map and plots run the model
-    from ..apps.demo import export_space  # noqa: PLC0415 (the job's imports are not needed for --help)
-    from ..hub.job import push  # noqa: PLC0415
+    # Here, not at the top: --help and a bad flag need none of the jobs' imports (torch).
+    from ..apps.demo import export_space
+    from ..hub.job import push
 
     if arguments.with_demo:  # the Space files go up in the same commit
         export_space(arguments.model, arguments.model)

@@ -55,10 +55,11 @@ def load_sentence_vae(model_args: ModelSourceArguments, seed: int | None = None)
         model_args ([`ModelSourceArguments`]): `--model` and `--device`.
         seed (`int`, *optional*): `--seed`; the same seed gives the same output.
     """
-    from transformers import set_seed  # noqa: PLC0415 (torch: only once a model is needed)
-    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+    # Here, not at the top: --help and a bad flag need none of these (torch).
+    from transformers import set_seed
+    from transformers.utils import logging as hf_logging
 
-    from ..generation.sentence_vae import SentenceVAE  # noqa: PLC0415
+    from ..generation.sentence_vae import SentenceVAE
 
     configure_threads(model_args.num_threads)
     hf_logging.disable_progress_bar()

@@ -13,7 +13,7 @@ import sys
 from ..runtime.threads import configure_threads
 from ..training.settings import FLAG_ALIASES, DataArguments, ModelArguments
 from ..training.trainer import VAETrainingArguments
-from . import ArgumentParser, build_parser, config_file_flags, parse_flags, run_command  # noqa: F401 (config_file_flags: its old home)
+from . import ArgumentParser, build_parser, config_file_flags, parse_flags, run_command  # noqa: F401 (config_file_flags: old home)
 
 __all__ = ["FLAG_ALIASES", "DataArguments", "ModelArguments", "entry_point", "main", "make_parser", "parse_arguments"]
 
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     configure_threads(training_args.num_threads)
-    from ..training.job import train  # noqa: PLC0415 (the job's imports are not needed for --help or a bad flag)
+    from ..training.job import train  # here: the job's imports are not needed for --help or a bad flag
 
     metrics = train(model_args, data_args, training_args)
     print(json.dumps(metrics, indent=2, sort_keys=True))

@@ -120,8 +120,9 @@ def configure_threads(requested: int | None = None) -> int:
     Returns:
         `int`: the thread count now in use.
     """
-    import pyarrow  # noqa: PLC0415 (here, not at the top: the commands' --help imports this module, not torch)
-    import torch  # noqa: PLC0415
+    # Here, not at the top: the commands' --help imports this module, and must not import torch.
+    import pyarrow
+    import torch
 
     threads, reason = choose_num_threads(requested)
     torch.set_num_threads(threads)

@@ -12,7 +12,14 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from ..configuration_vaelm import COMPLEMENT_FLAGS, FIELD_CHOICES, SEGMENTATIONS, TRAINING_FLAGS, VAELMConfig, field_value
+from ..configuration_vaelm import (
+    COMPLEMENT_FLAGS,
+    FIELD_CHOICES,
+    SEGMENTATIONS,
+    TRAINING_FLAGS,
+    VAELMConfig,
+    field_value,
+)
 from ..tokenization_vaelm import default_segmentation
 
 CONFIG_FIELDS = {spec.name: spec for spec in dataclasses.fields(VAELMConfig)}
