@@ -106,7 +106,8 @@ def test_a_continued_run_records_and_reproduces_every_stage(tiny_model_dir, tiny
     assert len(lines) == 2
     assert lines[0].startswith("vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4")
     assert lines[0].endswith("--max_steps 30 --batch_size 16 --seed 0 --output_dir stage-1")
-    assert "--cell_type gru --weight_drop 0.5 --locked_dropout true" in lines[1], "every option of the model"
+    # Every option of the model, in vaelm-train's order (vaelm.configuration_vaelm.TRAINING_FLAGS).
+    assert "--cell_type gru --keep_prob 0.75 --locked_dropout true --weight_drop 0.5" in lines[1]
     assert lines[1].endswith(
         "--max_steps 6 --batch_size 16 --eval_strategy steps --eval_steps 3 --save_strategy steps --save_steps 3 "
         "--load_best_model_at_end true --metric_for_best_model loss --greater_is_better false --seed 0 "

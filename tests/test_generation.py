@@ -147,7 +147,7 @@ def test_decoding_config_rejects_meaningless_flags():
         DecodingConfig("sample", top_p=1.5)
     with pytest.raises(ValueError, match="Unknown decoding strategy"):
         DecodingConfig("nucleus")
-    assert DecodingConfig("sample").generate_kwargs()["top_k"] == 0  # no silent top-50 truncation
+    assert DecodingConfig("sample").generate_kwargs(unk_token_id=1)["top_k"] == 0  # no silent top-50 truncation
 
 
 def test_no_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
@@ -159,7 +159,7 @@ def test_no_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
         with torch.no_grad():
             bias[unk] = 50.0  # <unk> wins every argmax and almost all of the probability mass
         for decoding in (DecodingConfig(), DecodingConfig("sample", top_p=0.9), DecodingConfig("beam", num_beams=2)):
-            plain = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5}))
+            plain = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "no_unk": False}))
             assert all(unk in row for row in plain)
             cleaned = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "no_unk": True}))
             assert not any(unk in row for row in cleaned)

@@ -20,11 +20,12 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
+from .configuration_vaelm import SEGMENTATIONS
+
 logger = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
-SEGMENTATIONS = ("whitespace", "jieba", "char", "words")
 
 # Words that English writes with a leading apostrophe ('em, 'twas, 'tis, 'way, 'gainst, 'mong …): one token each,
 # written back after a space, not glued to the word before like a closing quote. A curly ’ that starts a word is

@@ -29,7 +29,10 @@ from typing import Any
 from huggingface_hub import ModelCard
 from transformers import set_seed
 
-from ..generation.sentence_vae import INTERPOLATIONS, STRATEGIES, DecodingConfig, SentenceVAE
+from ..evaluation.settings import DEMO_MAP_SENTENCES as DEFAULT_MAP_SENTENCES
+from ..evaluation.settings import PROJECTIONS
+from ..generation.decoding import HOMOTOPY_STEPS, INTERPOLATIONS, STRATEGIES, DecodingConfig
+from ..generation.sentence_vae import SentenceVAE
 from ..evaluation.latent_map import DEMO_INSTALL_HINT, LatentMap, build_latent_map, plotly_figure, read_split
 from ..pretrained.loading import check_model_source
 from ..pretrained.model_folder import CARD_FILE, SPACE_APP_FILE, SPACE_FRONT_MATTER
@@ -39,7 +42,9 @@ from ..version import __version__
 TAB_NAMES = ("Sample", "Reconstruct", "Interpolate", "Impute", "Latent map")
 MAX_SAMPLES = 50
 MAX_STEPS = 30
-DEFAULT_MAP_SENTENCES = 200
+# The page's decoding defaults are the library's (the commands', SentenceVAE's, the pipelines').
+DECODING = DecodingConfig()
+TOP_P_OFF = 1.0  # the top-p slider's value for "no nucleus truncation" (DecodingConfig.top_p None)
 # Prior samples of the map are cut at this many words: loops of a greedy decoder would otherwise run to the
 # longest training sentence, and cost start-up time for nothing.
 MAP_SAMPLE_WORDS = 40
@@ -97,15 +102,16 @@ class DemoBackend:
             return call()
 
     @staticmethod
-    def decoding(strategy: str = "greedy", temperature: float = 1.0, top_p: float = 1.0, num_beams: int = 4,
-                 no_unk: bool = True) -> DecodingConfig:
+    def decoding(strategy: str = DECODING.strategy, temperature: float = DECODING.temperature,
+                 top_p: float = DECODING.top_p or TOP_P_OFF, num_beams: int = DECODING.num_beams,
+                 no_unk: bool = DECODING.no_unk) -> DecodingConfig:
         """The decoding options of the page as a [`~vaelm.generation.DecodingConfig`] (sampling knobs only for sampling)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown decoding strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}.")
         sampling = strategy == "sample"
         return DecodingConfig(
             strategy=strategy, temperature=float(temperature) if sampling else 1.0,
-            top_p=float(top_p) if sampling and top_p is not None and top_p < 1.0 else None,
+            top_p=float(top_p) if sampling and top_p is not None and top_p < TOP_P_OFF else None,
             num_beams=int(num_beams), no_unk=bool(no_unk),
         )
 
@@ -121,14 +127,16 @@ class DemoBackend:
             raise ValueError(f"The number of {what} must be a whole number from 1 to {largest}, got {value}.")
         return int(value)
 
-    def sample(self, num: float = 5, strategy: str = "greedy", temperature: float = 1.0, top_p: float = 1.0,
-               num_beams: float = 4, seed: float | None = 0, no_unk: bool = True) -> str:
+    def sample(self, num: float = 5, strategy: str = DECODING.strategy, temperature: float = DECODING.temperature,
+               top_p: float = DECODING.top_p or TOP_P_OFF, num_beams: float = DECODING.num_beams,
+               seed: float | None = 0, no_unk: bool = DECODING.no_unk) -> str:
         """`num` sentences from z ~ N(0, I), one per line."""
         num = self._count(num, "sentences", MAX_SAMPLES)
         decoding = self.decoding(strategy, temperature, top_p, int(num_beams), no_unk)
         return _lines(self._seeded(seed, lambda: self.vae.sample_prior(num, decoding)))
 
-    def reconstruct(self, sentence: str, num_samples: float = 3, seed: float | None = 0, no_unk: bool = True) -> tuple[str, str]:
+    def reconstruct(self, sentence: str, num_samples: float = 3, seed: float | None = 0,
+                    no_unk: bool = DECODING.no_unk) -> tuple[str, str]:
         """The posterior mean of `sentence` decoded greedily, and `num_samples` greedy decodings of z ~ q(z|x)."""
         sentence = self._sentence(sentence, "sentence to reconstruct")
         num = self._count(num_samples, "posterior samples", MAX_SAMPLES)
@@ -140,7 +148,8 @@ class DemoBackend:
 
         return self._seeded(seed, run)
 
-    def interpolate(self, start: str, end: str, steps: float = 5, mode: str = "linear", no_unk: bool = True) -> str:
+    def interpolate(self, start: str, end: str, steps: float = HOMOTOPY_STEPS, mode: str = INTERPOLATIONS[0],
+                    no_unk: bool = DECODING.no_unk) -> str:
         """The homotopy from `start` to `end`: `steps + 2` lines, both ends included."""
         start, end = self._sentence(start, "first sentence"), self._sentence(end, "second sentence")
         if steps is None or int(steps) != steps or not 0 <= steps <= MAX_STEPS:
@@ -150,14 +159,15 @@ class DemoBackend:
         decoding = self.decoding(no_unk=no_unk)
         return _lines(self._seeded(None, lambda: self.vae.homotopy(start, end, int(steps), mode, decoding)))
 
-    def impute(self, text: str, num: float = 1, seed: float | None = 0, no_unk: bool = True) -> str:
+    def impute(self, text: str, num: float = 1, seed: float | None = 0, no_unk: bool = DECODING.no_unk) -> str:
         """Completions of a sentence whose end is marked missing (`___`), one per line."""
         text = self._sentence(text, "sentence to complete")
         num = self._count(num, "completions", MAX_SAMPLES)
         decoding = self.decoding(no_unk=no_unk)
         return _lines(self._seeded(seed, lambda: self.vae.impute(text, num=num, mean=num == 1, decoding=decoding)))
 
-    def map_figure(self, sentence: str | None = None, end: str | None = None, steps: float = 5, mode: str = "linear"):
+    def map_figure(self, sentence: str | None = None, end: str | None = None, steps: float = HOMOTOPY_STEPS,
+                   mode: str = INTERPOLATIONS[0]):
         """
         The latent map, with the posterior mean of `sentence` on it, and with `end` the homotopy path between them.
 
@@ -191,7 +201,7 @@ def map_sentences_for(vae: SentenceVAE, map_data: str | None, map_split: str, ma
     if map_data:
         return read_split(map_data, map_split, map_sentences), f"the first {map_sentences} sentences of {map_data} ({map_split})"
     set_seed(0)
-    texts = [result["text"] for result in vae.sample_prior(map_sentences, DecodingConfig(no_unk=True, max_new_tokens=MAP_SAMPLE_WORDS + 1))]
+    texts = [result["text"] for result in vae.sample_prior(map_sentences, DecodingConfig(max_new_tokens=MAP_SAMPLE_WORDS + 1))]
     return [text for text in texts if text.strip()], f"{map_sentences} sentences decoded from prior samples (seed 0)"
 
 
@@ -220,13 +230,13 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
         with gr.Tab(TAB_NAMES[0]):
             with gr.Row():
                 num = gr.Slider(1, MAX_SAMPLES, value=5, step=1, label="sentences")
-                strategy = gr.Radio(list(STRATEGIES), value="greedy", label="decoding")
+                strategy = gr.Radio(list(STRATEGIES), value=DECODING.strategy, label="decoding")
                 seed = gr.Number(value=0, precision=0, label="seed (-1: random)")
             with gr.Row():
-                temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature (sample)")
-                top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p (sample)")
-                num_beams = gr.Slider(1, 10, value=4, step=1, label="beams (beam)")
-                no_unk = gr.Checkbox(value=True, label="no <unk>")
+                temperature = gr.Slider(0.1, 2.0, value=DECODING.temperature, step=0.05, label="temperature (sample)")
+                top_p = gr.Slider(0.05, TOP_P_OFF, value=DECODING.top_p or TOP_P_OFF, step=0.05, label="top-p (sample)")
+                num_beams = gr.Slider(1, 10, value=DECODING.num_beams, step=1, label="beams (beam)")
+                no_unk = gr.Checkbox(value=DECODING.no_unk, label="no <unk>")
             sample_button = gr.Button("Sample", variant="primary")
             samples = gr.Textbox(label="sentences from z ~ N(0, I)", lines=8, buttons=["copy"])
             sample_button.click(shown(backend.sample), [num, strategy, temperature, top_p, num_beams, seed, no_unk], samples,
@@ -246,8 +256,8 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
                 start = gr.Textbox(label="first sentence", value="the market fell sharply")
                 end = gr.Textbox(label="second sentence", value="investors bought more stock")
             with gr.Row():
-                steps = gr.Slider(0, MAX_STEPS, value=5, step=1, label="steps between the two")
-                mode = gr.Radio(list(INTERPOLATIONS), value="linear", label="interpolation")
+                steps = gr.Slider(0, MAX_STEPS, value=HOMOTOPY_STEPS, step=1, label="steps between the two")
+                mode = gr.Radio(list(INTERPOLATIONS), value=INTERPOLATIONS[0], label="interpolation")
             path = gr.Textbox(label="path (both ends included)", lines=8)
             inputs = [start, end, steps, mode, no_unk]
             gr.Button("Interpolate", variant="primary").click(shown(backend.interpolate), inputs, path, api_name="interpolate")
@@ -267,7 +277,7 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
             with gr.Row():
                 map_start = gr.Textbox(label="your sentence", value="")
                 map_end = gr.Textbox(label="second sentence (optional: draws the path)", value="")
-                map_steps = gr.Slider(0, MAX_STEPS, value=5, step=1, label="steps")
+                map_steps = gr.Slider(0, MAX_STEPS, value=HOMOTOPY_STEPS, step=1, label="steps")
             place_button = gr.Button("Place on the map", variant="primary")
             plot = gr.Plot(value=plotly_figure(backend.latent_map), label="latent map")
             map_text = gr.Textbox(label="decoded", lines=4)
@@ -276,7 +286,7 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
 
 
 def build_demo(model: str | None = None, map_data: str | None = None, map_split: str = "test",
-               map_sentences: int = DEFAULT_MAP_SENTENCES, projection: str = "pca", device: str | None = None):
+               map_sentences: int = DEFAULT_MAP_SENTENCES, projection: str = PROJECTIONS[0], device: str | None = None):
     """
     Load a model and build its Gradio app (what `vaelm-demo` serves and a Space's `app.py` calls).
 

@@ -1,15 +1,89 @@
 """Console entry points. Each command is a thin `main(argv)`; `run_command` is the boundary where errors that a
 user can fix become one clear paragraph and a non-zero exit status instead of a traceback."""
 
+import argparse
+import copy
+import dataclasses
 import difflib
 import os
 import sys
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterable
 
 import yaml
 from transformers import HfArgumentParser
 
 DEBUG_FLAG = "--debug"
+DEBUG_HINT = "(Run with --debug or VAELM_DEBUG=1 to see the traceback.)"
+
+
+class UsageError(ValueError):
+    """A mistake in the command line itself (an unknown flag, an impossible value): the message says it all, so no
+    `--debug` hint follows it."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """
+    Keeps the description's lines and lists as written, and shows each flag's default, unless its help already
+    says what the default is ("(default: the bundled PTB model)") or there is none to show (`None`, a required flag).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default is None or action.required:
+            return text
+        return super()._get_help_string(action)
+
+
+class ArgumentParser(HfArgumentParser):
+    """
+    `HfArgumentParser` with two fixes: no `--no_no_X` flag for a boolean field named `no_X` that defaults to true
+    (`--no_unk false` is its negation), and `str | bool` fields (transformers' `include_num_input_tokens_seen`) take
+    their string values, not only booleans.
+    """
+
+    def _add_dataclass_arguments(self, dtype) -> None:
+        super()._add_dataclass_arguments(dtype)
+        for action in list(self._actions):
+            doubled = [option for option in action.option_strings if option.startswith(("--no_no_", "--no-no-"))]
+            if doubled:
+                self._remove_action(action)
+                for group in self._action_groups:
+                    if action in group._group_actions:
+                        group._group_actions.remove(action)
+                for option in action.option_strings:
+                    self._option_string_actions.pop(option, None)
+
+    @staticmethod
+    def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field) -> None:
+        # transformers narrows `str | bool` to bool, on the field object itself: work on a copy.
+        field = copy.copy(field)
+        string_or_bool = set(typing.get_args(field.type)) == {str, bool}  # `str | bool` or `Union[str, bool]`
+        HfArgumentParser._parse_dataclass_field(parser, field)
+        if string_or_bool:
+            parser._option_string_actions[f"--{field.name}"].type = string_or_boolean
+
+
+def string_or_boolean(value: str) -> str | bool:
+    """A boolean for yes/no, true/false, 1/0 (any case), else the string itself (`non_padding`)."""
+    lowered = value.lower()
+    if lowered in ("yes", "true", "t", "y", "1"):
+        return True
+    if lowered in ("no", "false", "f", "n", "0"):
+        return False
+    return value
+
+
+def build_parser(dataclass_types: Iterable[type], prog: str, description: str | None = None) -> ArgumentParser:
+    """
+    The parser of a command: its argument dataclasses, its name, its description, and [`HelpFormatter`].
+
+    Args:
+        dataclass_types (`Iterable[type]`): the dataclasses whose fields are the flags.
+        prog (`str`): the command's name, for usage lines and errors.
+        description (`str`, *optional*): the text above the flags in `--help`.
+    """
+    return ArgumentParser(list(dataclass_types), prog=prog, description=description, formatter_class=HelpFormatter)
 
 
 def run_command(name: str, main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> int:
@@ -33,7 +107,8 @@ def run_command(name: str, main: Callable[[list[str]], int | None], argv: list[s
         if debug:
             raise
         message = describe_error(error)
-        print(f"{name}: error: {message}\n(Run with --debug or VAELM_DEBUG=1 to see the traceback.)", file=sys.stderr)
+        hint = "" if isinstance(error, UsageError) else f"\n{DEBUG_HINT}"
+        print(f"{name}: error: {message}{hint}", file=sys.stderr)
         return 1
 
 
@@ -83,7 +158,12 @@ def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, st
     _, unknown = parser.parse_known_args(args=argv)
     if unknown:
         raise unknown_flags_error(parser, unknown, aliases)
-    return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
+    try:
+        return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
+    except ValueError as error:  # a dataclass's own check of the values given (`--num must be a positive integer`)
+        if isinstance(error, UsageError):
+            raise
+        raise UsageError(str(error)) from error
 
 
 def config_file_flags(path: str) -> list[str]:
@@ -134,7 +214,7 @@ def unknown_flags_error(
         elif not after_flag:  # a value after an unknown flag is that flag's; any other stray value is reported
             problems.append(f"unexpected value {argument!r} (a value must follow its flag)")
     message = "; ".join(problems) + (f" in {origin}" if origin else "")
-    return ValueError(f"{message[0].upper()}{message[1:]}. --help lists every flag.")
+    return UsageError(f"{message[0].upper()}{message[1:]}. --help lists every flag.")
 
 
 def closest_flag(name: str, known: list[str]) -> str | None:

@@ -11,10 +11,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from transformers import HfArgumentParser
-
-from . import parse_flags, run_command
-from .shared import DecodingArguments, HelpFormatter, ModelSourceArguments, isatty, load_sentence_vae, read_queries
+from ..generation.decoding import HOMOTOPY_STEPS, INTERPOLATIONS
+from . import ArgumentParser, build_parser, parse_flags, run_command
+from .shared import DecodingArguments, ModelSourceArguments, isatty, load_sentence_vae, read_queries
 
 NAME = "vaelm-homotopy"
 PROMPTS = ["[1]> ", "[2]> ", "NUM > "]
@@ -26,8 +25,8 @@ class HomotopyArguments:
 
     start: str | None = field(default=None, metadata={"help": "First sentence."})
     end: str | None = field(default=None, metadata={"help": "Last sentence."})
-    steps: int = field(default=5, metadata={"help": "Points strictly between the two ends (N + 2 lines in all)."})
-    mode: str = field(default="linear", metadata={"help": "Interpolation.", "choices": ["linear", "slerp"]})
+    steps: int = field(default=HOMOTOPY_STEPS, metadata={"help": "Points strictly between the two ends (N + 2 lines in all)."})
+    mode: str = field(default=INTERPOLATIONS[0], metadata={"help": "Interpolation.", "choices": list(INTERPOLATIONS)})
 
     def __post_init__(self):
         if self.steps < 0:
@@ -39,10 +38,14 @@ class HomotopyArguments:
                 raise ValueError(f"{flag} is empty: give a sentence.")
 
 
+def make_parser() -> ArgumentParser:
+    """The parser of `vaelm-homotopy`'s flags."""
+    return build_parser((ModelSourceArguments, DecodingArguments, HomotopyArguments), prog=NAME, description=__doc__)
+
+
 def parse_arguments(argv: list[str]) -> tuple[ModelSourceArguments, DecodingArguments, HomotopyArguments]:
     """Parse `vaelm-homotopy` arguments."""
-    parser = HfArgumentParser((ModelSourceArguments, DecodingArguments, HomotopyArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
-    return parse_flags(parser, argv)
+    return parse_flags(make_parser(), argv)
 
 
 def parse_steps(text: str, default: int) -> int:

@@ -3,12 +3,8 @@
 import sys
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser
-
 from ..runtime.threads import configure_threads, num_threads_field
-from ..apps.demo import export_space
-from ..hub.job import push
-from . import parse_flags, run_command
+from . import ArgumentParser, build_parser, parse_flags, run_command
 
 
 @dataclass
@@ -35,12 +31,31 @@ class PushArguments:
     num_threads: int | None = num_threads_field()
 
 
+def make_parser() -> ArgumentParser:
+    """The parser of `vaelm-push`'s flags."""
+    return build_parser([PushArguments], prog="vaelm-push")
+
+
 def main(argv: list[str]) -> int:
-    (arguments,) = parse_flags(HfArgumentParser(PushArguments), argv)
+    """
+    `vaelm-push` itself: parse the flags, set up threads, (with `--with_demo`) write the Space files, push.
+
+    Args:
+        argv (`list[str]`): the command-line arguments (without the program name).
+    """
+    (arguments,) = parse_flags(make_parser(), argv)
     configure_threads(arguments.num_threads)  # the card's latent map and plots run the model
+    # Here, not at the top: --help and a bad flag need none of the jobs' imports (torch).
+    from ..apps.demo import export_space
+    from ..hub.job import push
+
     if arguments.with_demo:  # the Space files go up in the same commit
         export_space(arguments.model, arguments.model)
-    commit = push(arguments)
+    commit = push(
+        arguments.model, arguments.repo_id, private=arguments.private, revision=arguments.revision,
+        commit_message=arguments.commit_message, token=arguments.token, keep_card=arguments.keep_card,
+        license=arguments.license, datasets=arguments.dataset,
+    )
     print(f"Pushed {arguments.model} to {arguments.repo_id}"
           f"{f' (branch {arguments.revision})' if arguments.revision else ''}: {commit.commit_url}")
     return 0

@@ -16,12 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from transformers import HfArgumentParser
-
-from ..generation.sentence_vae import MASK_PATTERN
-
-from . import parse_flags, run_command
-from .shared import DecodingArguments, HelpFormatter, ModelSourceArguments, isatty, load_sentence_vae, read_queries
+from ..generation.decoding import IMPUTE_STEPS, MASK_PATTERN
+from . import ArgumentParser, build_parser, parse_flags, run_command
+from .shared import DecodingArguments, ModelSourceArguments, isatty, load_sentence_vae, read_queries
 
 NAME = "vaelm-sample"
 
@@ -34,7 +31,7 @@ class SampleArguments:
     sentence: str | None = field(default=None, metadata={"help": "Decode samples of q(z|SENTENCE)."})
     mean: bool = field(default=False, metadata={"help": "Decode the posterior mean instead of samples of z (reconstruction)."})
     impute: str | None = field(default=None, metadata={"help": "Complete a sentence whose end is missing: 'the company said it will ___'."})
-    impute_steps: int = field(default=50, metadata={"help": "Optimisation steps fitting q(z) to the observed words (--impute)."})
+    impute_steps: int = field(default=IMPUTE_STEPS, metadata={"help": "Optimisation steps fitting q(z) to the observed words (--impute)."})
     prior: bool = field(default=False, metadata={"help": "Decode z ~ N(0, I)."})
     interactive: bool = field(default=False, metadata={"help": "Read sentences from standard input (the default without other input)."})
 
@@ -45,10 +42,14 @@ class SampleArguments:
             raise ValueError(f"--impute_steps must be 0 or more, got {self.impute_steps}.")
 
 
+def make_parser() -> ArgumentParser:
+    """The parser of `vaelm-sample`'s flags."""
+    return build_parser((ModelSourceArguments, DecodingArguments, SampleArguments), prog=NAME, description=__doc__)
+
+
 def parse_arguments(argv: list[str]) -> tuple[ModelSourceArguments, DecodingArguments, SampleArguments]:
     """Parse `vaelm-sample` arguments."""
-    parser = HfArgumentParser((ModelSourceArguments, DecodingArguments, SampleArguments), prog=NAME, description=__doc__, formatter_class=HelpFormatter)
-    return parse_flags(parser, argv)
+    return parse_flags(make_parser(), argv)
 
 
 def choose_mode(args: SampleArguments) -> str:

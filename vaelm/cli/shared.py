@@ -1,17 +1,18 @@
-"""Command pieces shared by `vaelm-sample` and `vaelm-homotopy`: the model and decoding flags, the help layout,
-loading the model, and reading queries from standard input."""
+"""Command pieces shared by `vaelm-sample`, `vaelm-homotopy`, `vaelm-map` and `vaelm-demo`: the model and decoding
+flags, loading the model, and reading queries from standard input.
 
-import argparse
+Nothing here imports torch: `--help` and a mistyped flag are answered before the model and its libraries load.
+"""
+
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from transformers import set_seed
-from transformers.utils import logging as hf_logging
-
-from ..generation.sentence_vae import DecodingConfig, SentenceVAE
+from ..generation.decoding import DecodingConfig
 from ..pretrained import DEFAULT_MODEL
 from ..runtime.threads import configure_threads, num_threads_field
+from . import HelpFormatter  # noqa: F401 (its old home; the formatter of every command)
 
 
 @dataclass
@@ -19,43 +20,31 @@ class ModelSourceArguments:
     """Which model to load, and where to run it."""
 
     model: str = field(
-        default=DEFAULT_MODEL, metadata={"help": "Model folder written by vaelm-train, or a Hub id (default: the bundled PTB model)."}
+        default=DEFAULT_MODEL,
+        metadata={"help": "Model folder written by vaelm-train, or a Hub id (default: the bundled PTB model)."},
     )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: a GPU when there is one)."})
     num_threads: int | None = num_threads_field()
 
 
-@dataclass
-class DecodingArguments:
-    """How latent codes become words, randomness and output format (shared with vaelm-homotopy)."""
-
-    strategy: str = field(default="greedy", metadata={"help": "Decoding strategy.", "choices": ["greedy", "sample", "beam"]})
-    temperature: float = field(default=1.0, metadata={"help": "Softmax temperature (--strategy sample)."})
-    top_k: int | None = field(default=None, metadata={"help": "Sample among the k most likely words (--strategy sample)."})
-    top_p: float | None = field(default=None, metadata={"help": "Nucleus sampling threshold (--strategy sample)."})
-    num_beams: int = field(default=4, metadata={"help": "Beams (--strategy beam)."})
-    length_penalty: float = field(default=1.0, metadata={"help": "Beam score = log p / length ** length_penalty."})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "Longest output, </s> included (default: the model's max_sentence_length + 1)."})
-    no_unk: bool = field(
-        default=True,
-        metadata={"help": "Never output <unk> (the default; decoding only, scores are unaffected). --no_unk false "
-                          "prints the model's raw choices, <unk> included."},
-    )
-    no_repeat_ngram_size: int = field(default=0, metadata={"help": "Never repeat an n-gram of this size in a sentence (0: off)."})
-    seed: int | None = field(default=None, metadata={"help": "Random seed: the same seed gives the same output."})
-    json: bool = field(default=False, metadata={"help": "Print one JSON object per input instead of plain lines."})
-
-    def decoding_config(self):
-        """The validated [`~vaelm.generation.DecodingConfig`]."""
-        return DecodingConfig(
-            strategy=self.strategy, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-            num_beams=self.num_beams, length_penalty=self.length_penalty, max_new_tokens=self.max_new_tokens,
-            no_unk=self.no_unk, no_repeat_ngram_size=self.no_repeat_ngram_size,
-        )
+def _decoding_config(self) -> DecodingConfig:
+    """The validated [`~vaelm.generation.DecodingConfig`] of these flags."""
+    return DecodingConfig(**{spec.name: getattr(self, spec.name) for spec in dataclasses.fields(DecodingConfig)})
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the description's lines and lists as written, and shows each flag's default."""
+# How latent codes become words: every field of DecodingConfig (its default, type and help) is a flag, plus the
+# randomness and the output format of a command.
+DecodingArguments = dataclasses.make_dataclass(
+    "DecodingArguments",
+    [
+        *((spec.name, spec.type, field(default=spec.default, metadata=dict(spec.metadata)))
+          for spec in dataclasses.fields(DecodingConfig)),
+        ("seed", int | None, field(default=None, metadata={"help": "Random seed: the same seed gives the same output."})),
+        ("json", bool, field(default=False, metadata={"help": "Print one JSON object per input instead of plain lines."})),
+    ],
+    namespace={"decoding_config": _decoding_config, "__module__": __name__},
+)
+DecodingArguments.__doc__ = "How latent codes become words, randomness and output format (derived from DecodingConfig)."
 
 
 def load_sentence_vae(model_args: ModelSourceArguments, seed: int | None = None):
@@ -66,6 +55,12 @@ def load_sentence_vae(model_args: ModelSourceArguments, seed: int | None = None)
         model_args ([`ModelSourceArguments`]): `--model` and `--device`.
         seed (`int`, *optional*): `--seed`; the same seed gives the same output.
     """
+    # Here, not at the top: --help and a bad flag need none of these (torch).
+    from transformers import set_seed
+    from transformers.utils import logging as hf_logging
+
+    from ..generation.sentence_vae import SentenceVAE
+
     configure_threads(model_args.num_threads)
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -109,4 +104,4 @@ def isatty(stream: TextIO) -> bool:
         return False
 
 
-__all__ = ["DecodingArguments", "HelpFormatter", "ModelSourceArguments", "isatty", "load_sentence_vae", "read_queries"]
+__all__ = ["DecodingArguments", "ModelSourceArguments", "isatty", "load_sentence_vae", "read_queries"]

@@ -6,3 +6,6 @@
 - `vocabulary`: the word-level tokenizer trained on a corpus.
 - `word_ids`: word counts and ids of whole corpora at Arrow speed.
 """
+
+# The splits of a corpus, in order (their one home; a torch-free import for the commands' choices).
+SPLITS = ("train", "valid", "test")

@@ -27,13 +27,13 @@ from datasets.fingerprint import generate_random_fingerprint
 from datasets.table import InMemoryTable
 from tqdm.auto import tqdm
 
+from . import SPLITS
 from .report import PreparationReport
 from .sentences import sentences_from_lines
 from .word_ids import CHUNK, parallel_map
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
 RAW_BLOCK = 10  # sentences per block when a folder of raw books is split 90/5/5
 PTB_FILES = {split: f"ptb.{split}.txt" for split in SPLITS}
 PTB_MD5 = {

@@ -5,6 +5,7 @@
 - `estimators`: Gaussian densities, each sentence's latent noise, mutual information, active units.
 - `progress`: a long evaluation's finished sentences, kept so that a rerun resumes.
 - `latent_map`: posterior means in 2-D (PCA or UMAP), as a PNG or an interactive HTML page.
+- `settings`: the protocol's defaults and choice lists, and the settings of the `vaelm-evaluate` job (no torch).
 - `job`: the `vaelm-evaluate` job (a model and a split in, one result out).
 """
 
@@ -15,7 +16,7 @@ _EXPORTS = {
     "EvaluationProgress": ".progress",
     "EvaluationResult": ".metrics",
     "LatentMap": ".latent_map",
-    "PROJECTIONS": ".latent_map",
+    "PROJECTIONS": ".settings",
     "Projection": ".latent_map",
     "active_units": ".estimators",
     "build_latent_map": ".latent_map",

@@ -1,25 +1,19 @@
 """The evaluation job of `vaelm-evaluate`: load a model, read and tokenize a split, run the protocol of
-[`vaelm.evaluation`], write the `--output` files.
+[`vaelm.evaluation`], write the `--output` files. Its settings are [`~vaelm.evaluation.settings.EvaluationArguments`];
+the command sets up logging and threads before it calls [`run_evaluation`].
 """
-
-from __future__ import annotations
 
 import json
 import logging
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 
 from ..corpora.data import load_text_splits, raw_text_splits, read_sentences, split_files
 from .metrics import evaluate_sequences, tokenize_sentences
 from ..pretrained.loading import default_device, load_model_and_tokenizer
 from ..runtime.precision import resolve_bf16
 from ..pretrained import DEFAULT_MODEL
-from ..runtime.threads import configure_threads
-
-if TYPE_CHECKING:  # the argument dataclass belongs to the command, which calls this job
-    from ..cli.evaluate import EvaluationArguments
+from .settings import EvaluationArguments
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +49,6 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     Returns:
         `dict`: the summary, with `model`, `split`, `data` and `command` added.
     """
-    configure_threads(arguments.num_threads)
     model_name = arguments.model or DEFAULT_MODEL
     hub_kwargs = {"revision": arguments.revision} if arguments.revision else {}
     model, tokenizer = load_model_and_tokenizer(model_name, device=arguments.device or default_device(), **hub_kwargs)
@@ -119,4 +112,4 @@ def command_line(program: str, argv: list[str]) -> str:
     return shlex.join([program, *argv])
 
 
-__all__ = ["command_line", "load_split_texts", "run_evaluation"]
+__all__ = ["EvaluationArguments", "command_line", "load_split_texts", "run_evaluation"]

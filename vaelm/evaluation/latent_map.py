@@ -30,8 +30,7 @@ import torch
 
 from ..corpora.data import SPLITS, read_sentences, split_files
 from ..generation.sentence_vae import SentenceVAE
-
-PROJECTIONS = ("pca", "umap")
+from .settings import MAP_SENTENCES, PROJECTIONS
 # Where the HTML map keeps its points as JSON (for scripts and tests), next to the plotly figure.
 HTML_DATA_ID = "vaelm-latent-map-data"
 DEMO_INSTALL_HINT = 'pip install "vaelm[demo]"'
@@ -181,7 +180,7 @@ def posterior_means(vae, sentences: Sequence[str], batch_size: int = 256) -> tup
 
 
 def _check_latent(vae) -> None:
-    if not vae.config.latent_size:
+    if not vae.config.has_latent:
         raise ValueError("This model has no latent space (it was trained with --latent_dim 0), so there is no map to draw.")
 
 
@@ -190,7 +189,7 @@ def build_latent_map(
     sentences: Sequence[str],
     labels: Sequence[Any] | None = None,
     label_name: str = "label",
-    projection: str = "pca",
+    projection: str = PROJECTIONS[0],
     seed: int = 0,
 ) -> LatentMap:
     """
@@ -220,7 +219,7 @@ def build_latent_map(
 
 
 # ------------------------------------------------------------------------------------------------ reading sentences
-def read_split(data_dir: str | Path, split: str = "test", max_sentences: int | None = 500) -> list[str]:
+def read_split(data_dir: str | Path, split: str = "test", max_sentences: int | None = MAP_SENTENCES) -> list[str]:
     """
     The first `max_sentences` sentences of a corpus folder's split (`test.txt` or `ptb.test.txt`, …).
 
@@ -234,7 +233,7 @@ def read_split(data_dir: str | Path, split: str = "test", max_sentences: int | N
 
 
 def read_labelled(
-    data_file: str | Path, text_column: str = "text", label_column: str | None = None, max_sentences: int | None = 500
+    data_file: str | Path, text_column: str = "text", label_column: str | None = None, max_sentences: int | None = MAP_SENTENCES
 ) -> tuple[list[str], list[str] | None]:
     """
     Sentences (and labels) from a CSV, TSV or JSON-lines file, read with `datasets`.
@@ -379,7 +378,7 @@ def save_map(latent_map: LatentMap, path: str | Path, title: str | None = None) 
     raise ValueError(f"--output must end in .png (a static picture) or .html (an interactive page), got {str(path)!r}.")
 
 
-def draw_training_map(model, tokenizer, dataset, path: str | Path, max_sentences: int = 500) -> Path:
+def draw_training_map(model, tokenizer, dataset, path: str | Path, max_sentences: int = MAP_SENTENCES) -> Path:
     """
     The latent map of a training run's validation sentences (at most `max_sentences`), for the model card.
 

@@ -44,6 +44,7 @@ from .estimators import (
     standard_normal_log_density,
 )
 from .progress import FIELDS, EvaluationProgress, model_fingerprint, sentences_fingerprint
+from .settings import BATCH_SIZE, CHUNK_SIZE, IW_SAMPLES, SEED
 from ..modeling_vaelm import VAELMModel, gaussian_kl
 from ..tokenization_vaelm import encode_sentences
 
@@ -175,10 +176,10 @@ def _check_sequences(sequences: Sequence[Sequence[int]], config) -> None:
 def evaluate_sequences(
     model: VAELMModel,
     sequences: Sequence[Sequence[int]],
-    iw_samples: int = 500,
-    batch_size: int = 64,
-    chunk_size: int = 512,
-    seed: int = 42,
+    iw_samples: int = IW_SAMPLES,
+    batch_size: int = BATCH_SIZE,
+    chunk_size: int = CHUNK_SIZE,
+    seed: int = SEED,
     bf16: bool = False,
     progress: bool = False,
     fast_path: bool = True,
@@ -213,7 +214,7 @@ def evaluate_sequences(
         raise DataError("There are no sentences to evaluate.")
     config = model.config
     _check_sequences(sequences, config)
-    if config.latent_size == 0 and iw_samples > 1:
+    if not config.has_latent and iw_samples > 1:
         # No latent variable: every sample would score the same exact NLL, so one is enough (reported as K = 1).
         logger.info("The model has no latent variable (latent_size 0): its NLL is exact; importance sampling is skipped.")
         iw_samples = 1
@@ -329,10 +330,10 @@ def _fast_path_agrees(
 def evaluate_dataset(
     model: VAELMModel,
     dataset,
-    iw_samples: int = 500,
-    seed: int = 42,
-    batch_size: int = 64,
-    chunk_size: int = 512,
+    iw_samples: int = IW_SAMPLES,
+    seed: int = SEED,
+    batch_size: int = BATCH_SIZE,
+    chunk_size: int = CHUNK_SIZE,
     bf16: bool = False,
     progress: bool = False,
 ) -> dict:

@@ -5,7 +5,12 @@ import re
 from dataclasses import dataclass, field
 
 STRATEGIES = ("greedy", "sample", "beam")
-INTERPOLATIONS = ("linear", "slerp")
+INTERPOLATIONS = ("linear", "slerp")  # the first is the default
+# Points strictly between the two ends of a homotopy, by default (SentenceVAE.homotopy, vaelm-homotopy, the demo; the
+# sentence-vae pipeline, which cannot import vaelm, has an equal default that a test compares).
+HOMOTOPY_STEPS = 5
+# Optimisation steps that fit q(z) to the observed words of a sentence to impute, by default.
+IMPUTE_STEPS = 50
 # `___`, `_` or `<mask>` marks the missing end of a sentence to impute.
 MASK_PATTERN = re.compile(r"<mask>|_+", flags=re.IGNORECASE)
 # Segmentations whose words are written without spaces between them.
@@ -29,22 +34,32 @@ class DecodingConfig:
             log p / length ** length_penalty (0 ranks by log p alone).
         max_new_tokens (`int`, *optional*): the longest output in tokens, `</s>` included; defaults to the
             model's `max_sentence_length + 1`.
-        no_unk (`bool`, *optional*, defaults to `False`): never emit `<unk>` (its probability is set to zero at
-            every step), so that outputs read as text; scores and evaluation are unaffected.
+        no_unk (`bool`, *optional*, defaults to `True`): never emit `<unk>` (its probability is set to zero at
+            every step), so that outputs read as text; scores and evaluation are unaffected. `False` gives the
+            model's raw choices, `<unk>` included.
         no_repeat_ngram_size (`int`, *optional*, defaults to 0): never repeat an n-gram of this size within a
             sentence (transformers' logits processor; 0 switches it off). Breaks the loops that greedy and beam
             decoding of small LSTMs fall into ("i am sure i am sure …").
     """
 
-    strategy: str = "greedy"
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    num_beams: int = 4
-    length_penalty: float = 1.0
-    max_new_tokens: int | None = None
-    no_unk: bool = False
-    no_repeat_ngram_size: int = 0
+    # Each field's metadata holds the help of its command-line flag (vaelm-sample, vaelm-homotopy derive them).
+    strategy: str = field(default="greedy", metadata={"help": "Decoding strategy.", "choices": list(STRATEGIES)})
+    temperature: float = field(default=1.0, metadata={"help": "Softmax temperature (--strategy sample)."})
+    top_k: int | None = field(default=None, metadata={"help": "Sample among the k most likely words (--strategy sample)."})
+    top_p: float | None = field(default=None, metadata={"help": "Nucleus sampling threshold (--strategy sample)."})
+    num_beams: int = field(default=4, metadata={"help": "Beams (--strategy beam)."})
+    length_penalty: float = field(default=1.0, metadata={"help": "Beam score = log p / length ** length_penalty."})
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Longest output, </s> included (default: the model's max_sentence_length + 1)."}
+    )
+    no_unk: bool = field(
+        default=True,
+        metadata={"help": "Never output <unk> (decoding only; scores are unaffected). --no_unk false prints the "
+                          "model's raw choices, <unk> included."},
+    )
+    no_repeat_ngram_size: int = field(
+        default=0, metadata={"help": "Never repeat an n-gram of this size in a sentence (0: off)."}
+    )
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -98,4 +113,5 @@ class DecodingConfig:
         return kwargs
 
 
-__all__ = ["INTERPOLATIONS", "MASK_PATTERN", "STRATEGIES", "UNSPACED_SEGMENTATIONS", "DecodingConfig"]
+__all__ = ["HOMOTOPY_STEPS", "IMPUTE_STEPS", "INTERPOLATIONS", "MASK_PATTERN", "STRATEGIES", "UNSPACED_SEGMENTATIONS",
+           "DecodingConfig"]

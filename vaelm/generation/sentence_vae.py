@@ -38,7 +38,9 @@ from torch.nn import functional as F
 from ..modeling_vaelm import VAELMModel, gaussian_kl
 from ..pretrained.loading import default_device, load_model_and_tokenizer
 from ..tokenization_vaelm import BOS, EOS, PAD, encode_sentences
-from .decoding import INTERPOLATIONS, MASK_PATTERN, STRATEGIES, UNSPACED_SEGMENTATIONS, DecodingConfig
+from .decoding import (
+    HOMOTOPY_STEPS, IMPUTE_STEPS, INTERPOLATIONS, MASK_PATTERN, STRATEGIES, UNSPACED_SEGMENTATIONS, DecodingConfig,
+)
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, steps: int, mode: str = "linear") -> torch.Tensor:
     """
@@ -172,7 +174,7 @@ class SentenceVAE:
         Raises:
             `ValueError`: for a model without a latent variable (`--latent_dim 0`), which has no posterior.
         """
-        if self.config.latent_size == 0:
+        if not self.config.has_latent:
             raise ValueError(
                 "This model has no latent variable (it was trained with --latent_dim 0, a plain language model), so "
                 "sentences have no posterior to sample, reconstruct or interpolate. Sample it without --sentence, or "
@@ -299,7 +301,8 @@ class SentenceVAE:
         return [{"text": text, "z": code} for text, code in zip(self.decode(z, decoding), z.tolist())]
 
     def homotopy(
-        self, start: str, end: str, steps: int = 5, mode: str = "linear", decoding: DecodingConfig | None = None
+        self, start: str, end: str, steps: int = HOMOTOPY_STEPS, mode: str = INTERPOLATIONS[0],
+        decoding: DecodingConfig | None = None,
     ) -> list[dict]:
         """
         Sentences along an evenly spaced path between the posterior means of two sentences (Bowman et al. 2016 §5.2).
@@ -326,7 +329,7 @@ class SentenceVAE:
         num: int = 1,
         mean: bool = True,
         decoding: DecodingConfig | None = None,
-        steps: int = 50,
+        steps: int = IMPUTE_STEPS,
         learning_rate: float = 0.1,
         mc_samples: int = 8,
     ) -> list[dict]:
@@ -380,7 +383,7 @@ class SentenceVAE:
             `(mu, logvar)`, each of shape `(latent_size,)`, detached.
         """
         bos, eos = self.config.bos_token_id, self.config.eos_token_id
-        if self.config.latent_size == 0:  # a plain language model: nothing to fit, the prefix alone conditions it
+        if not self.config.has_latent:  # a plain language model: nothing to fit, the prefix alone conditions it
             empty = torch.zeros(0, device=self.device, dtype=self.model.dtype)
             return empty, empty.clone()
         words = words.to(self.device)

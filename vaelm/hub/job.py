@@ -1,56 +1,59 @@
 """The push job of `vaelm-push`: upload a saved model folder in one commit, its card rendered for the repository
 (the folder itself is never written), with no message that could carry the token."""
 
-from __future__ import annotations
-
-from typing import Protocol
+from pathlib import Path
 
 from huggingface_hub import CommitInfo
 
+from .model_card import DEFAULT_LICENSE
 from .push import push_model_folder
 from .tokens import redact_tokens
 
 
-class PushSettings(Protocol):
-    """What the job reads from `vaelm-push`'s flags (`vaelm.cli.push.PushArguments` has these fields; the job does
-    not import the command, which sits above it)."""
-
-    model: str
-    repo_id: str
-    private: bool
-    revision: str | None
-    commit_message: str | None
-    token: str | None
-    keep_card: bool
-    license: str
-    dataset: list[str]
-
-
-def push(arguments: PushSettings) -> CommitInfo:
+def push(
+    model: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+    keep_card: bool = False,
+    license: str = DEFAULT_LICENSE,
+    datasets: list[str] | None = None,
+) -> CommitInfo:
     """
-    Push `arguments.model` to `arguments.repo_id` (see [`vaelm.hub.push_model_folder`]).
+    Push the model folder `model` to `repo_id` (see [`vaelm.hub.push_model_folder`]).
 
     Args:
-        arguments ([`PushSettings`]): the parsed `vaelm-push` flags (a `vaelm.cli.push.PushArguments`).
+        model (`str` or `Path`): the model folder that `vaelm-train` saved.
+        repo_id (`str`): the Hub repository, `ORG/NAME`; created when missing.
+        private (`bool`, *optional*, defaults to `False`): create the repository as private.
+        revision (`str`, *optional*): the branch to push to.
+        commit_message (`str`, *optional*): the commit title.
+        token (`str`, *optional*): a write token; never part of an error message.
+        keep_card (`bool`, *optional*, defaults to `False`): push `README.md` as it is instead of rewriting the card.
+        license (`str`, *optional*, defaults to `"apache-2.0"`): the license id of the model card.
+        datasets (`list[str]`, *optional*): Hub dataset ids to list in the model card.
 
     Returns:
         `CommitInfo`: the commit.
     """
     try:
         return push_model_folder(
-            arguments.model,
-            arguments.repo_id,
-            private=arguments.private,
-            revision=arguments.revision,
-            commit_message=arguments.commit_message,
-            token=arguments.token,
-            refresh_card=not arguments.keep_card,
-            license=arguments.license,
-            extra_datasets=arguments.dataset,
+            model,
+            repo_id,
+            private=private,
+            revision=revision,
+            commit_message=commit_message,
+            token=token,
+            refresh_card=not keep_card,
+            license=license,
+            extra_datasets=datasets,
         )
     except Exception as error:  # no message that crosses the CLI boundary may carry the token
-        if arguments.token and arguments.token in str(error):
-            raise type(error)(redact_tokens(str(error), arguments.token)) from None
+        if token and token in str(error):
+            raise type(error)(redact_tokens(str(error), token)) from None
         raise
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..configuration_vaelm import VAELMConfig, config_has_latent
 from ..generation.sentence_vae import DecodingConfig, SentenceVAE
 from ..pretrained.loading import check_model_folder, load_model_and_tokenizer
 from ..pretrained.model_folder import (
@@ -32,7 +33,6 @@ from ..pretrained.model_folder import (
     SPACE_FRONT_MATTER_KEYS,
     TRAINING_CURVES_FILE,
     TRAINING_RECORD_FILE,
-    is_language_model,
 )
 from .reproduce import KNOWN_DATASETS, applied_settings, public_command, public_dataset_flag, training_command
 from .tokens import redact_tokens
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 logger = logging.getLogger(__name__)
 
 DEFAULT_LICENSE = "apache-2.0"
-CARD_TAGS = ["vae", "text-generation"]  # and the cell type ("lstm" or "gru")
+CARD_TAGS = ["vae", "text-generation"]  # and the cell type (VAELMConfig.cell_type)
 EVALUATION_KEYS = ("nll", "ppl", "elbo", "elbo_ppl", "rec", "kl", "mi", "au", "latent_size", "sentences", "tokens", "iw_samples")
 CARD_SAMPLE_SEED = 0
 
@@ -119,7 +119,7 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
             torch.manual_seed(CARD_SAMPLE_SEED)
             # As vaelm-sample and the pipelines decode by default; a language model's greedy "samples" would all
             # be one sentence (there is no z to vary), so it samples its words.
-            language_model = is_language_model(model.config.to_dict())
+            language_model = not model.config.has_latent
             strategy = "sample" if language_model else "greedy"
             decoding = DecodingConfig(strategy=strategy, no_unk=True)
             samples = [item["text"] for item in vae.sample_prior(num_samples, decoding)]
@@ -165,7 +165,7 @@ def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluati
     return ModelCardData(
         library_name="transformers",
         pipeline_tag="text-generation",
-        tags=[*CARD_TAGS[:1], str(config.get("cell_type") or "lstm"), *CARD_TAGS[1:]],
+        tags=[*CARD_TAGS[:1], str(config.get("cell_type") or VAELMConfig.cell_type), *CARD_TAGS[1:]],
         datasets=datasets or None,
         language=[config.get("lang", "en")],
         license=license,
@@ -210,9 +210,9 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         num_parameters (`int`, *optional*): the parameter count.
         has_latent_map (`bool`, *optional*, defaults to `False`): whether `latent_map.png` is in the folder.
     """
-    cell = str(config.get("cell_type") or "lstm").upper()
+    cell = str(config.get("cell_type") or VAELMConfig.cell_type).upper()
     article = "An" if cell == "LSTM" else "A"
-    language_model = is_language_model(config)
+    language_model = not config_has_latent(config)
     if language_model:
         about = (
             f"A plain {cell} language model, trained with vaelm as the baseline that its sentence VAEs (Bowman et al. "

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..corpora.data import DATASET_ALIASES
-from ..pretrained.model_folder import BEST_MODEL_ARGUMENT_NAMES, KL_ARGUMENT_NAMES, is_language_model
+from ..configuration_vaelm import config_has_latent, training_flags
+from ..pretrained.model_folder import BEST_MODEL_ARGUMENT_NAMES, KL_ARGUMENT_NAMES
 
 # Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for (one table, in vaelm.corpora.data).
 KNOWN_DATASETS = DATASET_ALIASES
@@ -90,19 +91,9 @@ def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str 
     dataset = public_dataset_flag(list(record.get("datasets", [])))
     if not dataset or not record.get("training_arguments"):
         return None
-    flags = [dataset, f"--embedding_size {config.get('embedding_size')}", f"--num_units {config.get('hidden_size')}",
-             f"--latent_dim {config.get('latent_size')}", f"--keep_prob {round(1 - float(config.get('word_dropout', 0)), 6)}"]
-    if (config.get("cell_type") or "lstm") != "lstm":
-        flags.append(f"--cell_type {config['cell_type']}")
-    for key in ("embedding_dropout", "output_dropout", "weight_drop", "word_type_dropout", "posterior_bn_gamma"):
-        if config.get(key):
-            flags.append(f"--{key} {config[key]}")
-    for key in ("latent_to_every_step", "tie_word_embeddings", "bidirectional_encoder", "locked_dropout"):
-        if config.get(key):
-            flags.append(f"--{key} true")
-    if (config.get("num_layers") or 1) > 1:
-        flags.append(f"--num_layers {config['num_layers']}")
-    arguments = applied_settings(record["training_arguments"], language_model=is_language_model(config))
+    # The model's flags come from the table that makes them (vaelm.configuration_vaelm.TRAINING_FLAGS).
+    flags = [dataset, *(f"--{flag} {_flag_value(value)}" for flag, value in training_flags(config).items())]
+    arguments = applied_settings(record["training_arguments"], language_model=not config_has_latent(config))
     renamed = {"per_device_train_batch_size": "batch_size"}
     skipped = {"optim", "gradient_accumulation_steps", "max_grad_norm", "seed", *BEST_MODEL_ARGUMENT_NAMES}
     for key, value in sorted(arguments.items()):

@@ -11,7 +11,9 @@ import re
 import shlex
 from pathlib import Path
 
-from transformers.trainer import TRAINER_STATE_NAME
+# transformers.trainer.TRAINER_STATE_NAME, written out: importing the Trainer (with datasets and accelerate) would
+# double the start-up time of every command that loads a model (tests/test_commands.py compares the two).
+TRAINER_STATE_NAME = "trainer_state.json"
 
 from .model_folder import RUN_CONFIGURATION_NAME
 

@@ -7,9 +7,7 @@ and uploads the folder, and `vaelm.apps.demo` adds the Space files. Plain consta
 """
 
 import fnmatch
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 # ------------------------------------------------------------------------------------------------ the model itself
 CONFIG_NAME = "config.json"
@@ -63,16 +61,6 @@ def pushed_files(folder: Path) -> list[str]:
     return [name for name in relative if not any(fnmatch.fnmatch(name, pattern) for pattern in REPO_IGNORE_PATTERNS)]
 
 
-def is_language_model(config: Mapping[str, Any]) -> bool:
-    """
-    A plain language model (`--latent_dim 0`): no encoder, no posterior, no KL; its NLL is exact.
-
-    Args:
-        config (`Mapping`): the model's config as a dict (`config.json`, or `model.config.to_dict()`).
-    """
-    return config.get("latent_size") == 0
-
-
 __all__ = [
     "BEST_MODEL_ARGUMENT_NAMES",
     "CARD_FILE",
@@ -89,6 +77,5 @@ __all__ = [
     "TRAINING_RECORD_FILE",
     "WEIGHTS_INDEX_NAME",
     "WEIGHTS_NAME",
-    "is_language_model",
     "pushed_files",
 ]

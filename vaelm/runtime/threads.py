@@ -16,9 +16,6 @@ import os
 import time
 from dataclasses import field
 
-import pyarrow
-import torch
-
 logger = logging.getLogger(__name__)
 
 NUM_THREADS_HELP = (
@@ -123,6 +120,10 @@ def configure_threads(requested: int | None = None) -> int:
     Returns:
         `int`: the thread count now in use.
     """
+    # Here, not at the top: the commands' --help imports this module, and must not import torch.
+    import pyarrow
+    import torch
+
     threads, reason = choose_num_threads(requested)
     torch.set_num_threads(threads)
     pyarrow.set_cpu_count(threads)  # the data path's Arrow threads and sentence-splitting processes (vaelm.data)

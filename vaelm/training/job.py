@@ -1,10 +1,10 @@
 """The training job, end to end: data -> tokenizer -> model -> `VAETrainer` -> a Hub-ready model folder.
 
-`vaelm-train` (`vaelm.cli.train`) parses the flags into its argument dataclasses and calls [`train`].
+`vaelm-train` (`vaelm.cli.train`) parses the flags into the settings of `vaelm.training.settings`, sets up logging
+and threads, and calls [`train`].
 """
 
-from __future__ import annotations
-
+import copy
 import dataclasses
 import json
 import logging
@@ -13,7 +13,6 @@ import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from transformers import GenerationConfig, set_seed
 
@@ -24,6 +23,7 @@ from ..corpora.data import VAELMCollator, load_text_splits, text_column, tokeniz
 from ..corpora.report import PreparationReport
 from ..corpora.sources import check_output_dir
 from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
+from ..generation.decoding import DecodingConfig
 from .. import pipeline_vaelm
 from .interruption import GracefulInterruption, TrainingInterrupted
 from .progress_log import progress_output
@@ -32,14 +32,11 @@ from ..pretrained.loading import check_fit, check_model_source, load_model, load
 from ..modeling_vaelm import VAELMModel
 from ..runtime.precision import resolve_bf16
 from ..corpora.streaming import group_by_length, stream_text_splits, vocabulary_sample
-from ..runtime.threads import configure_threads
 from ..corpora.vocabulary import build_tokenizer
 from ..tokenization_vaelm import check_tokenizer_matches, segment
 from ..version import __version__
+from .settings import DataArguments, ModelArguments
 from .trainer import VAETrainer, VAETrainingArguments
-
-if TYPE_CHECKING:  # the argument dataclasses belong to the command, which calls this job
-    from ..cli.train import DataArguments, ModelArguments
 
 logger = logging.getLogger(__name__)
 
@@ -72,18 +69,20 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
         model = load_model(model_args.model_name_or_path)
         model.train()
     else:
-        config = VAELMConfig(
-            vocab_size=len(tokenizer),
-            **model_args.config_values(),
-            max_sentence_length=data_args.max_length,
-            lang=data_args.lang,
-            segmentation=data_args.segmentation,
-            sentence_split=data_args.sentence_split,
-            pad_token_id=tokenizer.pad_token_id,
-            unk_token_id=tokenizer.unk_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
+        # The configuration checked when the flags were parsed, completed by the data: the tokenizer's sizes and ids
+        # agree with it by construction (check_tokenizer_matches below), and saving checks the whole once more.
+        config = copy.deepcopy(model_args.config)
+        config.update({
+            "vocab_size": len(tokenizer),
+            "max_sentence_length": data_args.max_length,
+            "lang": data_args.lang,
+            "segmentation": data_args.segmentation,
+            "sentence_split": data_args.sentence_split,
+            "pad_token_id": tokenizer.pad_token_id,
+            "unk_token_id": tokenizer.unk_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        })
         model = VAELMModel(config)
         if model_args.init_from:
             copy_encoder(load_model(model_args.init_from), model, model_args.init_from)
@@ -100,8 +99,9 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
 def default_generation_config(config: VAELMConfig) -> GenerationConfig:
     """
     What `model.generate` and `pipeline("text-generation")` do without arguments: a whole sentence (a length in
-    `max_new_tokens`, so that a caller's `max_new_tokens` replaces it without a warning) and no `<unk>` (small
-    vocabularies otherwise print runs of it; `suppress_tokens=None` gives the raw model back).
+    `max_new_tokens`, so that a caller's `max_new_tokens` replaces it without a warning) and, as `DecodingConfig`'s
+    default `no_unk` says, no `<unk>` (small vocabularies otherwise print runs of it; `suppress_tokens=None` gives the
+    raw model back).
 
     Args:
         config ([`VAELMConfig`]): the model's configuration.
@@ -111,7 +111,7 @@ def default_generation_config(config: VAELMConfig) -> GenerationConfig:
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
         max_new_tokens=config.max_sentence_length + 1,
-        suppress_tokens=[config.unk_token_id],
+        suppress_tokens=DecodingConfig().generate_kwargs(config.unk_token_id)["suppress_tokens"],
     )
 
 
@@ -199,14 +199,12 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
     Returns:
         `dict`: the final validation metrics (`eval_elbo`, `eval_kl`, …).
     """
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     with progress_output(bars=not training_args.disable_tqdm):
         return _train(model_args, data_args, training_args, command)
 
 
 def _train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments,
            command: Sequence[str] | None) -> dict:
-    configure_threads(training_args.num_threads)
     wants_bf16 = training_args.bf16 or training_args.mixed_precision == "bf16"  # --bf16 or accelerate's setting
     if wants_bf16 and not resolve_bf16(True, training_args.device, "vaelm-train"):
         # TrainingArguments has already turned --bf16 into the Accelerator's mixed_precision: both go.

@@ -23,7 +23,6 @@ from ..pretrained.model_folder import (
     LATENT_MAP_FILE,
     TRAINING_CURVES_FILE,
     TRAINING_RECORD_FILE,
-    is_language_model,
 )
 from ..version import __version__
 
@@ -131,7 +130,7 @@ def write_training_card(model_dir: str | Path, trainer: Trainer, dataset: str | 
         record["dataset"], record["datasets"] = previous.get("dataset"), previous.get("datasets", [])
     record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     plot_training_curves(trainer.state.log_history, folder / TRAINING_CURVES_FILE,
-                         language_model=is_language_model(trainer.model.config.to_dict()))
+                         language_model=not trainer.model.config.has_latent)
     _draw_latent_map(trainer, folder)
     return write_model_card(folder, model=trainer.model, tokenizer=trainer.processing_class)
 

@@ -322,7 +322,7 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         # latent_size 0: a plain language model, with neither encoder nor latent map (a zero initial state).
-        has_latent = config.latent_size > 0
+        has_latent = config.has_latent
         self.encoder = recurrent_layer(
             config.cell_type, config.embedding_size, config.hidden_size, config.num_layers, config.bidirectional_encoder
         ) if has_latent else None

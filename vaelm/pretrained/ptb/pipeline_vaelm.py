@@ -19,7 +19,10 @@ import torch
 from transformers import Pipeline
 
 MODES = ("encode", "reconstruct", "sample", "interpolate")
+# Equal to vaelm.generation.decoding's, which this file cannot import (it travels without vaelm); a test compares
+# them. Decoding itself follows the model's generation_config.json, written from vaelm's DecodingConfig defaults.
 UNSPACED_SEGMENTATIONS = ("jieba", "char")
+HOMOTOPY_STEPS = 5
 
 
 class SentenceVAEPipeline(Pipeline):
@@ -42,7 +45,7 @@ class SentenceVAEPipeline(Pipeline):
             jieba_module()  # a Chinese model without jieba fails here, saying so, not at its first sentence
 
     def _sanitize_parameters(self, mode=None, steps=None, slerp=None, seed=None, **generate_kwargs):
-        preprocess = {"mode": mode or "reconstruct", "steps": 5 if steps is None else steps, "slerp": bool(slerp),
+        preprocess = {"mode": mode or "reconstruct", "steps": HOMOTOPY_STEPS if steps is None else steps, "slerp": bool(slerp),
                       "seed": seed}
         if preprocess["mode"] not in MODES:
             raise ValueError(f"Unknown mode {preprocess['mode']!r}: choose one of {', '.join(MODES)}.")
@@ -68,7 +71,7 @@ class SentenceVAEPipeline(Pipeline):
         return ("" if unspaced else " ").join(tokens)
 
     # ---------------------------------------------------------------------------------------------- pipeline steps
-    def preprocess(self, inputs, mode="reconstruct", steps=5, slerp=False, seed=None):
+    def preprocess(self, inputs, mode="reconstruct", steps=HOMOTOPY_STEPS, slerp=False, seed=None):
         if mode == "sample":
             if not isinstance(inputs, int) or inputs < 1:
                 raise ValueError(f"mode='sample' takes the number of sentences (a positive int), got {inputs!r}.")

@@ -1,0 +1,211 @@
+"""One source for each setting: the command-line flags are derived from the library's settings and agree with them.
+
+- every command-line default equals its library default (each command's parser, walked flag by flag);
+- vaelm-train's model flags come from `VAELMConfig` (the original script's names included);
+- the docstrings state the defaults the fields have;
+- the Python API, the commands, both pipelines and the demo decode with the same defaults (no `<unk>`).
+"""
+
+import ast
+import dataclasses
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+import vaelm
+from vaelm import pipeline_vaelm
+from vaelm.configuration_vaelm import COMPLEMENT_FLAGS, FIELD_CHOICES, TRAINING_FLAGS, VAELMConfig, flag_value
+from vaelm.generation import decoding
+
+COMMANDS = ["train", "evaluate", "sample", "homotopy", "map", "demo", "push"]
+
+
+def parser_defaults(command: str) -> dict:
+    """Each flag's destination and default in `vaelm-<command>`'s parser."""
+    parser = importlib.import_module(f"vaelm.cli.{command}").make_parser()
+    return {action.dest: action.default for action in parser._actions if action.dest != "help"}
+
+
+def signature_defaults(function, renamed: dict | None = None, only: set | None = None, skip: tuple = ()) -> dict:
+    """
+    The defaults of `function`'s parameters, under their flag names (`renamed`: parameter -> flag), for the
+    parameters in `only` (all when omitted) except those in `skip` (same name, another meaning: `model=None` is the
+    bundled model, which the flag names itself).
+    """
+    renamed = renamed or {}
+    return {renamed.get(name, name): parameter.default for name, parameter in inspect.signature(function).parameters.items()
+            if parameter.default is not inspect.Parameter.empty and (only is None or name in only) and name not in skip}
+
+
+def dataclass_defaults(cls) -> dict:
+    return {spec.name: spec.default for spec in dataclasses.fields(cls) if spec.default is not dataclasses.MISSING}
+
+
+def library_defaults(command: str) -> dict:
+    """What the library itself does by default, for the flags of `command` that have a library counterpart."""
+    from vaelm.apps.demo import build_demo
+    from vaelm.apps.map import draw_map
+    from vaelm.evaluation.metrics import evaluate_sequences
+    from vaelm.generation.sentence_vae import SentenceVAE
+    from vaelm.hub.job import push
+
+    config = dataclass_defaults(VAELMConfig)
+    if command == "train":
+        model = {flag: flag_value(name, config[name]) for name, flag in TRAINING_FLAGS.items()}
+        data = {"max_length": config["max_sentence_length"], "vocab_size": config["vocab_size"], "lang": config["lang"],
+                "sentence_split": config["sentence_split"]}
+        return {**model, **data}
+    decoding_defaults = dataclass_defaults(decoding.DecodingConfig)
+    if command == "evaluate":
+        return signature_defaults(evaluate_sequences)
+    if command == "sample":
+        # impute's num and mean are the Python call's (the command decides them from --num and --mean).
+        return {**decoding_defaults, **signature_defaults(SentenceVAE.impute, {"steps": "impute_steps"}, only={"steps"})}
+    if command == "homotopy":
+        return {**decoding_defaults, **signature_defaults(SentenceVAE.homotopy)}
+    if command == "map":
+        return signature_defaults(draw_map)
+    if command == "demo":
+        return signature_defaults(build_demo, skip=("model",))
+    return signature_defaults(push, {"datasets": "dataset"})
+
+
+# Flags whose counterpart must be found (a test that matched nothing would pass vacuously).
+EXPECTED_MATCHES = {
+    "train": {"embedding_size", "num_units", "latent_dim", "keep_prob", "cell_type", "max_length", "vocab_size", "lang"},
+    "evaluate": {"iw_samples", "batch_size", "chunk_size", "seed"},
+    "sample": {"strategy", "no_unk", "num_beams", "max_new_tokens", "impute_steps"},
+    "homotopy": {"strategy", "no_unk", "steps", "mode"},
+    "map": {"split", "max_sentences", "projection", "text_column"},
+    "demo": {"map_split", "map_sentences", "projection"},
+    "push": {"private", "keep_card", "license", "revision"},
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_line_default_equals_its_library_default(command):
+    flags, library = parser_defaults(command), library_defaults(command)
+    shared = set(flags) & set(library)
+    assert EXPECTED_MATCHES[command] <= shared, f"vaelm-{command}: no library counterpart for {EXPECTED_MATCHES[command] - shared}"
+    # An empty list flag (nargs "+") and a library's None both mean "none".
+    differing = {name: (flags[name], library[name]) for name in shared
+                 if flags[name] != library[name] and not (flags[name] == [] and library[name] is None)}
+    assert not differing, f"vaelm-{command}: flag default != library default: {differing}"
+
+
+def test_model_flags_are_the_config_fields_under_the_original_names():
+    from vaelm.cli.train import parse_arguments
+
+    flags = parser_defaults("train")
+    for name, flag in TRAINING_FLAGS.items():
+        assert flag in flags, f"VAELMConfig.{name} has no vaelm-train flag --{flag}"
+    assert flags["keep_prob"] == 1 - VAELMConfig().word_dropout == 0.75
+    assert flags["latent_dim"] == VAELMConfig().latent_size == 13
+    model_args, _, _ = parse_arguments(["--embedding_size", "8", "--num_units", "12", "--latent_dim", "0",
+                                        "--keep_prob", "0.6", "--cell_type", "gru", "--output_dir", "unused"])
+    config = model_args.config
+    assert (config.embedding_size, config.hidden_size, config.latent_size, config.cell_type) == (8, 12, 0, "gru")
+    assert config.word_dropout == pytest.approx(0.4) and not config.has_latent
+
+
+def test_model_flags_take_their_choices_and_help_from_the_config():
+    from vaelm.cli.train import make_parser
+
+    actions = {action.dest: action for action in make_parser()._actions}
+    for name, choices in FIELD_CHOICES.items():
+        if name in TRAINING_FLAGS:
+            assert tuple(actions[TRAINING_FLAGS[name]].choices) == choices
+    assert tuple(actions["segmentation"].choices) == FIELD_CHOICES["segmentation"]
+    assert actions["embedding_dropout"].help == VAELMConfig.field_help("embedding_dropout")
+    assert actions["keep_prob"].help == COMPLEMENT_FLAGS["keep_prob"]
+    with pytest.raises(ValueError, match="cell_type must be 'lstm' or 'gru'"):
+        VAELMConfig(cell_type="rnn")
+
+
+@pytest.mark.parametrize(("cls", "least"), [(VAELMConfig, 20), (decoding.DecodingConfig, 6)])
+def test_docstrings_state_the_field_defaults(cls, least):
+    stated = dict(re.findall(r"^\s+(\w+) \(`[^`]+`, \*optional\*, defaults to ([^)]+?)\):", cls.__doc__, re.MULTILINE))
+    defaults = dataclass_defaults(cls)
+    assert len(stated) >= least
+    for name, text in stated.items():
+        assert ast.literal_eval(text.strip("`")) == defaults[name], f"{cls.__name__}.{name}: docstring says {text}"
+
+
+def test_has_latent_is_the_one_test_of_a_plain_language_model():
+    assert VAELMConfig().has_latent and not VAELMConfig(latent_size=0).has_latent
+    package = Path(vaelm.__path__[0])
+    # Every file but the rule's home (configuration_vaelm.py) and the bundled model's copy of it.
+    sources = {path: path.read_text(encoding="utf-8") for path in package.rglob("*.py")
+               if "ptb" not in path.parts and path.name != "configuration_vaelm.py"}
+    for pattern in (r"latent_size\)? == 0", r"not [\w.]*latent_size\b", r"latent_size\)? > 0"):
+        found = [str(path.relative_to(package)) for path, text in sources.items() if re.search(pattern, text)]
+        assert not found, f"{pattern!r} in {found}: use VAELMConfig.has_latent"
+
+
+def test_the_travelling_pipeline_has_the_library_defaults():
+    from vaelm.training.job import default_generation_config
+
+    assert pipeline_vaelm.UNSPACED_SEGMENTATIONS == decoding.UNSPACED_SEGMENTATIONS
+    assert pipeline_vaelm.HOMOTOPY_STEPS == decoding.HOMOTOPY_STEPS
+    assert inspect.signature(pipeline_vaelm.SentenceVAEPipeline.preprocess).parameters["steps"].default == decoding.HOMOTOPY_STEPS
+    assert decoding.INTERPOLATIONS[0] == "linear"  # the pipeline's default, slerp=False
+    # Both pipelines decode with the model's generation_config: greedy, whole sentences, <unk> as DecodingConfig says.
+    config = VAELMConfig()
+    generation = default_generation_config(config)
+    library = decoding.DecodingConfig().generate_kwargs(config.unk_token_id)
+    assert generation.suppress_tokens == library["suppress_tokens"] == [config.unk_token_id]
+    assert (library["do_sample"], library["num_beams"]) == (False, 1)  # greedy, which is also transformers' default:
+    assert generation.do_sample in (None, False) and generation.num_beams in (None, 1)
+    assert generation.max_new_tokens == config.max_sentence_length + 1
+
+
+def test_the_demo_decodes_with_the_library_defaults():
+    from vaelm.apps.demo import DemoBackend
+
+    assert DemoBackend.decoding() == decoding.DecodingConfig()
+    page = inspect.signature(DemoBackend.interpolate).parameters
+    assert (page["steps"].default, page["mode"].default) == (decoding.HOMOTOPY_STEPS, decoding.INTERPOLATIONS[0])
+
+
+def test_python_api_samples_of_the_bundled_model_have_no_unk():
+    from transformers import set_seed
+
+    from vaelm.generation.sentence_vae import SentenceVAE
+
+    vae = SentenceVAE.from_pretrained(vaelm.DEFAULT_MODEL, device="cpu")
+    set_seed(0)
+    texts = [result["text"] for result in vae.sample_prior(5)]
+    assert len(texts) == 5 and all(text.split() for text in texts)
+    assert not any("<unk>" in text.split() for text in texts), texts
+    path = vae.homotopy("the company said it will buy shares", "investors are worried about the market", steps=3)
+    assert not any("<unk>" in point["text"].split() for point in path)
+    # The raw model does emit <unk> (so the test above can fail): it is the default that suppresses it.
+    set_seed(0)
+    raw = [result["text"] for result in vae.sample_prior(20, decoding.DecodingConfig(no_unk=False))]
+    assert any("<unk>" in text.split() for text in raw)
+
+
+def test_the_cards_reproduce_command_rebuilds_the_model_flags_from_the_same_table(tmp_path):
+    from vaelm.cli.train import parse_arguments
+    from vaelm.configuration_vaelm import training_flags
+    from vaelm.hub.reproduce import training_command
+
+    config = VAELMConfig(embedding_size=64, hidden_size=96, latent_size=8, num_layers=2, cell_type="gru",
+                         bidirectional_encoder=True, word_dropout=0.4, weight_drop=0.1, tie_word_embeddings=True).to_dict()
+    flags = training_flags(config)
+    assert list(flags) == ["embedding_size", "num_units", "latent_dim", "num_layers", "cell_type",
+                           "bidirectional_encoder", "keep_prob", "weight_drop", "tie_word_embeddings"]
+    assert "output_dropout" not in flags and "locked_dropout" not in flags  # defaults are left out
+    record = {"datasets": ["ptb-text-only/ptb_text_only"], "training_arguments": {"learning_rate": 0.001, "seed": 1}}
+    command = training_command(config, record)
+    assert command.startswith("vaelm-train --dataset ptb --embedding_size 64 --num_units 96 --latent_dim 8 --num_layers 2 "
+                              "--cell_type gru --bidirectional_encoder true --keep_prob 0.6 --weight_drop 0.1 "
+                              "--tie_word_embeddings true ")
+    # What the command says, vaelm-train parses back into the same model.
+    argv = [*command.split()[1:], "--output_dir", str(tmp_path)]
+    model_args, _, _ = parse_arguments(argv)
+    rebuilt = model_args.config_values()
+    assert rebuilt == {name: config[name] for name in rebuilt}
