@@ -1,4 +1,5 @@
-"""`vaelm-evaluate`: likelihood metrics (IW-NLL, PPL, ELBO, KL, MI, active units) of a model on a split.
+"""`vaelm-evaluate`: likelihood metrics (IW-NLL, PPL, ELBO, KL, MI, active units) of a model on a split, and how well
+the posterior mean reconstructs its sentences (greedy decoding, corpus BLEU-4 and exact match, `<unk>` allowed).
 
 Prints one JSON object on stdout (for programs) and a three-line summary on stderr (for people), where the logs and
 the progress bar also go. The per-dimension variances are in `--output` files, or on stdout with `--per_dimension`.
@@ -50,6 +51,11 @@ class EvaluationArguments:
         metadata={"help": "Keep the finished sentences in this file (safetensors) after every batch; rerun the same "
                   "command to resume a pass that was stopped, with the same figures. Deleted when the pass completes."},
     )
+    reconstruction_sentences: int = field(
+        default=1000,
+        metadata={"help": "Also decode the first N evaluated sentences greedily from their posterior mean (<unk> allowed) "
+                  "and report corpus BLEU-4 and the exact-match rate; 0 turns it off. Language models have none."},
+    )
     revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
     no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
 
@@ -57,6 +63,8 @@ class EvaluationArguments:
         for name in ("iw_samples", "batch_size", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.reconstruction_sentences < 0:
+            raise ValueError(f"--reconstruction_sentences must be 0 (off) or a positive integer, got {self.reconstruction_sentences}.")
         if self.max_sentences is not None and self.max_sentences < 1:
             raise ValueError(f"--max_sentences must be a positive integer, got {self.max_sentences}.")
         if (self.data_dir is None) == (self.dataset is None):

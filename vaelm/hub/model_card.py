@@ -29,6 +29,7 @@ from ..corpora.data import DATASET_ALIASES
 from ..generation.sentence_vae import DecodingConfig, SentenceVAE
 from ..training.kl_schedules import KL_ARGUMENT_NAMES
 from ..evaluation.latent_map import draw_training_map
+from ..evaluation.reconstruction import reconstruction_paragraph
 from ..pretrained.loading import TOKENIZER_NAME, check_model_source, load_model_and_tokenizer, model_file
 from ..pretrained import DEFAULT_MODEL
 from ..version import __version__
@@ -406,6 +407,8 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         rows += [(key, evaluation[key]) for key in ("split", "max_sentences") if evaluation.get(key) is not None]
         parts.append("Importance-weighted NLL and the rest of the protocol of He et al. (2019), in nats per sentence; "
                      "PPL counts the end-of-sentence token.\n\n" + _table(rows))
+        if reconstruction_paragraph(evaluation):
+            parts.append(reconstruction_paragraph(evaluation))
         if evaluation.get("command"):
             command = public_command(evaluation["command"], repo_id, record.get("datasets", []))
             parts.append(f"Reproduce with:\n\n```bash\n{command}\n```")
