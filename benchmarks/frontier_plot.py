@@ -7,8 +7,8 @@ folders without one are left out. The table gives each run's free bits, whether 
 every decoder step, its steps and training time (wall_seconds.txt), then valid IW-NLL, ELBO, KL, MI, AU, corpus
 BLEU-4, exact match and the length ratio (hypothesis tokens / reference tokens: above 1 when greedy
 decoding loops), and the differences from the run with free bits 0.2 and z at every step at the same
-step (the screens' baseline). The plot draws BLEU-4 against IW-NLL, each point labelled by its free bits. Anything in TABLE.md below the
-line `<!-- notes -->` is kept when the table is written again.
+step (the screens' baseline). The plot draws BLEU-4 against IW-NLL, each point labelled by its free bits.
+Anything in TABLE.md below the line `<!-- notes -->` is kept when the table is written again.
 """
 
 import json
@@ -64,7 +64,8 @@ def steps(run: dict) -> str:
 def table(runs: list[dict]) -> str:
     lines = [
         ("| run | free bits (nats/dim) | z at every step | steps | train time | K | sentences | valid IW-NLL | ELBO "
-        "| KL | MI | AU | recon. sentences | BLEU-4 | exact match | length ratio | Δ IW-NLL vs fb 0.2 (same steps) | Δ BLEU-4 |"),
+        "| KL | MI | AU | recon. sentences | BLEU-4 | exact match | length ratio "
+        "| Δ IW-NLL vs fb 0.2 (same steps) | Δ BLEU-4 |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
@@ -111,7 +112,8 @@ def plot(runs: list[dict], path: Path) -> None:
     if shown:
         sample = shown[0]
         axes.set_title(f"PTB valid, {sample['schedule_steps']}-step screens: reconstruction vs likelihood", fontsize=10)
-        axes.set_xlabel(f"IW-NLL (nats per sentence, K = {sample['iw_samples']}, first {sample['sentences']} sentences)")
+        axes.set_xlabel(f"IW-NLL (nats per sentence, K = {sample['iw_samples']}, "
+                        f"first {sample['sentences']} sentences)")
         axes.set_ylabel(f"corpus BLEU-4 of greedy decoding from μ\n(first {sample['reconstruction']['sentences']} "
                         "sentences, <unk> allowed)")
     axes.grid(alpha=0.3)
@@ -129,7 +131,8 @@ def main() -> None:
         notes = table_path.read_text().split(NOTES_MARKER, 1)[1]
     header = (
         "# The reconstruction / likelihood frontier (PTB valid)\n\n"
-        "Written by `benchmarks/reconstruction_frontier.sh` (and `benchmarks/frontier_plot.py`): short runs that differ "
+        "Written by `benchmarks/reconstruction_frontier.sh` (and `benchmarks/frontier_plot.py`): short runs that "
+        "differ "
         "only in free bits and in whether z feeds every decoder step, scored on the first sentences of `ptb.valid.txt` "
         "with the likelihood protocol (`vaelm-evaluate`, seed 0) and with greedy reconstruction from the posterior "
         "mean (`<unk>` allowed; corpus BLEU-4 and exact match). Screens: compare rows with each other, not with the "

@@ -50,9 +50,11 @@ def test_bleu_of_identical_corpora_is_100():
 
 def test_bleu_of_a_small_corpus_worked_out_by_hand():
     # Sentence 1: "the cat sat on the mat" against "the cat is on the mat":
-    #   unigrams 5/6 (the ×2, cat, on, mat), bigrams 3/5 (the cat, on the, the mat), trigrams 1/4 (on the mat), 4-grams 0/3.
+    #   unigrams 5/6 (the ×2, cat, on, mat), bigrams 3/5 (the cat, on the, the mat), trigrams 1/4 (on the mat),
+    #   4-grams 0/3.
     # Sentence 2 is reproduced exactly: 4/4, 3/3, 2/2, 1/1.
-    # Corpus: 9/10, 6/8, 3/6, 1/4; c = r = 10, so no brevity penalty: BLEU = 100 · (0.9 · 0.75 · 0.5 · 0.25) ** (1/4).
+    # Corpus: 9/10, 6/8, 3/6, 1/4; c = r = 10, so no brevity penalty:
+    # BLEU = 100 · (0.9 · 0.75 · 0.5 · 0.25) ** (1/4).
     hypotheses = [words("the cat sat on the mat"), words("a b c d")]
     references = [words("the cat is on the mat"), words("a b c d")]
     score = corpus_bleu(hypotheses, references)
@@ -78,7 +80,9 @@ def test_bleu_brevity_penalty_and_clipping():
 
 
 def test_exact_match_counts_sentences_reproduced_token_for_token():
-    result = ReconstructionResult(hypotheses=[[5, 6], [7], [8, 9], []], references=[[5, 6], [7, 8], [8, 9], [4]], seconds=0.0)
+    result = ReconstructionResult(
+        hypotheses=[[5, 6], [7], [8, 9], []], references=[[5, 6], [7, 8], [8, 9], [4]], seconds=0.0
+    )
     summary = result.summary()
     assert result.exact_matches == 2
     assert summary["exact_matches"] == 2 and summary["exact_match"] == pytest.approx(0.5) and summary["sentences"] == 4
@@ -115,11 +119,12 @@ def test_a_language_model_has_no_reconstruction():
     assert "reconstruction: none (a language model has no latent code)" in line
 
 
-# ------------------------------------------------------------------------------------------------ vaelm-evaluate and the card
+# ------------------------------------------------------------------------------------------------ command and card
 def test_vaelm_evaluate_reports_bleu_and_exact_match(tiny_model_dir, tiny_corpus, tmp_path, capsys):
     output = tmp_path / "eval_results.json"
     argv = ["--model", str(tiny_model_dir), "--data_dir", str(tiny_corpus), "--split", "test", "--iw_samples", "3",
-            "--max_sentences", "10", "--reconstruction_sentences", "6", "--no_progress", "true", "--output", str(output)]
+            "--max_sentences", "10", "--reconstruction_sentences", "6", "--no_progress", "true",
+            "--output", str(output)]
     assert run_command("vaelm-evaluate", evaluate_main, argv) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)

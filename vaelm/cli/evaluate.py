@@ -53,8 +53,9 @@ class EvaluationArguments:
     )
     reconstruction_sentences: int = field(
         default=1000,
-        metadata={"help": "Also decode the first N evaluated sentences greedily from their posterior mean (<unk> allowed) "
-                  "and report corpus BLEU-4 and the exact-match rate; 0 turns it off. Language models have none."},
+        metadata={"help": "Also decode the first N evaluated sentences greedily from their posterior mean "
+                  "(<unk> allowed) and report corpus BLEU-4 and the exact-match rate; 0 turns it off. Language "
+                  "models have none."},
     )
     revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
     no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
@@ -64,7 +65,10 @@ class EvaluationArguments:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
         if self.reconstruction_sentences < 0:
-            raise ValueError(f"--reconstruction_sentences must be 0 (off) or a positive integer, got {self.reconstruction_sentences}.")
+            raise ValueError(
+                "--reconstruction_sentences must be 0 (off) or a positive integer, "
+                f"got {self.reconstruction_sentences}."
+            )
         if self.max_sentences is not None and self.max_sentences < 1:
             raise ValueError(f"--max_sentences must be a positive integer, got {self.max_sentences}.")
         if (self.data_dir is None) == (self.dataset is None):

@@ -71,7 +71,9 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
         bf16=resolve_bf16(arguments.bf16, next(model.parameters()).device, "vaelm-evaluate"),
     )
     summary = result.summary()
-    summary.update(reconstruction_summary(model, sequences, arguments.reconstruction_sentences, tokenizer, arguments.batch_size))
+    summary.update(
+        reconstruction_summary(model, sequences, arguments.reconstruction_sentences, tokenizer, arguments.batch_size)
+    )
     summary.update(
         model=model_name,
         split=arguments.split,

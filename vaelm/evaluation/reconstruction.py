@@ -67,7 +67,9 @@ def _ngrams(tokens: Sequence, order: int) -> Counter:
     return Counter(tuple(tokens[start : start + order]) for start in range(len(tokens) - order + 1))
 
 
-def corpus_bleu(hypotheses: Sequence[Sequence], references: Sequence[Sequence], max_order: int = BLEU_ORDER) -> BleuScore:
+def corpus_bleu(
+    hypotheses: Sequence[Sequence], references: Sequence[Sequence], max_order: int = BLEU_ORDER
+) -> BleuScore:
     """
     Corpus BLEU with one reference per sentence, no smoothing (Papineni et al. 2002; sacrebleu's `smooth_method="none"`
     on already tokenized text).
@@ -90,7 +92,8 @@ def corpus_bleu(hypotheses: Sequence[Sequence], references: Sequence[Sequence], 
         reference_length += len(reference)
         for order in range(1, max_order + 1):
             reference_counts = _ngrams(reference, order)
-            matches[order - 1] += sum(min(count, reference_counts[gram]) for gram, count in _ngrams(hypothesis, order).items())
+            hypothesis_counts = _ngrams(hypothesis, order)
+            matches[order - 1] += sum(min(count, reference_counts[gram]) for gram, count in hypothesis_counts.items())
             totals[order - 1] += max(len(hypothesis) - order + 1, 0)
     precisions = [100.0 * match / total if total else 0.0 for match, total in zip(matches, totals)]
     if hypothesis_length == 0:
