@@ -1,4 +1,5 @@
-"""`vaelm-evaluate`: likelihood metrics (IW-NLL, PPL, ELBO, KL, MI, active units) of a model on a split.
+"""`vaelm-evaluate`: likelihood metrics (IW-NLL, PPL, ELBO, KL, MI, active units) of a model on a split, and how well
+the posterior mean reconstructs its sentences (greedy decoding, corpus BLEU-4 and exact match, `<unk>` allowed).
 
 Prints one JSON object on stdout (for programs) and a three-line summary on stderr (for people), where the logs and
 the progress bar also go. The per-dimension variances are in `--output` files, or on stdout with `--per_dimension`.

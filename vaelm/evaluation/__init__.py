@@ -4,6 +4,7 @@
 - `decoder_scoring`: -log p(x|z) of many latent samples at once, the protocol's fast path.
 - `estimators`: Gaussian densities, each sentence's latent noise, mutual information, active units.
 - `progress`: a long evaluation's finished sentences, kept so that a rerun resumes.
+- `reconstruction`: greedy reconstruction from the posterior mean, corpus BLEU-4 and exact match.
 - `latent_map`: posterior means in 2-D (PCA or UMAP), as a PNG or an interactive HTML page.
 - `settings`: the protocol's defaults and choice lists, and the settings of the `vaelm-evaluate` job (no torch).
 - `job`: the `vaelm-evaluate` job (a model and a split in, one result out).
@@ -20,6 +21,7 @@ _EXPORTS = {
     "Projection": ".latent_map",
     "active_units": ".estimators",
     "build_latent_map": ".latent_map",
+    "corpus_bleu": ".reconstruction",
     "draw_training_map": ".latent_map",
     "evaluate_dataset": ".metrics",
     "evaluate_sequences": ".metrics",
@@ -31,6 +33,7 @@ _EXPORTS = {
     "posterior_means": ".latent_map",
     "read_labelled": ".latent_map",
     "read_split": ".latent_map",
+    "reconstruct_sequences": ".reconstruction",
     "require_plotly": ".latent_map",
     "save_html": ".latent_map",
     "save_map": ".latent_map",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..corpora.data import load_text_splits, raw_text_splits, read_sentences, split_files
 from .metrics import evaluate_sequences, tokenize_sentences
+from .reconstruction import reconstruction_line, reconstruction_summary
 from ..pretrained.loading import default_device, load_model_and_tokenizer
 from ..runtime.precision import resolve_bf16
 from ..pretrained import DEFAULT_MODEL
@@ -64,6 +65,9 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     )
     summary = result.summary()
     summary.update(
+        reconstruction_summary(model, sequences, arguments.reconstruction_sentences, tokenizer, arguments.batch_size)
+    )
+    summary.update(
         model=model_name,
         split=arguments.split,
         data=arguments.data_dir or arguments.dataset,
@@ -82,7 +86,8 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
 
 def human_summary(summary: dict) -> str:
     """
-    Three lines a person reads at a glance: the likelihoods, the use of the latent code, and the cost.
+    Three lines a person reads at a glance: the likelihoods, the use of the latent code, and the cost; a fourth on
+    reconstruction from the posterior mean when there is one.
 
     Args:
         summary (`dict`): what [`run_evaluation`] returns.
@@ -93,6 +98,7 @@ def human_summary(summary: dict) -> str:
         f"  NLL {summary['nll']:.2f}  PPL {summary['ppl']:.2f}  ELBO {summary['elbo']:.2f} "
         f"(nats per sentence; ELBO PPL {summary['elbo_ppl']:.2f})\n"
         f"  KL {summary['kl']:.2f}  MI {summary['mi']:.2f}  AU {summary['au']}/{summary['latent_size']}"
+        + reconstruction_line(summary)
     )
 
 

@@ -16,6 +16,7 @@ CHUNK_SIZE = 512
 # 2-D projections of the latent map (the first is the default), and its sentences by default.
 PROJECTIONS = ("pca", "umap")
 MAP_SENTENCES = 500
+RECONSTRUCTION_SENTENCES = 1000  # sentences decoded from their posterior mean for BLEU-4 and exact match
 DEMO_MAP_SENTENCES = 200  # the demo's map, built while the app starts
 
 
@@ -54,6 +55,12 @@ class EvaluationArguments:
         metadata={"help": "Keep the finished sentences in this file (safetensors) after every batch; rerun the same "
                   "command to resume a pass that was stopped, with the same figures. Deleted when the pass completes."},
     )
+    reconstruction_sentences: int = field(
+        default=RECONSTRUCTION_SENTENCES,
+        metadata={"help": "Also decode the first N evaluated sentences greedily from their posterior mean "
+                  "(<unk> allowed) and report corpus BLEU-4 and the exact-match rate; 0 turns it off. Language "
+                  "models have none."},
+    )
     revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
     no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
 
@@ -61,6 +68,11 @@ class EvaluationArguments:
         for name in ("iw_samples", "batch_size", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.reconstruction_sentences < 0:
+            raise ValueError(
+                "--reconstruction_sentences must be 0 (off) or a positive integer, "
+                f"got {self.reconstruction_sentences}."
+            )
         if self.max_sentences is not None and self.max_sentences < 1:
             raise ValueError(f"--max_sentences must be a positive integer, got {self.max_sentences}.")
         if (self.data_dir is None) == (self.dataset is None):

@@ -36,6 +36,7 @@ from ..pretrained.model_folder import (
 )
 from .reproduce import KNOWN_DATASETS, applied_settings, public_command, public_dataset_flag, training_command
 from .tokens import redact_tokens
+from ..evaluation.reconstruction import reconstruction_paragraph
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from transformers import PreTrainedTokenizerBase
@@ -279,6 +280,8 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         rows += [(key, evaluation[key]) for key in ("split", "max_sentences") if evaluation.get(key) is not None]
         parts.append("Importance-weighted NLL and the rest of the protocol of He et al. (2019), in nats per sentence; "
                      "PPL counts the end-of-sentence token.\n\n" + _table(rows))
+        if reconstruction_paragraph(evaluation):
+            parts.append(reconstruction_paragraph(evaluation))
         if evaluation.get("command"):
             command = public_command(evaluation["command"], repo_id, record.get("datasets", []))
             parts.append(f"Reproduce with:\n\n```bash\n{command}\n```")
