@@ -14,15 +14,22 @@ from pathlib import Path
 
 # Option -> (default, short label): the model and training options of issue 17, shown when not at their default.
 OPTIONS = {
-    "weight_drop": (0.0, "wdrop"), "locked_dropout": (False, "locked"), "word_type_dropout": (0.0, "typedrop"),
-    "posterior_bn_gamma": (0.0, "BN γ"), "ema_decay": (0.0, "EMA"), "weight_decay": (0.0, "wd"),
+    "weight_drop": (0.0, "wdrop"),
+    "locked_dropout": (False, "locked"),
+    "word_type_dropout": (0.0, "typedrop"),
+    "posterior_bn_gamma": (0.0, "BN γ"),
+    "ema_decay": (0.0, "EMA"),
+    "weight_decay": (0.0, "wd"),
 }
 
 
 def other_options(config: dict, args: dict, run_dir: Path) -> str:
     values = {**config, **args}
-    shown = [f"{label} {values[name]:g}" if not isinstance(values[name], bool) else label
-             for name, (default, label) in OPTIONS.items() if values.get(name, default) != default]
+    shown = [
+        f"{label} {values[name]:g}" if not isinstance(values[name], bool) else label
+        for name, (default, label) in OPTIONS.items()
+        if values.get(name, default) != default
+    ]
     if (run_dir.parent / f"{run_dir.name}.autoencoder").is_dir():
         shown.append("AE init")
     return ", ".join(shown) or "–"
@@ -63,8 +70,10 @@ def main() -> None:
     runs_dir, eval_dir = Path(sys.argv[1]), Path(sys.argv[2])
     pairs = [(run, eval_dir / f"{run.name}.valid.json") for run in sorted(runs_dir.iterdir()) if run.is_dir()]
     pairs += [tuple(map(Path, extra.split("=", 1))) for extra in sys.argv[3:]]
-    print("| recipe | KL schedule | free bits (nats/dim) | latent | emb/hidden | other options | steps | train time | K "
-          "| valid IW-NLL | valid ELBO | KL | MI | AU |")
+    print(
+        "| recipe | KL schedule | free bits (nats/dim) | latent | emb/hidden | other options | steps | train time | K "
+        "| valid IW-NLL | valid ELBO | KL | MI | AU |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run_dir, eval_json in pairs:
         if eval_json.exists():

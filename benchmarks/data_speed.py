@@ -71,13 +71,29 @@ def vaelm_train_data(data_dir: Path, threads: int, *flags: str) -> dict:
     set): read (and split) -> vocabulary -> token ids as the `datasets.Dataset` the Trainer reads; timed end to end.
     """
     from vaelm.cli.train import parse_arguments
-    from vaelm.training.job import prepare_data
     from vaelm.runtime.threads import configure_threads
+    from vaelm.training.job import prepare_data
 
-    model_args, data_args, training_args = parse_arguments([
-        "--data_dir", str(data_dir), "--output_dir", str(data_dir / "out"), "--segmentation", "words", "--lowercase",
-        "--vocab_size", "10000", "--num_threads", str(threads), "--max_steps", "1", "--report_to", "none", *flags,
-    ])
+    model_args, data_args, training_args = parse_arguments(
+        [
+            "--data_dir",
+            str(data_dir),
+            "--output_dir",
+            str(data_dir / "out"),
+            "--segmentation",
+            "words",
+            "--lowercase",
+            "--vocab_size",
+            "10000",
+            "--num_threads",
+            str(threads),
+            "--max_steps",
+            "1",
+            "--report_to",
+            "none",
+            *flags,
+        ]
+    )
     configure_threads(training_args.num_threads)
     start = time.perf_counter()
     raw, _, tokenized = prepare_data(model_args, data_args, training_args)
@@ -90,14 +106,31 @@ def vaelm_train_data(data_dir: Path, threads: int, *flags: str) -> dict:
 def streaming_pass(folder: str, vocab_sample: int, threads: int) -> None:
     """One streaming pass of vaelm-train's data (run in a fresh process): every batch of the train split."""
     from vaelm.cli.train import parse_arguments
-    from vaelm.training.job import prepare_data
     from vaelm.runtime.threads import configure_threads
+    from vaelm.training.job import prepare_data
 
-    model_args, data_args, training_args = parse_arguments([
-        "--data_dir", folder, "--output_dir", str(Path(folder) / "out"), "--segmentation", "words", "--lowercase",
-        "--streaming", "--vocab_sample", str(vocab_sample), "--num_threads", str(threads), "--max_steps", "1",
-        "--batch_size", "64", "--report_to", "none",
-    ])
+    model_args, data_args, training_args = parse_arguments(
+        [
+            "--data_dir",
+            folder,
+            "--output_dir",
+            str(Path(folder) / "out"),
+            "--segmentation",
+            "words",
+            "--lowercase",
+            "--streaming",
+            "--vocab_sample",
+            str(vocab_sample),
+            "--num_threads",
+            str(threads),
+            "--max_steps",
+            "1",
+            "--batch_size",
+            "64",
+            "--report_to",
+            "none",
+        ]
+    )
     configure_threads(training_args.num_threads)
     start, count = time.perf_counter(), 0
     _, _, tokenized = prepare_data(model_args, data_args, training_args)
@@ -117,10 +150,28 @@ def peak_rss_mb() -> float:
 
 
 def streaming_in_subprocess(folder: Path, vocab_sample: int, threads: int) -> dict:
-    environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads),
-                   "RAYON_NUM_THREADS": str(threads)}
-    result = subprocess.run([sys.executable, __file__, "--_stream", str(folder), "--vocab_sample", str(vocab_sample),
-                             "--threads", str(threads)], capture_output=True, text=True, env=environment, check=True)
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": str(threads),
+        "RAYON_NUM_THREADS": str(threads),
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--_stream",
+            str(folder),
+            "--vocab_sample",
+            str(vocab_sample),
+            "--threads",
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -134,8 +185,12 @@ def python_loop_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sentences", type=int, default=2_000_000)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="vaelm-train's --num_threads (default: the cores this process may use).")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="vaelm-train's --num_threads (default: the cores this process may use).",
+    )
     parser.add_argument("--vocab_sample", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3, help="Pre-split runs; the median is reported.")
     parser.add_argument("--_stream", help=argparse.SUPPRESS)
@@ -162,20 +217,24 @@ def main() -> None:
         big = streaming_in_subprocess(pre, args.vocab_sample, threads)
         print("streaming:", big, file=sys.stderr, flush=True)
         small = streaming_in_subprocess(small_pre, args.vocab_sample, threads)
-    print(json.dumps({
-        "sentences": presplit["sentences"],
-        "sentences_per_s": round(presplit["sentences"] / presplit["seconds"]),
-        "sentences_per_s_runs": [round(run["sentences"] / run["seconds"]) for run in runs],
-        "sentences_split": split["sentences"],
-        "sentences_per_s_split": round(split["sentences"] / split["seconds"]),
-        "tokens_per_s": round(presplit["tokens"] / presplit["seconds"]),
-        "streaming_sentences_per_s": round(big["sentences"] / big["seconds"]),
-        "peak_rss_mb": round(big["peak_rss_mb"]),
-        "peak_rss_mb_small": round(small["peak_rss_mb"]),
-        "small_sentences": small["sentences"],
-        "threads": threads,
-        "python_loop_s": round(loop, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "sentences": presplit["sentences"],
+                "sentences_per_s": round(presplit["sentences"] / presplit["seconds"]),
+                "sentences_per_s_runs": [round(run["sentences"] / run["seconds"]) for run in runs],
+                "sentences_split": split["sentences"],
+                "sentences_per_s_split": round(split["sentences"] / split["seconds"]),
+                "tokens_per_s": round(presplit["tokens"] / presplit["seconds"]),
+                "streaming_sentences_per_s": round(big["sentences"] / big["seconds"]),
+                "peak_rss_mb": round(big["peak_rss_mb"]),
+                "peak_rss_mb_small": round(small["peak_rss_mb"]),
+                "small_sentences": small["sentences"],
+                "threads": threads,
+                "python_loop_s": round(loop, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -29,11 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import vaelm  # noqa: E402,F401  (first: OpenMP's wait policy is set before torch loads)
-import torch  # noqa: E402
-
 import eval_speed  # noqa: E402
+import torch  # noqa: E402
 import train_speed  # noqa: E402
+
+import vaelm  # noqa: E402,F401  (first: OpenMP's wait policy is set before torch loads)
 
 PTB_FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
 
@@ -52,7 +52,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is one).")
     parser.add_argument("--data_dir", type=Path, default=None, help="PTB folder (see the module docstring).")
     parser.add_argument("--train_seconds", type=float, default=120.0, help="Length of the PTB training run.")
-    parser.add_argument("--tiny", action="store_true", help="Tiny sizes and steps: a test of the logic, not a measurement.")
+    parser.add_argument(
+        "--tiny", action="store_true", help="Tiny sizes and steps: a test of the logic, not a measurement."
+    )
     return parser.parse_args(argv)
 
 
@@ -79,12 +81,39 @@ def train_for(data_dir: Path, steps: int, device: str, tiny: bool, sizes: list[s
     """Run `vaelm-train` on PTB for `steps` steps in a fresh process; its final valid metrics and wall time."""
     output_dir = tempfile.mkdtemp(prefix="vaelm-device-check-")
     command = [
-        sys.executable, str(REPO / "scripts" / "train.py"), "--data_dir", str(data_dir), "--output_dir", output_dir,
-        *sizes, "--batch_size", "64", "--learning_rate", "1e-3", "--kl_schedule", "linear",
-        "--annealing_pivot", str(max(1, steps // 2)), "--max_steps", str(steps), "--logging_steps", str(max(1, steps // 10)),
-        "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
-        "--per_device_eval_batch_size", "512", "--seed", "0",
-        *(["--use_cpu", "true"] if device == "cpu" else []), *(["--max_length", "40"] if tiny else []),
+        sys.executable,
+        str(REPO / "scripts" / "train.py"),
+        "--data_dir",
+        str(data_dir),
+        "--output_dir",
+        output_dir,
+        *sizes,
+        "--batch_size",
+        "64",
+        "--learning_rate",
+        "1e-3",
+        "--kl_schedule",
+        "linear",
+        "--annealing_pivot",
+        str(max(1, steps // 2)),
+        "--max_steps",
+        str(steps),
+        "--logging_steps",
+        str(max(1, steps // 10)),
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--per_device_eval_batch_size",
+        "512",
+        "--seed",
+        "0",
+        *(["--use_cpu", "true"] if device == "cpu" else []),
+        *(["--max_length", "40"] if tiny else []),
     ]
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     started = time.perf_counter()
@@ -94,7 +123,9 @@ def train_for(data_dir: Path, steps: int, device: str, tiny: bool, sizes: list[s
     if result.returncode != 0:
         raise SystemExit(f"device_check: the PTB training failed (exit {result.returncode}); its log is above.")
     # The Trainer's log lines come first; the command's own output is the indented JSON object at the end.
-    metrics = json.loads(result.stdout[result.stdout.rindex("\n{\n") + 1 :] if "\n{\n" in result.stdout else result.stdout)
+    metrics = json.loads(
+        result.stdout[result.stdout.rindex("\n{\n") + 1 :] if "\n{\n" in result.stdout else result.stdout
+    )
     return {
         "steps": steps,
         "wall_s": round(seconds, 1),
@@ -114,31 +145,95 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     if args.tiny:
         sizes = ["--embedding_size", "16", "--num_units", "16", "--latent_dim", "4", "--vocab_size", "200"]
-        train_flags = ["--windows", "1", "--window_steps", "2", "--warmup_steps", "1", "--embedding_size", "16",
-                       "--num_units", "16", "--latent_dim", "4", "--vocab_size", "200", "--peak_size", "128"]
-        eval_flags = ["--iw_samples", "4", "--sentences", "2", "--windows", "1", "--vocab_size", "200",
-                      "--embedding_size", "16", "--hidden_size", "16", "--latent_size", "4", "--peak_size", "128"]
+        train_flags = [
+            "--windows",
+            "1",
+            "--window_steps",
+            "2",
+            "--warmup_steps",
+            "1",
+            "--embedding_size",
+            "16",
+            "--num_units",
+            "16",
+            "--latent_dim",
+            "4",
+            "--vocab_size",
+            "200",
+            "--peak_size",
+            "128",
+        ]
+        eval_flags = [
+            "--iw_samples",
+            "4",
+            "--sentences",
+            "2",
+            "--windows",
+            "1",
+            "--vocab_size",
+            "200",
+            "--embedding_size",
+            "16",
+            "--hidden_size",
+            "16",
+            "--latent_size",
+            "4",
+            "--peak_size",
+            "128",
+        ]
     else:
         sizes = ["--embedding_size", "350", "--num_units", "200", "--latent_dim", "13", "--vocab_size", "10000"]
         # GPU steps are short: longer windows keep the clock's resolution and launch jitter out of the figures.
         train_flags = ["--windows", "5", "--window_steps", "50", "--warmup_steps", "20"]
         # The bundled model's architecture: its full-test time is the figure README quotes.
-        eval_flags = ["--model", "bundled", "--iw_samples", "500", "--sentences", "64", "--windows", "3",
-                      "--chunk_size", "16384"]
+        eval_flags = [
+            "--model",
+            "bundled",
+            "--iw_samples",
+            "500",
+            "--sentences",
+            "64",
+            "--windows",
+            "3",
+            "--chunk_size",
+            "16384",
+        ]
     common = ["--data_dir", str(data_dir), "--device", device]
     report = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "torch": torch.__version__}
-    train = {precision: quietly(train_speed.main, [*common, *train_flags, *(["--bf16"] if precision == "bf16" else [])])
-             for precision in ("fp32", "bf16")}
+    train = {
+        precision: quietly(train_speed.main, [*common, *train_flags, *(["--bf16"] if precision == "bf16" else [])])
+        for precision in ("fp32", "bf16")
+    }
     report["train"] = {
-        precision: {key: result.get(key) for key in (
-            "vaelm_tokens_per_s", "reference_tokens_per_s", "ratio", "vaelm_steps_per_s", "peak_gflops",
-            "fraction_of_limit", "peak_gflops_bf16", "fraction_of_bf16_limit", "projected_ptb_epoch_s")}
+        precision: {
+            key: result.get(key)
+            for key in (
+                "vaelm_tokens_per_s",
+                "reference_tokens_per_s",
+                "ratio",
+                "vaelm_steps_per_s",
+                "peak_gflops",
+                "fraction_of_limit",
+                "peak_gflops_bf16",
+                "fraction_of_bf16_limit",
+                "projected_ptb_epoch_s",
+            )
+        }
         for precision, result in train.items()
     }
-    evaluation = quietly(eval_speed.main, [*eval_flags, "--device", device, "--ptb_test", str(data_dir / "ptb.test.txt")])
+    evaluation = quietly(
+        eval_speed.main, [*eval_flags, "--device", device, "--ptb_test", str(data_dir / "ptb.test.txt")]
+    )
     report["eval"] = {
-        precision: {key: evaluation[precision][key] for key in (
-            "token_samples_per_second", "projected_ptb_test_seconds", "matmul_peak_gflops", "fraction_of_flop_limit")}
+        precision: {
+            key: evaluation[precision][key]
+            for key in (
+                "token_samples_per_second",
+                "projected_ptb_test_seconds",
+                "matmul_peak_gflops",
+                "fraction_of_flop_limit",
+            )
+        }
         for precision in ("fp32", "bf16")
     }
     steps_per_s = train["fp32"]["vaelm_steps_per_s"]

@@ -34,12 +34,12 @@ import sys
 import time
 from pathlib import Path
 
-from vaelm import VAELMConfig, VAELMModel  # before torch: vaelm sets OpenMP's wait policy before torch loads it
+import torch
 
-import torch  # noqa: E402
-from vaelm.evaluation.metrics import evaluate_sequences  # noqa: E402
-from vaelm.pretrained import DEFAULT_MODEL  # noqa: E402
-from vaelm.runtime.threads import configure_threads  # noqa: E402
+from vaelm import VAELMConfig, VAELMModel  # before torch: vaelm sets OpenMP's wait policy before torch loads it
+from vaelm.evaluation.metrics import evaluate_sequences
+from vaelm.pretrained import DEFAULT_MODEL
+from vaelm.runtime.threads import configure_threads
 
 PTB_TEST_SENTENCES = 3761
 PTB_TEST_SCORED_TOKENS = 82430  # words + </s>
@@ -60,9 +60,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--windows", type=int, default=5, help="Timed windows per precision (the median is reported).")
     parser.add_argument("--chunk_size", type=int, default=512, help="Rows per decoder call.")
     parser.add_argument("--batch_size", type=int, default=64, help="Sentences per encoder batch.")
-    parser.add_argument("--model", default=None,
-                        help="Time this model's configuration (a folder or Hub id; 'bundled' for vaelm's reference PTB model) "
-                             "instead of the size flags below.")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Time this model's configuration (a folder or Hub id; 'bundled' for vaelm's reference PTB model) "
+        "instead of the size flags below.",
+    )
     parser.add_argument("--vocab_size", type=int, default=10000)
     parser.add_argument("--embedding_size", type=int, default=350)
     parser.add_argument("--hidden_size", type=int, default=200)
@@ -148,7 +151,9 @@ def flops_per_token_sample(config: VAELMConfig, average_tokens: float, iw_sample
     shared_per_token = 2 * embedding * gates  # decoder word inputs and encoder inputs are alike in size
     encoder = 2 * (embedding + hidden) * gates * (2 if config.bidirectional_encoder else 1)
     state_parts = 2 if is_lstm else 1
-    per_sample = 2 * latent * state_parts * hidden * config.num_layers + (2 * latent * gates if config.latent_to_every_step else 0)
+    per_sample = 2 * latent * state_parts * hidden * config.num_layers + (
+        2 * latent * gates if config.latent_to_every_step else 0
+    )
     per_sample_state = per_sample / average_tokens
     amortised = (shared_per_token + encoder) / iw_samples
     return {
@@ -159,7 +164,9 @@ def flops_per_token_sample(config: VAELMConfig, average_tokens: float, iw_sample
     }
 
 
-def time_windows(model: VAELMModel, sequences: list[list[int]], arguments: argparse.Namespace, bf16: bool) -> tuple[list[float], list[float]]:
+def time_windows(
+    model: VAELMModel, sequences: list[list[int]], arguments: argparse.Namespace, bf16: bool
+) -> tuple[list[float], list[float]]:
     """
     Token-samples per second of each timed window (after one untimed warm-up window), by wall time and by process
     CPU time per thread.
@@ -176,8 +183,13 @@ def time_windows(model: VAELMModel, sequences: list[list[int]], arguments: argpa
         batch = sequences[window * per_window : (window + 1) * per_window]
         cpu_started = time.process_time()
         result = evaluate_sequences(
-            model, batch, iw_samples=arguments.iw_samples, batch_size=arguments.batch_size,
-            chunk_size=arguments.chunk_size, seed=window, bf16=bf16,
+            model,
+            batch,
+            iw_samples=arguments.iw_samples,
+            batch_size=arguments.batch_size,
+            chunk_size=arguments.chunk_size,
+            seed=window,
+            bf16=bf16,
         )
         cpu_seconds = time.process_time() - cpu_started
         if window > 0:  # window 0 warms up allocators and kernels
@@ -202,7 +214,9 @@ def main(argv: list[str] | None = None) -> dict:
         config = VAELMConfig.from_pretrained(DEFAULT_MODEL if arguments.model == "bundled" else arguments.model)
     else:
         config = VAELMConfig(
-            vocab_size=arguments.vocab_size, embedding_size=arguments.embedding_size, hidden_size=arguments.hidden_size,
+            vocab_size=arguments.vocab_size,
+            embedding_size=arguments.embedding_size,
+            hidden_size=arguments.hidden_size,
             latent_size=arguments.latent_size,
         )
     model = VAELMModel(config).eval().to(arguments.device)
@@ -216,10 +230,15 @@ def main(argv: list[str] | None = None) -> dict:
     average_tokens = PTB_TEST_SCORED_TOKENS / PTB_TEST_SENTENCES
     flops = flops_per_token_sample(config, average_tokens, arguments.iw_samples)
     report = {
-        "config": {"embedding_size": config.embedding_size, "hidden_size": config.hidden_size,
-                   "latent_size": config.latent_size, "vocab_size": config.vocab_size, "cell_type": config.cell_type,
-                   "tie_word_embeddings": config.tie_word_embeddings,
-                   "latent_to_every_step": config.latent_to_every_step},
+        "config": {
+            "embedding_size": config.embedding_size,
+            "hidden_size": config.hidden_size,
+            "latent_size": config.latent_size,
+            "vocab_size": config.vocab_size,
+            "cell_type": config.cell_type,
+            "tie_word_embeddings": config.tie_word_embeddings,
+            "latent_to_every_step": config.latent_to_every_step,
+        },
         "iw_samples": arguments.iw_samples,
         "sentences_per_window": arguments.sentences,
         "windows": arguments.windows,
@@ -227,15 +246,20 @@ def main(argv: list[str] | None = None) -> dict:
         "torch_threads": torch.get_num_threads(),
         "device": str(next(model.parameters()).device),
         "flops_per_token_sample": {key: round(value) for key, value in flops.items()},
-        "ptb_test": {"sentences": PTB_TEST_SENTENCES, "scored_tokens": PTB_TEST_SCORED_TOKENS,
-                     "iw_samples": REPORT_IW_SAMPLES},
+        "ptb_test": {
+            "sentences": PTB_TEST_SENTENCES,
+            "scored_tokens": PTB_TEST_SCORED_TOKENS,
+            "iw_samples": REPORT_IW_SAMPLES,
+        },
     }
     work = PTB_TEST_SCORED_TOKENS * REPORT_IW_SAMPLES
     for precision in arguments.precisions:
         bf16 = precision == "bf16"
         rates, cpu_rates = time_windows(model, sequences, arguments, bf16)
         median, cpu_median = statistics.median(rates), statistics.median(cpu_rates)
-        peak = matmul_peak_gflops(torch.bfloat16 if bf16 else torch.float32, size=arguments.peak_size, device=arguments.device)
+        peak = matmul_peak_gflops(
+            torch.bfloat16 if bf16 else torch.float32, size=arguments.peak_size, device=arguments.device
+        )
         limit = peak * 1e9 / flops["total"]
         report[precision] = {
             "token_samples_per_second": round(median),

@@ -36,20 +36,28 @@ def load_runs(runs_dir: Path, eval_dir: Path) -> list[dict]:
     runs = []
     for folder in sorted(path for path in runs_dir.iterdir() if path.is_dir()):
         evaluations = [(path, None) for path in [eval_dir / f"{folder.name}.valid.json"] if path.exists()]
-        evaluations += [(path, int(path.name[len(folder.name) + 5 : -len(".valid.json")]))
-                        for path in eval_dir.glob(f"{folder.name}.step*.valid.json")]
+        evaluations += [
+            (path, int(path.name[len(folder.name) + 5 : -len(".valid.json")]))
+            for path in eval_dir.glob(f"{folder.name}.step*.valid.json")
+        ]
         if not evaluations:
             continue
         config, arguments = run_settings(folder)
         wall = folder / "wall_seconds.txt"
         seconds = sum(float(line) for line in wall.read_text().split()) if wall.exists() else None
         for path, steps in evaluations:
-            runs.append({
-                "name": folder.name, "free_bits": float(arguments["free_bits"]),
-                "every_step": bool(config.get("latent_to_every_step")), "steps": steps or arguments["max_steps"],
-                "schedule_steps": arguments["max_steps"], "train_seconds": seconds if steps is None else None,
-                "latent": config["latent_size"], **json.loads(path.read_text()),
-            })
+            runs.append(
+                {
+                    "name": folder.name,
+                    "free_bits": float(arguments["free_bits"]),
+                    "every_step": bool(config.get("latent_to_every_step")),
+                    "steps": steps or arguments["max_steps"],
+                    "schedule_steps": arguments["max_steps"],
+                    "train_seconds": seconds if steps is None else None,
+                    "latent": config["latent_size"],
+                    **json.loads(path.read_text()),
+                }
+            )
     return sorted(runs, key=lambda run: (run["steps"], not run["every_step"], run["free_bits"]))
 
 
@@ -63,27 +71,38 @@ def steps(run: dict) -> str:
 
 def table(runs: list[dict]) -> str:
     lines = [
-        ("| run | free bits (nats/dim) | z at every step | steps | train time | K | sentences | valid IW-NLL | ELBO "
-        "| KL | MI | AU | recon. sentences | BLEU-4 | exact match | length ratio "
-        "| Δ IW-NLL vs fb 0.2 (same steps) | Δ BLEU-4 |"),
+        (
+            "| run | free bits (nats/dim) | z at every step | steps | train time | K | sentences | valid IW-NLL | ELBO "
+            "| KL | MI | AU | recon. sentences | BLEU-4 | exact match | length ratio "
+            "| Δ IW-NLL vs fb 0.2 (same steps) | Δ BLEU-4 |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
-        baseline = next((other for other in runs if (other["free_bits"], other["every_step"]) == BASELINE
-                         and other["steps"] == run["steps"]), None)
+        baseline = next(
+            (
+                other
+                for other in runs
+                if (other["free_bits"], other["every_step"]) == BASELINE and other["steps"] == run["steps"]
+            ),
+            None,
+        )
         found = run.get("reconstruction") or {}
         hours = f"{run['train_seconds'] / 3600:.2f} h" if run["train_seconds"] else "–"
         delta_nll = f"{run['nll'] - baseline['nll']:+.2f}" if baseline else "–"
-        delta_bleu = (f"{found['bleu4'] - baseline['reconstruction']['bleu4']:+.2f}"
-                      if baseline and found and baseline.get("reconstruction") else "–")
+        delta_bleu = (
+            f"{found['bleu4'] - baseline['reconstruction']['bleu4']:+.2f}"
+            if baseline and found and baseline.get("reconstruction")
+            else "–"
+        )
         lines.append(
             f"| {run['name']} | {run['free_bits']:g} | {'yes' if run['every_step'] else 'no'} | {steps(run)} | {hours} "
             f"| {run['iw_samples']} | {run['sentences']} | **{run['nll']:.2f}** | {run['elbo']:.2f} | {run['kl']:.2f} "
             f"| {run['mi']:.2f} | {run['au']}/{run['latent']} | {found.get('sentences', '–')} "
             f"| **{found['bleu4']:.2f}** | {100 * found['exact_match']:.1f}% "
             f"| {found['hypothesis_length'] / found['reference_length']:.2f} | {delta_nll} | {delta_bleu} |"
-            if found else
-            f"| {run['name']} | {run['free_bits']:g} | {'yes' if run['every_step'] else 'no'} | {steps(run)} | {hours} "
+            if found
+            else f"| {run['name']} | {run['free_bits']:g} | {'yes' if run['every_step'] else 'no'} | {steps(run)} | {hours} "
             f"| {run['iw_samples']} | {run['sentences']} | **{run['nll']:.2f}** | {run['elbo']:.2f} | {run['kl']:.2f} "
             f"| {run['mi']:.2f} | {run['au']}/{run['latent']} | – | – | – | – | {delta_nll} | – |"
         )
@@ -104,18 +123,31 @@ def plot(runs: list[dict], path: Path) -> None:
             if not group:
                 continue
             legend = f"step {count}" + ("" if every_step else ", z → initial state only")
-            axes.plot([run["nll"] for run in group], [run["reconstruction"]["bleu4"] for run in group], marker=marker,
-                      linestyle="-" if every_step else "none", label=legend)
+            axes.plot(
+                [run["nll"] for run in group],
+                [run["reconstruction"]["bleu4"] for run in group],
+                marker=marker,
+                linestyle="-" if every_step else "none",
+                label=legend,
+            )
     for run in shown:
-        axes.annotate(label(run).split(",")[0], (run["nll"], run["reconstruction"]["bleu4"]),
-                      textcoords="offset points", xytext=(6, 4), fontsize=9)
+        axes.annotate(
+            label(run).split(",")[0],
+            (run["nll"], run["reconstruction"]["bleu4"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=9,
+        )
     if shown:
         sample = shown[0]
         axes.set_title(f"PTB valid, {sample['schedule_steps']}-step screens: reconstruction vs likelihood", fontsize=10)
-        axes.set_xlabel(f"IW-NLL (nats per sentence, K = {sample['iw_samples']}, "
-                        f"first {sample['sentences']} sentences)")
-        axes.set_ylabel(f"corpus BLEU-4 of greedy decoding from μ\n(first {sample['reconstruction']['sentences']} "
-                        "sentences, <unk> allowed)")
+        axes.set_xlabel(
+            f"IW-NLL (nats per sentence, K = {sample['iw_samples']}, first {sample['sentences']} sentences)"
+        )
+        axes.set_ylabel(
+            f"corpus BLEU-4 of greedy decoding from μ\n(first {sample['reconstruction']['sentences']} "
+            "sentences, <unk> allowed)"
+        )
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

@@ -84,8 +84,11 @@ def main() -> None:
         def run():
             z = vae.prior(args.num)
             ids = model.generate(
-                torch.full((args.num, 1), config.bos_token_id, device=model.device), z=z,
-                max_new_tokens=length, min_new_tokens=length, **decoding.generate_kwargs(),
+                torch.full((args.num, 1), config.bos_token_id, device=model.device),
+                z=z,
+                max_new_tokens=length,
+                min_new_tokens=length,
+                **decoding.generate_kwargs(),
             )
             assert ids.shape == (args.num, length + 1)
             return [vae.to_text(row) for row in ids[:, 1:].tolist()]
@@ -105,18 +108,23 @@ def main() -> None:
 
     results = {name: median_seconds(prior_samples(d), args.repeats) for name, d in strategies.items()}
     results["bare_decode_step_argmax_loop"] = median_seconds(bare_loop, args.repeats)
-    print(json.dumps({
-        "benchmark": "seconds for prior samples of PTB length (median)",
-        "num_samples": args.num,
-        "tokens_per_sample": length,
-        "config": {"embedding_size": 350, "hidden_size": 200, "latent_size": 13, "vocab_size": 10000},
-        "device": args.device,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "repeats": args.repeats,
-        "seconds": results,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "seconds for prior samples of PTB length (median)",
+                "num_samples": args.num,
+                "tokens_per_sample": length,
+                "config": {"embedding_size": 350, "hidden_size": 200, "latent_size": 13, "vocab_size": 10000},
+                "device": args.device,
+                "torch_threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "cpu": platform.processor() or platform.machine(),
+                "repeats": args.repeats,
+                "seconds": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,16 @@ CASES = {
     "vaelm-sample --num 1": ["-m", "vaelm.cli.sample", "--num", "1", "--seed", "0", "--num_threads", "1"],
     "vaelm-homotopy --help": ["-m", "vaelm.cli.homotopy", "--help"],
     "vaelm-homotopy (bundled model, 3 steps)": [
-        "-m", "vaelm.cli.homotopy", "--start", "the company said it will buy shares",
-        "--end", "investors are worried about the market", "--steps", "3", "--num_threads", "1",
+        "-m",
+        "vaelm.cli.homotopy",
+        "--start",
+        "the company said it will buy shares",
+        "--end",
+        "investors are worried about the market",
+        "--steps",
+        "3",
+        "--num_threads",
+        "1",
     ],
     "vaelm-evaluate --help": ["-m", "vaelm.cli.evaluate", "--help"],
     "vaelm-map --help": ["-m", "vaelm.cli.map", "--help"],
@@ -50,7 +58,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per command (the median is reported)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--only", nargs="+", default=None, help="measure only the cases whose name contains one of these")
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="measure only the cases whose name contains one of these"
+    )
     args = parser.parse_args()
     results = {}
     for name, arguments in CASES.items():
@@ -58,11 +68,17 @@ def main() -> None:
             continue
         seconds(arguments)  # once unmeasured: the file cache is warm for every measured run
         times = [seconds(arguments) for _ in range(args.runs)]
-        results[name] = {"median_s": round(statistics.median(times), 2), "min_s": round(min(times), 2),
-                         "max_s": round(max(times), 2)}
+        results[name] = {
+            "median_s": round(statistics.median(times), 2),
+            "min_s": round(min(times), 2),
+            "max_s": round(max(times), 2),
+        }
         if not args.json:
-            print(f"{name:<42} median {results[name]['median_s']:6.2f} s  "
-                  f"(min {results[name]['min_s']:.2f}, max {results[name]['max_s']:.2f}, {args.runs} runs)", flush=True)
+            print(
+                f"{name:<42} median {results[name]['median_s']:6.2f} s  "
+                f"(min {results[name]['min_s']:.2f}, max {results[name]['max_s']:.2f}, {args.runs} runs)",
+                flush=True,
+            )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if args.json:
         print(json.dumps({"runs": args.runs, "load_average_1min": load, "results": results}, indent=2))

@@ -29,7 +29,9 @@ def main(argv: list[str]) -> dict:
     seconds, busy = float(argv[1]), "--busy" in argv
     loop = None
     if busy:  # one core kept busy, for at most seconds + 40 s
-        loop = subprocess.Popen([sys.executable, "-c", f"import time\nend = time.time() + {seconds + 40}\nwhile time.time() < end: pass"])
+        loop = subprocess.Popen(
+            [sys.executable, "-c", f"import time\nend = time.time() + {seconds + 40}\nwhile time.time() < end: pass"]
+        )
         time.sleep(0.5)
     threads = choose_num_threads()[0] if argv[0] == "default" else int(argv[0])
     torch.set_num_threads(threads)
@@ -57,9 +59,16 @@ def main(argv: list[str]) -> dict:
         if loop is not None:
             loop.kill()
             loop.wait()
-    report = {"setting": argv[0], "threads": threads, "busy_loop": busy, "OMP_WAIT_POLICY": WAIT_POLICY, "GOMP_SPINCOUNT": SPIN_COUNT, "steps_per_s": round(steps / elapsed, 3),
-              "cpu_per_wall": round((time.process_time() - cpu_started) / elapsed, 2),
-              "loadavg": [round(value, 2) for value in os.getloadavg()]}
+    report = {
+        "setting": argv[0],
+        "threads": threads,
+        "busy_loop": busy,
+        "OMP_WAIT_POLICY": WAIT_POLICY,
+        "GOMP_SPINCOUNT": SPIN_COUNT,
+        "steps_per_s": round(steps / elapsed, 3),
+        "cpu_per_wall": round((time.process_time() - cpu_started) / elapsed, 2),
+        "loadavg": [round(value, 2) for value in os.getloadavg()],
+    }
     print(json.dumps(report), flush=True)
     return report
 

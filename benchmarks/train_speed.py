@@ -70,11 +70,12 @@ import time
 import warnings
 from pathlib import Path
 
-import vaelm  # noqa: F401  (first: sets OpenMP's wait policy before torch loads it, as every vaelm command does)
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
+
+import vaelm  # noqa: F401  (first: sets OpenMP's wait policy before torch loads it, as every vaelm command does)
 
 # Plain nn.LSTM calls, except that under bf16 autocast on a CPU without a bf16 LSTM kernel (AVX2 only) they run in
 # fp32, as vaelm's do; without that the reference would crash there.
@@ -86,29 +87,53 @@ DEFAULT_PTB = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb"
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the benchmark's flags (`argv`: defaults to `sys.argv[1:]`)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_dir", type=Path, default=Path(os.environ.get("VAELM_PTB", DEFAULT_PTB)),
-                        help="Folder with ptb.train.txt/ptb.valid.txt (or train.txt/valid.txt).")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for both vaelm (--bf16 of vaelm-train) and the reference.")
+    parser.add_argument(
+        "--data_dir",
+        type=Path,
+        default=Path(os.environ.get("VAELM_PTB", DEFAULT_PTB)),
+        help="Folder with ptb.train.txt/ptb.valid.txt (or train.txt/valid.txt).",
+    )
+    parser.add_argument(
+        "--bf16", action="store_true", help="bf16 autocast for both vaelm (--bf16 of vaelm-train) and the reference."
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: vaelm's choice).")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
-                        help="Where both sides train (default: where vaelm-train would, a GPU when there is one).")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=None,
+        help="Where both sides train (default: where vaelm-train would, a GPU when there is one).",
+    )
     parser.add_argument("--peak_size", type=int, default=2048, help="Matrix size of the matmul peak measurement (CPU).")
     parser.add_argument("--windows", type=int, default=5, help="Timed windows of each kind (medians are reported).")
     parser.add_argument("--window_steps", type=int, default=12, help="Optimizer steps per timed window.")
-    parser.add_argument("--warmup_steps", type=int, default=4, help="Untimed steps of each kind before the first window.")
+    parser.add_argument(
+        "--warmup_steps", type=int, default=4, help="Untimed steps of each kind before the first window."
+    )
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--embedding_size", type=int, default=350)
     parser.add_argument("--num_units", type=int, default=200)
     parser.add_argument("--latent_dim", type=int, default=13)
     parser.add_argument("--vocab_size", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--reference_encoder", choices=["padded", "packed"], default="padded",
-                        help="Reference encoder over the padded batch (default) or packed (as the public Sentence-VAE).")
-    parser.add_argument("--reference_allocator", choices=["default", "tuned"], default="default",
-                        help="Run reference windows with glibc's default malloc thresholds (as a plain script would) or "
-                             "with vaelm's (keep_freed_memory).")
-    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
-                        help="Further vaelm-train flags for the vaelm side (everything after --extra).")
+    parser.add_argument(
+        "--reference_encoder",
+        choices=["padded", "packed"],
+        default="padded",
+        help="Reference encoder over the padded batch (default) or packed (as the public Sentence-VAE).",
+    )
+    parser.add_argument(
+        "--reference_allocator",
+        choices=["default", "tuned"],
+        default="default",
+        help="Run reference windows with glibc's default malloc thresholds (as a plain script would) or "
+        "with vaelm's (keep_freed_memory).",
+    )
+    parser.add_argument(
+        "--extra",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="Further vaelm-train flags for the vaelm side (everything after --extra).",
+    )
     return parser.parse_args(argv)
 
 
@@ -116,8 +141,15 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 class ReferenceVAE(nn.Module):
     """A straightforward Bowman-style LSTM VAE: softmax at every decoder position, padding ignored by the loss."""
 
-    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, latent_size: int, pad_id: int,
-                 packed_encoder: bool = False):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        latent_size: int,
+        pad_id: int,
+        packed_encoder: bool = False,
+    ):
         super().__init__()
         self.pad_id = pad_id
         self.packed_encoder = packed_encoder
@@ -143,8 +175,9 @@ class ReferenceVAE(nn.Module):
         h0, c0 = self.to_state(z).unsqueeze(0).chunk(2, dim=-1)
         outputs, _ = run_recurrent(self.decoder, embedded[:, :-1], (h0.contiguous(), c0.contiguous()))
         logits = self.to_vocab(outputs)
-        rec = F.cross_entropy(logits.reshape(-1, logits.size(-1)), input_ids[:, 1:].reshape(-1),
-                              ignore_index=self.pad_id, reduction="sum") / input_ids.size(0)
+        rec = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), input_ids[:, 1:].reshape(-1), ignore_index=self.pad_id, reduction="sum"
+        ) / input_ids.size(0)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
         return rec + beta * kl
 
@@ -209,8 +242,12 @@ def default_malloc_thresholds() -> None:
 
 def summary(values: list[float]) -> dict:
     """Median, min, max and every value, rounded."""
-    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1), "max": round(max(values), 1),
-            "windows": [round(v, 1) for v in values]}
+    return {
+        "median": round(statistics.median(values), 1),
+        "min": round(min(values), 1),
+        "max": round(max(values), 1),
+        "windows": [round(v, 1) for v in values],
+    }
 
 
 # ------------------------------------------------------------------------------------------------ the benchmark
@@ -223,12 +260,12 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import TrainerCallback, set_seed
 
     datasets.disable_progress_bars()
-    from vaelm.corpora.data import VAELMCollator, load_text_splits, tokenize_splits
-    from vaelm.training.trainer import VAETrainer
-    from vaelm.runtime.allocator import keep_freed_memory
     from vaelm.cli.train import parse_arguments as train_arguments
-    from vaelm.training.job import build_model, prepare_tokenizer
+    from vaelm.corpora.data import VAELMCollator, load_text_splits, tokenize_splits
+    from vaelm.runtime.allocator import keep_freed_memory
     from vaelm.runtime.threads import configure_threads
+    from vaelm.training.job import build_model, prepare_tokenizer
+    from vaelm.training.trainer import VAETrainer
 
     configure_threads(args.threads)
 
@@ -236,13 +273,41 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = tempfile.mkdtemp(prefix="vaelm-train-speed-")
     total_steps = args.warmup_steps + args.windows * args.window_steps + 1
     flags = [
-        "--data_dir", str(args.data_dir), "--output_dir", output_dir,
-        "--embedding_size", str(args.embedding_size), "--num_units", str(args.num_units),
-        "--latent_dim", str(args.latent_dim), "--batch_size", str(args.batch_size), "--vocab_size", str(args.vocab_size),
-        "--learning_rate", "1e-3", "--kl_schedule", "linear", "--annealing_pivot", "600",
-        "--max_steps", str(total_steps), "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none",
-        "--disable_tqdm", "true", "--seed", str(args.seed), *(["--bf16", "true"] if args.bf16 else []),
-        *(["--use_cpu", "true"] if args.device == "cpu" else []), *args.extra,
+        "--data_dir",
+        str(args.data_dir),
+        "--output_dir",
+        output_dir,
+        "--embedding_size",
+        str(args.embedding_size),
+        "--num_units",
+        str(args.num_units),
+        "--latent_dim",
+        str(args.latent_dim),
+        "--batch_size",
+        str(args.batch_size),
+        "--vocab_size",
+        str(args.vocab_size),
+        "--learning_rate",
+        "1e-3",
+        "--kl_schedule",
+        "linear",
+        "--annealing_pivot",
+        "600",
+        "--max_steps",
+        str(total_steps),
+        "--save_strategy",
+        "no",
+        "--eval_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--seed",
+        str(args.seed),
+        *(["--bf16", "true"] if args.bf16 else []),
+        *(["--use_cpu", "true"] if args.device == "cpu" else []),
+        *args.extra,
     ]
     model_args, data_args, training_args = train_arguments(flags)
     set_seed(training_args.seed)
@@ -263,8 +328,14 @@ def main(argv: list[str] | None = None) -> dict:
         batch_log.append((int(mask.sum()) - mask.size(0), mask.size(0) * (mask.size(1) - 1)))
         return batch
 
-    trainer = VAETrainer(model=model, args=training_args, train_dataset=tokenized["train"],
-                         eval_dataset=tokenized["valid"], data_collator=counting_collator, processing_class=tokenizer)
+    trainer = VAETrainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["valid"],
+        data_collator=counting_collator,
+        processing_class=tokenizer,
+    )
 
     # Collator cost alone, on batches of the training set.
     collated = max(1, min(20, len(tokenized["train"]) // args.batch_size))  # a tiny corpus has fewer batches
@@ -275,8 +346,14 @@ def main(argv: list[str] | None = None) -> dict:
     collator_ms = (time.perf_counter() - start) / collated * 1e3
 
     torch.manual_seed(args.seed)
-    reference = ReferenceVAE(config.vocab_size, config.embedding_size, config.hidden_size, config.latent_size,
-                             tokenizer.pad_token_id, packed_encoder=args.reference_encoder == "packed")
+    reference = ReferenceVAE(
+        config.vocab_size,
+        config.embedding_size,
+        config.hidden_size,
+        config.latent_size,
+        tokenizer.pad_token_id,
+        packed_encoder=args.reference_encoder == "packed",
+    )
     reference.to(training_args.device)
     reference_optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
     device = training_args.device
@@ -306,8 +383,18 @@ def main(argv: list[str] | None = None) -> dict:
             keep_freed_memory()
         return elapsed, cpu, tokens, positions
 
-    results = {"vaelm": [], "vaelm_seconds": [], "reference": [], "peak": [], "peak_bf16": [], "parts": [], "vaelm_cpu": [], "reference_cpu": [],
-               "pad": [0, 0], "reference_pad": [0, 0]}
+    results = {
+        "vaelm": [],
+        "vaelm_seconds": [],
+        "reference": [],
+        "peak": [],
+        "peak_bf16": [],
+        "parts": [],
+        "vaelm_cpu": [],
+        "reference_cpu": [],
+        "pad": [0, 0],
+        "reference_pad": [0, 0],
+    }
 
     class Alternate(TrainerCallback):
         """Times windows of the Trainer's own steps and runs a reference window after each."""
@@ -327,15 +414,23 @@ def main(argv: list[str] | None = None) -> dict:
             self.marks["optimizer"] = time.perf_counter()
 
         def on_step_end(self, _args, state, control, **__):
-            at_window_end = self.window_start is not None and state.global_step - self.window_first_step == args.window_steps
+            at_window_end = (
+                self.window_start is not None and state.global_step - self.window_first_step == args.window_steps
+            )
             if state.global_step == args.warmup_steps or at_window_end:
                 synchronize(device)  # a window's time includes its queued GPU work (a no-op on CPU)
             now = time.perf_counter()
             step = state.global_step
             if "end" in self.marks and self.window_start is not None:
                 m = self.marks
-                results["parts"].append((m["begin"] - m["end"], m["pre_optimizer"] - m["begin"],
-                                         m["optimizer"] - m["pre_optimizer"], now - m["optimizer"]))
+                results["parts"].append(
+                    (
+                        m["begin"] - m["end"],
+                        m["pre_optimizer"] - m["begin"],
+                        m["optimizer"] - m["pre_optimizer"],
+                        now - m["optimizer"],
+                    )
+                )
             if step == args.warmup_steps:
                 reference_steps(args.warmup_steps)  # warm-up of the reference
                 self.start_window(step)
@@ -376,8 +471,12 @@ def main(argv: list[str] | None = None) -> dict:
     peak = statistics.median(results["peak"])
     limit = peak * 1e9 / flops
     parts = list(zip(*results["parts"])) if results["parts"] else [[0.0]] * 4
-    step_ms = {name: round(statistics.median(values) * 1e3, 2)
-               for name, values in zip(("data_and_trainer", "forward_backward_clip", "optimizer", "scheduler_zero_grad"), parts)}
+    step_ms = {
+        name: round(statistics.median(values) * 1e3, 2)
+        for name, values in zip(
+            ("data_and_trainer", "forward_backward_clip", "optimizer", "scheduler_zero_grad"), parts
+        )
+    }
     total_ms = sum(step_ms.values())
     report = {
         "vaelm_tokens_per_s": round(vaelm_rate, 1),
@@ -389,11 +488,15 @@ def main(argv: list[str] | None = None) -> dict:
         "fraction_of_limit": round(vaelm_rate / limit, 3),
         "pad_fraction": round(results["pad"][0] / max(1, results["pad"][1]), 4),
         "reference_pad_fraction": round(results["reference_pad"][0] / max(1, results["reference_pad"][1]), 4),
-        "vaelm_steps_per_s": round(args.window_steps * len(results["vaelm_seconds"]) / sum(results["vaelm_seconds"]), 3),
+        "vaelm_steps_per_s": round(
+            args.window_steps * len(results["vaelm_seconds"]) / sum(results["vaelm_seconds"]), 3
+        ),
         "projected_ptb_epoch_s": round(sum(length - 1 for length in tokenized["train"]["length"]) / vaelm_rate, 1),
         "vaelm_tokens_per_cpu_s": round(statistics.median(results["vaelm_cpu"]), 1),
         "reference_tokens_per_cpu_s": round(statistics.median(results["reference_cpu"]), 1),
-        "ratio_cpu_time": round(statistics.median(results["vaelm_cpu"]) / statistics.median(results["reference_cpu"]), 3),
+        "ratio_cpu_time": round(
+            statistics.median(results["vaelm_cpu"]) / statistics.median(results["reference_cpu"]), 3
+        ),
         "vaelm": summary(results["vaelm"]),
         "reference": summary(results["reference"]),
         "peak_gflops_windows": summary(results["peak"]),
@@ -402,16 +505,27 @@ def main(argv: list[str] | None = None) -> dict:
         "collator_ms_per_batch": round(collator_ms, 3),
         "mflop_per_target_token": round(flops / 1e6, 2),
         "config": {
-            "embedding_size": config.embedding_size, "hidden_size": config.hidden_size,
-            "latent_size": config.latent_size, "vocab_size": config.vocab_size, "batch_size": args.batch_size,
-            "bf16": args.bf16, "threads": torch.get_num_threads(), "windows": args.windows,
-            "window_steps": args.window_steps, "warmup_steps": args.warmup_steps,
-            "sampler": training_args.train_sampling_strategy, "extra_flags": args.extra,
-            "reference_encoder": args.reference_encoder, "reference_allocator": args.reference_allocator,
+            "embedding_size": config.embedding_size,
+            "hidden_size": config.hidden_size,
+            "latent_size": config.latent_size,
+            "vocab_size": config.vocab_size,
+            "batch_size": args.batch_size,
+            "bf16": args.bf16,
+            "threads": torch.get_num_threads(),
+            "windows": args.windows,
+            "window_steps": args.window_steps,
+            "warmup_steps": args.warmup_steps,
+            "sampler": training_args.train_sampling_strategy,
+            "extra_flags": args.extra,
+            "reference_encoder": args.reference_encoder,
+            "reference_allocator": args.reference_allocator,
         },
         "machine": {
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "device": str(training_args.device),
-            "torch": torch.__version__, "loadavg_start": [round(x, 2) for x in load_start],
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "device": str(training_args.device),
+            "torch": torch.__version__,
+            "loadavg_start": [round(x, 2) for x in load_start],
             "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         },
     }

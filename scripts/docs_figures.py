@@ -86,7 +86,7 @@ def find_blocks(path: Path) -> list[Block]:
         end = next((j for j in range(index + 1, len(lines)) if lines[j].startswith("```")), None)
         if end is None:
             raise ValueError(f"{path}:{index + 1}: a code block that is never closed")
-        block = Block(path, index + 1, fence["language"], "\n".join(lines[index + 1:end]) + "\n")
+        block = Block(path, index + 1, fence["language"], "\n".join(lines[index + 1 : end]) + "\n")
         previous = lines[index - 1].strip() if index else ""
         marker = MARKER.fullmatch(previous)
         if marker:
@@ -140,7 +140,7 @@ def program_of(argv: list[str]) -> tuple[str | None, list[str]]:
     Args:
         argv: a command line, split.
     """
-    if argv and argv[0].startswith("vaelm-") and argv[0][len("vaelm-"):] in PROGRAMS:
+    if argv and argv[0].startswith("vaelm-") and argv[0][len("vaelm-") :] in PROGRAMS:
         return argv[0], argv[1:]
     if len(argv) >= 2 and argv[0] == "python" and re.fullmatch(r"scripts/\w+\.py", argv[1]):
         name = Path(argv[1]).stem
@@ -157,7 +157,7 @@ def with_data_root(argv: list[str], data_root: Path) -> list[str]:
         argv: a command's arguments.
         data_root: the folder that holds the corpora.
     """
-    return [str(data_root / arg[len("data/"):]) if arg.startswith("data/") else arg for arg in argv]
+    return [str(data_root / arg[len("data/") :]) if arg.startswith("data/") else arg for arg in argv]
 
 
 def run_program(program: str, argv: list[str], stdin: str | None = None) -> tuple[int, str, str]:
@@ -172,7 +172,7 @@ def run_program(program: str, argv: list[str], stdin: str | None = None) -> tupl
 
     from vaelm.cli import run_command
 
-    main = importlib.import_module(f"vaelm.cli.{program[len('vaelm-'):]}").main
+    main = importlib.import_module(f"vaelm.cli.{program[len('vaelm-') :]}").main
     out, err = io.StringIO(), io.StringIO()
     saved_stdin = sys.stdin
     try:
@@ -208,15 +208,16 @@ def regenerate(path: Path, data_root: Path) -> tuple[str, list[str]]:
             new += written + out.rstrip("\n").split("\n")
             ran.append(command)
         end = block.line + block.text.count("\n")
-        lines[block.line:end] = new
+        lines[block.line : end] = new
     return "\n".join(lines), ran
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_root = os.environ.get("VAELM_SHARED_DATA", str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--data_root", default=default_root,
-                        help="The folder whose subfolders the commands' data/NAME arguments name.")
+    parser.add_argument(
+        "--data_root", default=default_root, help="The folder whose subfolders the commands' data/NAME arguments name."
+    )
     parser.add_argument("--check", action="store_true", help="Only check; exit status 1 if a quoted output is stale.")
     args = parser.parse_args(argv)
     if args.check:  # the commands write files (docs/latent_map_ptb.png): into a scratch folder

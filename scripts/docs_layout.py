@@ -91,11 +91,14 @@ def render(root: Path = REPO) -> str:
     for index, names in enumerate(layers):
         title = " | ".join(f"`{name}`" for name in names)
         out += [f"### Layer {index + 1}: {title}", "", "| module | file | what it is |", "|---|---|---|"]
+
         def owner(name: str, names: list[str] = names) -> int:
             return next(i for i, top in enumerate(names) if name == top or name.startswith(top + "."))
 
-        members = sorted((name for name in modules if layer_of(name, layers) == index),
-                         key=lambda name: (owner(name), name not in names, name))
+        members = sorted(
+            (name for name in modules if layer_of(name, layers) == index),
+            key=lambda name: (owner(name), name not in names, name),
+        )
         for name in members:
             file = modules[name].relative_to(root).as_posix()
             out.append(f"| `{name}` | `{file}` | {summary(modules[name])} |")

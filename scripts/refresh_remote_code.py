@@ -29,7 +29,9 @@ def bundled_model_folders() -> list[Path]:
 def stale_copies(folders: list[Path]) -> list[Path]:
     """The remote-code files in `folders` that are missing or differ from the package's."""
     return [
-        folder / name for folder in folders for name in REMOTE_CODE_FILES
+        folder / name
+        for folder in folders
+        for name in REMOTE_CODE_FILES
         if not (folder / name).is_file() or not filecmp.cmp(PACKAGE / name, folder / name, shallow=False)
     ]
 
@@ -46,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     stale = stale_copies(folders)
     if args.check:
         for path in stale:
-            print(f"{path} differs from {PACKAGE / path.name}; run python scripts/refresh_remote_code.py", file=sys.stderr)
+            print(
+                f"{path} differs from {PACKAGE / path.name}; run python scripts/refresh_remote_code.py", file=sys.stderr
+            )
         return 1 if stale else 0
     for path in stale:
         shutil.copyfile(PACKAGE / path.name, path)

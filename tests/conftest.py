@@ -26,7 +26,11 @@ def write_corpus(folder: Path, sentences: dict[str, int] | None = None, seed: in
     folder.mkdir(parents=True, exist_ok=True)
     for split, count in (sentences or {"train": 400, "valid": 40, "test": 40}).items():
         lines = [
-            " ".join(part for part in (rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(ENDINGS)) if part)
+            " ".join(
+                part
+                for part in (rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(ENDINGS))
+                if part
+            )
             for _ in range(count)
         ]
         (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -60,10 +64,33 @@ def train_tiny(data_dir: Path, output_dir: Path, *extra: str) -> Path:
     from vaelm.training.job import train
 
     argv = [
-        "--data_dir", str(data_dir), "--output_dir", str(output_dir),
-        "--embedding_size", "16", "--num_units", "24", "--latent_dim", "4", "--batch_size", "16",
-        "--max_steps", "30", "--annealing_pivot", "10", "--learning_rate", "0.01",
-        "--logging_steps", "10", "--save_strategy", "no", "--disable_tqdm", "true", "--seed", "0", *extra,
+        "--data_dir",
+        str(data_dir),
+        "--output_dir",
+        str(output_dir),
+        "--embedding_size",
+        "16",
+        "--num_units",
+        "24",
+        "--latent_dim",
+        "4",
+        "--batch_size",
+        "16",
+        "--max_steps",
+        "30",
+        "--annealing_pivot",
+        "10",
+        "--learning_rate",
+        "0.01",
+        "--logging_steps",
+        "10",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        "--seed",
+        "0",
+        *extra,
     ]
     train(*parse_arguments(argv))
     return output_dir

@@ -61,7 +61,12 @@ class HubError(Exception):
     """An HTTP error answer: status, the `X-Error-Code` the client dispatches on, and a message."""
 
     def __init__(
-        self, status: int, message: str, error_code: str | None = None, repo_commit: str | None = None, extra: dict | None = None
+        self,
+        status: int,
+        message: str,
+        error_code: str | None = None,
+        repo_commit: str | None = None,
+        extra: dict | None = None,
     ):
         super().__init__(message)
         self.extra = extra or {}
@@ -130,7 +135,9 @@ class HubStore:
                 raise HubError(409, "You already created this model repo", extra={"url": url})
             repository = Repository(repo_id=repo_id, private=private, created_at=now_iso())
             self.repositories[repo_id] = repository
-            self._commit(repository, DEFAULT_BRANCH, {".gitattributes": self.put_blob(GITATTRIBUTES)}, "initial commit", "")
+            self._commit(
+                repository, DEFAULT_BRANCH, {".gitattributes": self.put_blob(GITATTRIBUTES)}, "initial commit", ""
+            )
             return repository
 
     def _commit(self, repository: Repository, branch: str, files: dict[str, str], title: str, message: str) -> Commit:
@@ -178,7 +185,9 @@ class HubStore:
                     prefix = path.rstrip("/") + "/"
                     files = {name: oid for name, oid in files.items() if not name.startswith(prefix)}
                 elif key == "lfsFile":
-                    raise HubError(400, f"{path}: this loopback Hub answers 'regular' upload mode only; no LFS/Xet files.")
+                    raise HubError(
+                        400, f"{path}: this loopback Hub answers 'regular' upload mode only; no LFS/Xet files."
+                    )
                 else:
                     raise HubError(400, f"Unknown commit operation {key!r}.")
             return self._commit(repository, branch, files, header.get("summary", ""), header.get("description", ""))
@@ -198,7 +207,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     # ---------------------------------------------------------------- plumbing
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args) -> None:
         """Requests are recorded in `LoopbackHub.requests`; nothing goes to stderr."""
 
     def do_GET(self) -> None:
@@ -279,7 +288,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self._send_json({"type": "user", "name": hub.user, "orgs": [], "auth": {"type": "access_token"}})
         if len(segments) >= 4 and segments[0] == "api":
             if segments[1] != "models":
-                raise HubError(404, f"The loopback Hub serves model repositories only, not {segments[1]}.", "RepoNotFound")
+                raise HubError(
+                    404, f"The loopback Hub serves model repositories only, not {segments[1]}.", "RepoNotFound"
+                )
             repo_id = f"{segments[2]}/{segments[3]}"
             return self._repo_api(method, repo_id, segments[4:], query, body)
         if len(segments) >= 5 and segments[2] == "resolve" and method in ("GET", "HEAD"):
@@ -302,16 +313,23 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 raise HubError(400, "Pull requests are not supported by the loopback Hub.")
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
             commit = self.server.hub.store.apply_commit(repository, rest[1], lines)
-            return self._send_json({
-                "success": True, "commitOid": commit.oid, "hookOutput": "",
-                "commitUrl": f"{self.server.hub.endpoint}/{repository.repo_id}/commit/{commit.oid}",
-            })
+            return self._send_json(
+                {
+                    "success": True,
+                    "commitOid": commit.oid,
+                    "hookOutput": "",
+                    "commitUrl": f"{self.server.hub.endpoint}/{repository.repo_id}/commit/{commit.oid}",
+                }
+            )
         if action == "branch" and method == "POST":
             payload = json.loads(body or b"{}")
             self.server.hub.store.create_branch(repository, rest[1], payload.get("startingPoint"))
             return self._send_json({})
         if action == "refs" and method == "GET":
-            branches = [{"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid} for name, oid in repository.branches.items()]
+            branches = [
+                {"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid}
+                for name, oid in repository.branches.items()
+            ]
             return self._send_json({"branches": branches, "tags": [], "converts": []})
         if action == "commits" and method == "GET":
             return self._send_json(self._history(repository, repository.resolve(rest[1])))
@@ -355,7 +373,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         return self._send_json({"files": answers, "commitOid": repository.branches.get(revision)})
 
     def _file_entry(self, path: str, oid: str) -> dict:
-        return {"type": "file", "oid": oid, "size": (self.server.hub.store.root / "blobs" / oid).stat().st_size, "path": path}
+        return {
+            "type": "file",
+            "oid": oid,
+            "size": (self.server.hub.store.root / "blobs" / oid).stat().st_size,
+            "path": path,
+        }
 
     def _tree(self, commit: Commit, folder: str, recursive: bool) -> list[dict]:
         prefix = folder.strip("/") + "/" if folder.strip("/") else ""
@@ -363,19 +386,23 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         for path, oid in sorted(commit.files.items()):
             if not path.startswith(prefix):
                 continue
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             if "/" in rest and not recursive:
                 child = prefix + rest.split("/", 1)[0]
                 if child not in seen_folders:
                     seen_folders.add(child)
-                    entries.append({"type": "directory", "oid": hashlib.sha1(child.encode()).hexdigest(), "path": child})
+                    entries.append(
+                        {"type": "directory", "oid": hashlib.sha1(child.encode()).hexdigest(), "path": child}
+                    )
                 continue
             if recursive:
                 for depth in range(1, rest.count("/") + 1):
                     child = prefix + "/".join(rest.split("/")[:depth])
                     if child not in seen_folders:
                         seen_folders.add(child)
-                        entries.append({"type": "directory", "oid": hashlib.sha1(child.encode()).hexdigest(), "path": child})
+                        entries.append(
+                            {"type": "directory", "oid": hashlib.sha1(child.encode()).hexdigest(), "path": child}
+                        )
             entries.append(self._file_entry(path, oid))
         if prefix and not entries:
             raise HubError(404, f"Entry not found: {folder}", "EntryNotFound", repo_commit=commit.oid)
@@ -398,10 +425,15 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def _history(self, repository: Repository, commit: Commit) -> list[dict]:
         history = []
         while commit is not None:
-            history.append({
-                "id": commit.oid, "title": commit.title, "message": commit.message, "date": commit.date,
-                "authors": [{"user": self.server.hub.user}],
-            })
+            history.append(
+                {
+                    "id": commit.oid,
+                    "title": commit.title,
+                    "message": commit.message,
+                    "date": commit.date,
+                    "authors": [{"user": self.server.hub.user}],
+                }
+            )
             commit = repository.commits.get(commit.parent) if commit.parent else None
         return history
 
@@ -450,7 +482,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         start, status = 0, 200
         ranged = self.headers.get("Range", "")
         if ranged.startswith("bytes=") and method == "GET":
-            first = ranged[len("bytes="):].split("-", 1)[0]
+            first = ranged[len("bytes=") :].split("-", 1)[0]
             start, status = (int(first), 206) if first.isdigit() and int(first) < len(content) else (0, 200)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")

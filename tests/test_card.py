@@ -1,17 +1,15 @@
 """Model cards fit to publish: a real name, no placeholders, no links or paths that lead nowhere, only the settings
 that applied, reproduction commands a reader can run, samples without `<unk>`."""
 
+import json
 import re
 from pathlib import Path
 
-import json
+from conftest import REPO, train_tiny
 
 import vaelm
-from conftest import REPO
 from vaelm.hub.model_card import started_from_sentence, write_model_card
 from vaelm.hub.reproduce import applied_settings, public_command, training_command
-
-from conftest import train_tiny
 
 PLACEHOLDERS = ("me/", "runs/", "../shared", "your-name", "/tmp/", "local folder")
 
@@ -47,20 +45,47 @@ def test_fresh_card_of_a_trained_folder(tiny_model_dir):
 
 
 def test_card_with_a_hub_id_and_ptb_data(tiny_model_dir, tmp_path):
-    record = {"datasets": ["ptb-text-only/ptb_text_only"], "training_arguments": {
-        "kl_schedule": "linear", "annealing_pivot": 10, "kl_cycles": 4, "annealing_steepness": 100.0,
-        "max_steps": 30, "num_train_epochs": 3.0, "learning_rate": 0.01, "per_device_train_batch_size": 16,
-        "seed": 0, "bf16": False, "free_bits": 0.0}}
+    record = {
+        "datasets": ["ptb-text-only/ptb_text_only"],
+        "training_arguments": {
+            "kl_schedule": "linear",
+            "annealing_pivot": 10,
+            "kl_cycles": 4,
+            "annealing_steepness": 100.0,
+            "max_steps": 30,
+            "num_train_epochs": 3.0,
+            "learning_rate": 0.01,
+            "per_device_train_batch_size": 16,
+            "seed": 0,
+            "bf16": False,
+            "free_bits": 0.0,
+        },
+    }
     assert applied_settings(record["training_arguments"]) == {
-        "kl_schedule": "linear", "annealing_pivot": 10, "max_steps": 30, "learning_rate": 0.01,
-        "per_device_train_batch_size": 16, "seed": 0}
-    command = training_command({"embedding_size": 16, "hidden_size": 24, "latent_size": 4, "word_dropout": 0.25}, record)
-    assert command == ("vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4 --keep_prob 0.75 "
-                       "--annealing_pivot 10 --kl_schedule linear --learning_rate 0.01 --max_steps 30 "
-                       "--batch_size 16 --seed 0")
-    assert public_command("vaelm-evaluate --model runs/x --data_dir ../shared/data/ptb --split test --output a.json "
-                          "--progress_file runs/x.progress",
-                          "org/vae", record["datasets"]) == "vaelm-evaluate --model org/vae --dataset ptb --split test"
+        "kl_schedule": "linear",
+        "annealing_pivot": 10,
+        "max_steps": 30,
+        "learning_rate": 0.01,
+        "per_device_train_batch_size": 16,
+        "seed": 0,
+    }
+    command = training_command(
+        {"embedding_size": 16, "hidden_size": 24, "latent_size": 4, "word_dropout": 0.25}, record
+    )
+    assert command == (
+        "vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4 --keep_prob 0.75 "
+        "--annealing_pivot 10 --kl_schedule linear --learning_rate 0.01 --max_steps 30 "
+        "--batch_size 16 --seed 0"
+    )
+    assert (
+        public_command(
+            "vaelm-evaluate --model runs/x --data_dir ../shared/data/ptb --split test --output a.json "
+            "--progress_file runs/x.progress",
+            "org/vae",
+            record["datasets"],
+        )
+        == "vaelm-evaluate --model org/vae --dataset ptb --split test"
+    )
     path = write_model_card(tiny_model_dir, repo_id="vaelm-user/tiny-vae")
     card = path.read_text()
     check_card(card, tiny_model_dir, "tiny-vae")
@@ -79,9 +104,22 @@ def test_bundled_card_is_fit_to_publish():
 
 def test_a_continued_run_records_and_reproduces_every_stage(tiny_model_dir, tiny_corpus, tmp_path):
     continued = train_tiny(
-        tiny_corpus, tmp_path / "continued", "--model_name_or_path", str(tiny_model_dir), "--max_steps", "6",
-        "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps", "--save_steps", "3",
-        "--load_best_model_at_end", "true",
+        tiny_corpus,
+        tmp_path / "continued",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--max_steps",
+        "6",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "3",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "3",
+        "--load_best_model_at_end",
+        "true",
     )
     record = json.loads((continued / "training_record.json").read_text())
     first = json.loads((tiny_model_dir / "training_record.json").read_text())
@@ -90,18 +128,32 @@ def test_a_continued_run_records_and_reproduces_every_stage(tiny_model_dir, tiny
     assert record["started_from"]["config"]["hidden_size"] == 24
     assert record["best_step"] in (3, 6) and record["global_step"] == 6
     card = (continued / "README.md").read_text()
-    assert f"This run continued a private model folder, {tiny_model_dir.name} (`--model_name_or_path`), which had been trained for 30 steps" in card
+    assert (
+        f"This run continued a private model folder, {tiny_model_dir.name} (`--model_name_or_path`), which had been trained for 30 steps"
+        in card
+    )
     assert f"| weights of step | {record['best_step']} (best validation loss) |" in card
     assert str(tmp_path) not in card and str(tiny_model_dir) not in card, "no local paths in a card"
     kept_an_earlier_checkpoint = {**record["started_from"], "training_record": {**first, "best_step": 20}}
     assert "trained for 30 steps (its weights: step 20, its best validation loss)" in started_from_sentence(
-        kept_an_earlier_checkpoint)
+        kept_an_earlier_checkpoint
+    )
     # On public data, the command gives both stages, the second trained from the first.
     first_stage = {**first, "datasets": ["ptb-text-only/ptb_text_only"]}
-    second_stage = {**record, "datasets": ["ptb-text-only/ptb_text_only"],
-                    "started_from": {**record["started_from"], "training_record": first_stage}}
-    config = {"embedding_size": 16, "hidden_size": 24, "latent_size": 4, "word_dropout": 0.25, "cell_type": "gru",
-              "weight_drop": 0.5, "locked_dropout": True}
+    second_stage = {
+        **record,
+        "datasets": ["ptb-text-only/ptb_text_only"],
+        "started_from": {**record["started_from"], "training_record": first_stage},
+    }
+    config = {
+        "embedding_size": 16,
+        "hidden_size": 24,
+        "latent_size": 4,
+        "word_dropout": 0.25,
+        "cell_type": "gru",
+        "weight_drop": 0.5,
+        "locked_dropout": True,
+    }
     lines = training_command(config, second_stage).splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4")
@@ -111,7 +163,8 @@ def test_a_continued_run_records_and_reproduces_every_stage(tiny_model_dir, tiny
     assert lines[1].endswith(
         "--max_steps 6 --batch_size 16 --eval_strategy steps --eval_steps 3 --save_strategy steps --save_steps 3 "
         "--load_best_model_at_end true --metric_for_best_model loss --greater_is_better false --seed 0 "
-        "--model_name_or_path stage-1 --output_dir stage-2"), "how the best checkpoint was chosen"
+        "--model_name_or_path stage-1 --output_dir stage-2"
+    ), "how the best checkpoint was chosen"
     assert "--eval_steps" not in lines[0], "the first stage kept its last weights: no selection flags"
     # A start whose training is not recorded: one command, from the model a reader has to supply.
     unknown = {**second_stage, "started_from": {"flag": "init_from", "model": "org/ae", "hub_model": "org/ae"}}

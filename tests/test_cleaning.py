@@ -55,8 +55,13 @@ subscribe to our email newsletter to hear about new eBooks.
 
 
 def book(title: str, number: int, body: str) -> str:
-    return HEADER.format(title=title, number=number, upper=title.upper()) + "\n" + body + "\n" + FOOTER.format(
-        upper=title.upper())
+    return (
+        HEADER.format(title=title, number=number, upper=title.upper())
+        + "\n"
+        + body
+        + "\n"
+        + FOOTER.format(upper=title.upper())
+    )
 
 
 def sentences(text: str, report: PreparationReport | None = None) -> list[str]:
@@ -70,8 +75,14 @@ def test_every_book_of_a_file_is_kept_and_the_licence_between_them_dropped():
     unmarked = "A third story without markers began. It ended well.\n"
     report = PreparationReport()
     found = sentences(first + second + "\n" + unmarked, report)
-    assert found == ["The red fox ran.", "It was fast.", "The blue whale swam.", "It was slow.",
-                     "A third story without markers began.", "It ended well."]
+    assert found == [
+        "The red fox ran.",
+        "It was fast.",
+        "The blue whale swam.",
+        "It was slow.",
+        "A third story without markers began.",
+        "It ended well.",
+    ]
     assert report.books == 3 and report.unaccounted == 0
     licence = " ".join(report.examples["licence"])
     assert "Project Gutenberg" in licence and report.dropped["licence"] > 100  # header and footer, both books
@@ -79,12 +90,27 @@ def test_every_book_of_a_file_is_kept_and_the_licence_between_them_dropped():
 
 
 def test_a_file_without_markers_is_kept_whole():
-    assert sentences("First line here.\n\nSecond paragraph, also text.\n") == ["First line here.",
-                                                                              "Second paragraph, also text."]
-    lines = ["story one.", "", "*** START OF THE PROJECT GUTENBERG EBOOK X ***", "", "Inside.", "",
-             "*** END OF THE PROJECT GUTENBERG EBOOK X ***", "", "More story after the end, nothing else.", ""]
+    assert sentences("First line here.\n\nSecond paragraph, also text.\n") == [
+        "First line here.",
+        "Second paragraph, also text.",
+    ]
+    lines = [
+        "story one.",
+        "",
+        "*** START OF THE PROJECT GUTENBERG EBOOK X ***",
+        "",
+        "Inside.",
+        "",
+        "*** END OF THE PROJECT GUTENBERG EBOOK X ***",
+        "",
+        "More story after the end, nothing else.",
+        "",
+    ]
     assert [line for book in gutenberg_books(lines) for line in book if line] == [
-        "story one.", "Inside.", "More story after the end, nothing else."]
+        "story one.",
+        "Inside.",
+        "More story after the end, nothing else.",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +139,40 @@ def test_eight_books_in_one_file_give_the_sentences_of_eight_files(shared_books,
 
 
 # ------------------------------------------------------------------------------------------- headings
-HEADINGS = ["CHAPTER III.", "CHAPTER III", "Chapter 3", "Chapter 12.", "CHAPTER XXIII. Anne Comes to Grief",
-            "Chapter I. The Science of Deduction", "Chapter VII The Title", "BOOK II.", "Book the First",
-            "PART ONE--The Old Buccaneer", "Part Two.", "VOLUME I", "Volume Three", "STAVE I: MARLEY'S GHOST",
-            "STAVE ONE.", "Letter 4", "IV", "XII.", "17", "THE END", "Chapter I.]",
-            "XVI. THE TITLE OF IT", "Chapter the Last"]
-NOT_HEADINGS = ["Chapter two was found, and she glanced at its opening sentences.", "I am here.", "Part of it fell.",
-                "Book me a table, said he.", "Yes.", "Oh!", "Volume was high that day."]
+HEADINGS = [
+    "CHAPTER III.",
+    "CHAPTER III",
+    "Chapter 3",
+    "Chapter 12.",
+    "CHAPTER XXIII. Anne Comes to Grief",
+    "Chapter I. The Science of Deduction",
+    "Chapter VII The Title",
+    "BOOK II.",
+    "Book the First",
+    "PART ONE--The Old Buccaneer",
+    "Part Two.",
+    "VOLUME I",
+    "Volume Three",
+    "STAVE I: MARLEY'S GHOST",
+    "STAVE ONE.",
+    "Letter 4",
+    "IV",
+    "XII.",
+    "17",
+    "THE END",
+    "Chapter I.]",
+    "XVI. THE TITLE OF IT",
+    "Chapter the Last",
+]
+NOT_HEADINGS = [
+    "Chapter two was found, and she glanced at its opening sentences.",
+    "I am here.",
+    "Part of it fell.",
+    "Book me a table, said he.",
+    "Yes.",
+    "Oh!",
+    "Volume was high that day.",
+]
 
 
 @pytest.mark.parametrize("line", HEADINGS)
@@ -127,8 +180,12 @@ def test_heading_forms_are_dropped_with_their_title_paragraph(line):
     text = f"Last words of the chapter before, which end here.\n\n{line}\n\nA Short Title\n\nYes.\n\nOh!\n\n“Go on,” he said.\n"
     report = PreparationReport()
     assert is_heading(line)
-    assert sentences(text, report) == ["Last words of the chapter before, which end here.", "Yes.", "Oh!",
-                                       "“Go on,” he said."]
+    assert sentences(text, report) == [
+        "Last words of the chapter before, which end here.",
+        "Yes.",
+        "Oh!",
+        "“Go on,” he said.",
+    ]
     assert report.dropped["headings"] == len(line.split()) + 3 and report.unaccounted == 0
 
 
@@ -139,8 +196,10 @@ def test_story_sentences_that_look_like_headings_are_kept(line):
 
 
 def test_tables_of_contents_are_dropped_indented_or_not():
-    flush = ("CONTENTS\n\nCHAPTER I. Y-o-u-u Tom—Aunt Polly Decides Upon her Duty—Tom Practices\nMusic—The Challenge\n\n"
-             "CHAPTER II. Strong Temptations—Strategic Movements\n\n")
+    flush = (
+        "CONTENTS\n\nCHAPTER I. Y-o-u-u Tom—Aunt Polly Decides Upon her Duty—Tom Practices\nMusic—The Challenge\n\n"
+        "CHAPTER II. Strong Temptations—Strategic Movements\n\n"
+    )
     listed = "Table of Contents\n\nI\nII\nIII\nIV\n\n"
     indented = "     CONTENTS\n\n     I.  THE OLD SEA-DOG . . . .  11\n     II.  BLACK DOG APPEARS . . .  17\n\n"
     story = "CHAPTER I.\n\nTom was late. He ran.\n"
@@ -151,11 +210,16 @@ def test_tables_of_contents_are_dropped_indented_or_not():
 
 
 def test_speaker_labels_go_and_the_speech_stays():
-    text = ("HAMLET. To be, or not to be, that is the question.\n\nMRS. HIGGINS. Well, I never did.\n\n"
-            "MR. Holmes came in and sat down.\n")
+    text = (
+        "HAMLET. To be, or not to be, that is the question.\n\nMRS. HIGGINS. Well, I never did.\n\n"
+        "MR. Holmes came in and sat down.\n"
+    )
     report = PreparationReport()
-    assert sentences(text, report) == ["To be, or not to be, that is the question.", "Well, I never did.",
-                                       "MR. Holmes came in and sat down."]
+    assert sentences(text, report) == [
+        "To be, or not to be, that is the question.",
+        "Well, I never did.",
+        "MR. Holmes came in and sat down.",
+    ]
     assert report.dropped["speaker_labels"] == 3
 
 
@@ -163,8 +227,9 @@ def test_a_quoted_all_caps_exclamation_is_speech_not_a_heading():
     assert sentences("“TOM!”\n\nNo answer.\n") == ["“TOM!”", "No answer."]
 
 
-def test_shared_books_lose_their_headings_and_titles_and_the_report_accounts_for_every_word(shared_books,
-                                                                                          book_sentences):
+def test_shared_books_lose_their_headings_and_titles_and_the_report_accounts_for_every_word(
+    shared_books, book_sentences
+):
     titles = set()
     heading = re.compile(r"^\s*(?:chapter|letter|part)\s+[\dIVXLC]+\.?\s+(.+?)\s*$", re.IGNORECASE)
     for text in shared_books.values():
@@ -179,8 +244,20 @@ def test_shared_books_lose_their_headings_and_titles_and_the_report_accounts_for
     assert total.unaccounted == 0 and total.words_in == total.words_kept + sum(total.dropped.values())
     assert set(total.dropped) <= set(REASONS) and total.words_kept > 0.97 * total.words_in
     # The cleaning keeps the stories: within a few percent of the sentences SOURCE.md lists for each book.
-    listed = {"1342": 5974, "1661": 6756, "74": 5130, "64317": 3434, "45": 6716, "11": 1638, "84": 3341,
-              "120": 3717, "55": 2234, "2641": 5875, "2097": 2877, "215": 1692}
+    listed = {
+        "1342": 5974,
+        "1661": 6756,
+        "74": 5130,
+        "64317": 3434,
+        "45": 6716,
+        "11": 1638,
+        "84": 3341,
+        "120": 3717,
+        "55": 2234,
+        "2641": 5875,
+        "2097": 2877,
+        "215": 1692,
+    }
     for number, (found, _) in book_sentences.items():
         assert abs(len(found) - listed[number]) < 0.2 * listed[number], (number, len(found))
 
@@ -189,10 +266,12 @@ def test_shared_books_lose_their_headings_and_titles_and_the_report_accounts_for
 def write_books(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(3):
-        paragraphs = [f"Paragraph {p} of book {index} has words. Dr. Watson came in. “Why?” he asked."
-                      for p in range(40)]
-        (folder / f"book{index}.txt").write_text(book(f"Book {index}", index, "CHAPTER I.\n\n" + "\n\n".join(paragraphs)),
-                                                 encoding="utf-8")
+        paragraphs = [
+            f"Paragraph {p} of book {index} has words. Dr. Watson came in. “Why?” he asked." for p in range(40)
+        ]
+        (folder / f"book{index}.txt").write_text(
+            book(f"Book {index}", index, "CHAPTER I.\n\n" + "\n\n".join(paragraphs)), encoding="utf-8"
+        )
 
 
 def test_vaelm_prepare_writes_the_splits_training_reads_and_a_report(tmp_path):
@@ -200,9 +279,23 @@ def test_vaelm_prepare_writes_the_splits_training_reads_and_a_report(tmp_path):
 
     raw, out = tmp_path / "raw", tmp_path / "prepared"
     write_books(raw)
-    result = subprocess.run([sys.executable, "-m", "vaelm.cli.prepare", "--data_dir", str(raw), "--sentence_split",
-                             "--output_dir", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300,
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vaelm.cli.prepare",
+            "--data_dir",
+            str(raw),
+            "--sentence_split",
+            "--output_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Data: 3 files, 3 books" in result.stdout and "Dropped words:" in result.stdout
     expected = raw_text_splits(raw)

@@ -31,17 +31,25 @@ print("torch" in sys.modules, "vaelm.modeling_vaelm" in sys.modules)
 @pytest.mark.parametrize("command", TORCH_FREE_HELP)
 def test_help_imports_no_torch_and_reads_no_model(command):
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", HELP_PROBE.format(command=command)], capture_output=True, text=True,
-                            env=environment, timeout=120, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE.format(command=command)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "usage: vaelm-" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "False False", f"vaelm-{command} --help imported torch or the model"
+    assert result.stdout.strip().splitlines()[-1] == "False False", (
+        f"vaelm-{command} --help imported torch or the model"
+    )
 
 
 def help_entries(command: str) -> dict[str, str]:
     """Each flag's entry in `vaelm-<command> --help`, on one line."""
     text = importlib.import_module(f"vaelm.cli.{command}").make_parser().format_help()
-    options = text[text.index("options:"):]
+    options = text[text.index("options:") :]
     entries = re.split(r"\n  (?=-)", options)[1:]
     return {entry.split()[0].rstrip(","): " ".join(entry.split()) for entry in entries}
 
@@ -92,9 +100,17 @@ def test_include_num_input_tokens_seen_takes_transformers_values(tmp_path):
     from vaelm.cli.train import parse_arguments
 
     common = ["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out")]
-    assert parse_arguments([*common, "--include_num_input_tokens_seen", "non_padding"])[2].include_num_input_tokens_seen == "non_padding"
-    assert parse_arguments([*common, "--include_num_input_tokens_seen", "all"])[2].include_num_input_tokens_seen == "all"
-    assert parse_arguments([*common, "--include_num_input_tokens_seen", "no"])[2].include_num_input_tokens_seen in ("no", False)
+    assert (
+        parse_arguments([*common, "--include_num_input_tokens_seen", "non_padding"])[2].include_num_input_tokens_seen
+        == "non_padding"
+    )
+    assert (
+        parse_arguments([*common, "--include_num_input_tokens_seen", "all"])[2].include_num_input_tokens_seen == "all"
+    )
+    assert parse_arguments([*common, "--include_num_input_tokens_seen", "no"])[2].include_num_input_tokens_seen in (
+        "no",
+        False,
+    )
     assert parse_arguments(common)[2].include_num_input_tokens_seen in ("no", False)
 
 
@@ -110,8 +126,9 @@ def test_sampling_loads_the_model_without_the_trainer_or_datasets():
     # What makes `vaelm-sample --num 1` start fast: only the model's own libraries load (timed in
     # benchmarks/startup.py, never here).
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", SAMPLE_PROBE], capture_output=True, text=True, env=environment,
-                            timeout=300, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", SAMPLE_PROBE], capture_output=True, text=True, env=environment, timeout=300, cwd=REPO
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].split(), result.stdout

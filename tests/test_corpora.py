@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, train_tiny
+
 from vaelm.corpora.data import raw_text_splits, tokenize_splits
 from vaelm.corpora.sentences import clean_paragraphs, paragraphs, split_sentences
 from vaelm.corpora.streaming import group_by_length, rank_shard, stream_text_splits, vocabulary_sample
@@ -29,8 +29,19 @@ PLACES = ["in the U.S. office", "at Baker Street", "by the river", "in the old h
 def write_book(path: Path, paragraphs_count: int, seed: int) -> list[str]:
     """A Gutenberg-like book: licence header, heading, wrapped paragraphs with dialogue; returns its sentences."""
     rng = random.Random(seed)
-    sentences, lines = [], ["The Licence header", "", "*** START OF THE PROJECT GUTENBERG EBOOK 1 ***", "",
-                            "CHAPTER I.", "", "A Scandal", ""]
+    sentences, lines = (
+        [],
+        [
+            "The Licence header",
+            "",
+            "*** START OF THE PROJECT GUTENBERG EBOOK 1 ***",
+            "",
+            "CHAPTER I.",
+            "",
+            "A Scandal",
+            "",
+        ],
+    )
     for _ in range(paragraphs_count):
         paragraph = []
         for _ in range(rng.randint(1, 3)):
@@ -40,7 +51,7 @@ def write_book(path: Path, paragraphs_count: int, seed: int) -> list[str]:
             paragraph.append(sentence)
         sentences += paragraph
         words = " ".join(paragraph).split()
-        lines += [" ".join(words[i: i + 7]) for i in range(0, len(words), 7)] + [""]
+        lines += [" ".join(words[i : i + 7]) for i in range(0, len(words), 7)] + [""]
     lines += ["*** END OF THE PROJECT GUTENBERG EBOOK 1 ***", "The licence footer."]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return sentences
@@ -57,11 +68,18 @@ def raw_books(tmp_path_factory) -> tuple[Path, list[str]]:
 
 # ------------------------------------------------------------------------------------------- sentence splitting
 def test_english_sentences_keep_abbreviations_and_quotes():
-    text = ("“Hello,” said Mr. Holmes. He lived in the U.S. for years. “Really?” she asked! "
-            "Dr. Watson agreed... Then St. John left. “Go!” “Now?”")
+    text = (
+        "“Hello,” said Mr. Holmes. He lived in the U.S. for years. “Really?” she asked! "
+        "Dr. Watson agreed... Then St. John left. “Go!” “Now?”"
+    )
     assert split_sentences(text) == [
-        "“Hello,” said Mr. Holmes.", "He lived in the U.S. for years.", "“Really?” she asked!",
-        "Dr. Watson agreed...", "Then St. John left.", "“Go!”", "“Now?”",
+        "“Hello,” said Mr. Holmes.",
+        "He lived in the U.S. for years.",
+        "“Really?” she asked!",
+        "Dr. Watson agreed...",
+        "Then St. John left.",
+        "“Go!”",
+        "“Now?”",
     ]
 
 
@@ -116,17 +134,47 @@ def test_words_segmentation_and_lowercase_round_trip_without_vaelm(tmp_path):
         "                  'vaelm_loaded': 'vaelm' in sys.modules}))\n"
     )
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", script, json.dumps(texts)], capture_output=True, text=True,
-                            cwd=tmp_path, env=environment, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     output = json.loads(result.stdout.strip().splitlines()[-1])
     assert not output["vaelm_loaded"]
-    assert output["tokens"][0] == ["<s>", "“", "hello", ",", "”", "she", "said", ".", "i", "do", "n’t", "know", ";",
-                                   "it", "’s", "mr", ".", "smith", "’s", "car", "!"]  # a prompt: no </s>
+    assert output["tokens"][0] == [
+        "<s>",
+        "“",
+        "hello",
+        ",",
+        "”",
+        "she",
+        "said",
+        ".",
+        "i",
+        "do",
+        "n’t",
+        "know",
+        ";",
+        "it",
+        "’s",
+        "mr",
+        ".",
+        "smith",
+        "’s",
+        "car",
+        "!",
+    ]  # a prompt: no </s>
     assert "u.s." in output["tokens"][1] and "3.5" in output["tokens"][2]
     # Decoded as written (lower-cased): curly apostrophes stay curly.
-    assert output["decoded"] == ["“hello,” she said. i don’t know; it’s mr. smith’s car!",
-                                 "isn't it the u.s. (really)?", "yes: 3.5 km"]
+    assert output["decoded"] == [
+        "“hello,” she said. i don’t know; it’s mr. smith’s car!",
+        "isn't it the u.s. (really)?",
+        "yes: 3.5 km",
+    ]
 
 
 def test_existing_segmentations_are_unchanged():
@@ -145,8 +193,16 @@ def test_tiny_model_on_raw_text_writes_readable_english(raw_books, tmp_path):
     from vaelm.generation.sentence_vae import SentenceVAE
 
     folder, _ = raw_books
-    out = train_tiny(folder, tmp_path / "raw-model", "--sentence_split", "--lowercase", "--segmentation", "words",
-                     "--max_steps", "40")
+    out = train_tiny(
+        folder,
+        tmp_path / "raw-model",
+        "--sentence_split",
+        "--lowercase",
+        "--segmentation",
+        "words",
+        "--max_steps",
+        "40",
+    )
     config = json.loads((out / "config.json").read_text())
     assert config["segmentation"] == "words" and config["sentence_split"] is True
     vae = SentenceVAE.from_pretrained(out, device="cpu")
@@ -182,7 +238,7 @@ def test_two_rank_streaming_epoch_covers_every_sentence_once(tmp_path, files):
     assert Counter(seen) == Counter(sentences)
     # Batches within a buffer are length-grouped: most batches of 8 hold one or two lengths.
     lengths = [row["length"] for row in grouped]
-    spreads = [max(lengths[i: i + 8]) - min(lengths[i: i + 8]) for i in range(0, 64, 8)]
+    spreads = [max(lengths[i : i + 8]) - min(lengths[i : i + 8]) for i in range(0, 64, 8)]
     assert sum(spread <= 1 for spread in spreads) >= 6
 
 
@@ -207,13 +263,25 @@ def test_resumed_streaming_run_continues_where_it_stopped(tmp_path):
     resumed run reads the batches after the checkpoint, not the stream from its start (the Trainer skips the
     batches already trained on, and the length-grouped order is the same on every pass). With
     --ignore_data_skip true, which restarts the stream, the weights differ."""
+    from conftest import write_corpus
     from safetensors.torch import load_file
 
-    from conftest import write_corpus
-
     corpus = write_corpus(tmp_path / "corpus", {"train": 300, "valid": 20})
-    flags = ["--streaming", "--batch_size", "8", "--stream_buffer", "64", "--lr_scheduler_type", "constant",
-             "--save_strategy", "steps", "--save_steps", "4", "--logging_steps", "4"]
+    flags = [
+        "--streaming",
+        "--batch_size",
+        "8",
+        "--stream_buffer",
+        "64",
+        "--lr_scheduler_type",
+        "constant",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "4",
+        "--logging_steps",
+        "4",
+    ]
     straight = train_tiny(corpus, tmp_path / "straight", *flags, "--max_steps", "12")
     stopped = train_tiny(corpus, tmp_path / "resumed", *flags, "--max_steps", "4")
     first_four = load_file(stopped / "model.safetensors")
@@ -237,20 +305,68 @@ def test_two_machine_accelerate_run_with_streaming(raw_books, tmp_path):
     out, port = tmp_path / "two-machines", free_port()
     environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     commands = [
-        [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-         "configuration/accelerate/multi_node.yaml", "--num_machines", "2", "--num_processes", "2",
-         "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port", port,
-         "--mixed_precision", "no", "--dynamo_backend", "no",
-         "scripts/train.py", "--data_dir", str(folder), "--streaming", "--sentence_split", "--segmentation", "words",
-         "--lowercase", "--vocab_sample", "300", "--output_dir", str(out), "--embedding_size", "16",
-         "--num_units", "16", "--latent_dim", "4", "--batch_size", "8", "--max_steps", "4", "--logging_steps", "2",
-         "--save_strategy", "no", "--eval_strategy", "no", "--disable_tqdm", "true", "--report_to", "none"]
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            "configuration/accelerate/multi_node.yaml",
+            "--num_machines",
+            "2",
+            "--num_processes",
+            "2",
+            "--machine_rank",
+            str(rank),
+            "--main_process_ip",
+            "127.0.0.1",
+            "--main_process_port",
+            port,
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "scripts/train.py",
+            "--data_dir",
+            str(folder),
+            "--streaming",
+            "--sentence_split",
+            "--segmentation",
+            "words",
+            "--lowercase",
+            "--vocab_sample",
+            "300",
+            "--output_dir",
+            str(out),
+            "--embedding_size",
+            "16",
+            "--num_units",
+            "16",
+            "--latent_dim",
+            "4",
+            "--batch_size",
+            "8",
+            "--max_steps",
+            "4",
+            "--logging_steps",
+            "2",
+            "--save_strategy",
+            "no",
+            "--eval_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+            "--report_to",
+            "none",
+        ]
         for rank in (0, 1)
     ]
     processes = []
     for command in commands:
-        processes.append(subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
+        processes.append(
+            subprocess.Popen(
+                command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
         time.sleep(1)
     outputs = [process.communicate(timeout=600) for process in processes]
     for process, (_, stderr) in zip(processes, outputs):

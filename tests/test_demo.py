@@ -15,15 +15,18 @@ import pytest
 from huggingface_hub import ModelCard
 
 from vaelm import DEFAULT_MODEL
+from vaelm.apps.demo import TAB_NAMES, build_demo
 from vaelm.cli import run_command
 from vaelm.cli.demo import main as demo_main
-from vaelm.apps.demo import TAB_NAMES, build_demo
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
 # Gradio's queue calls pandas options that pandas 3 deprecates: their noise, not ours.
-pytestmark = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"), pytest.mark.filterwarnings("ignore:The copy keyword")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+    pytest.mark.filterwarnings("ignore:The copy keyword"),
+]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 MAP_SENTENCES = 30
 START, END = "the market fell sharply", "investors bought more stock"
@@ -95,14 +98,17 @@ def test_api_latent_map_draws_the_path(client):
     assert "homotopy" in str(figure) and "sentences" in str(figure)
 
 
-@pytest.mark.parametrize("endpoint, arguments, message", [
-    ("/interpolate", ("", END, 3, "linear", True), "The first sentence is empty"),
-    ("/interpolate", (START, "   ", 3, "linear", True), "The second sentence is empty"),
-    ("/reconstruct", ("", 3, 0, True), "The sentence to reconstruct is empty"),
-    ("/impute", ("", 1, 0, True), "The sentence to complete is empty"),
-    ("/impute", ("___ said the company", 1, 0, True), "Only the end of a sentence can be imputed"),
-    ("/latent_map", ("", END, 3), "Type the first sentence too"),
-])
+@pytest.mark.parametrize(
+    "endpoint, arguments, message",
+    [
+        ("/interpolate", ("", END, 3, "linear", True), "The first sentence is empty"),
+        ("/interpolate", (START, "   ", 3, "linear", True), "The second sentence is empty"),
+        ("/reconstruct", ("", 3, 0, True), "The sentence to reconstruct is empty"),
+        ("/impute", ("", 1, 0, True), "The sentence to complete is empty"),
+        ("/impute", ("___ said the company", 1, 0, True), "Only the end of a sentence can be imputed"),
+        ("/latent_map", ("", END, 3), "Type the first sentence too"),
+    ],
+)
 def test_api_bad_input_gets_a_clear_message(client, endpoint, arguments, message):
     with pytest.raises(gradio_client.exceptions.AppError, match=message):
         client.predict(*arguments, api_name=endpoint)
@@ -111,12 +117,17 @@ def test_api_bad_input_gets_a_clear_message(client, endpoint, arguments, message
 # ------------------------------------------------------------------------------------------------ browser
 def textbox(page, label: str):
     """The visible textarea whose block label is exactly `label` (Gradio wraps it in a <label>)."""
-    return page.locator("label").filter(has=page.get_by_text(label, exact=True)).filter(visible=True).locator("textarea")
+    return (
+        page.locator("label").filter(has=page.get_by_text(label, exact=True)).filter(visible=True).locator("textarea")
+    )
 
 
 def wait_for_lines(page, locator, count: int, timeout: float = 60_000) -> list[str]:
-    page.wait_for_function("([el, n]) => el.value.split('\\n').filter(s => s.trim()).length === n",
-                           arg=[locator.element_handle(), count], timeout=timeout)
+    page.wait_for_function(
+        "([el, n]) => el.value.split('\\n').filter(s => s.trim()).length === n",
+        arg=[locator.element_handle(), count],
+        timeout=timeout,
+    )
     return lines(locator.input_value())
 
 
@@ -182,9 +193,13 @@ def test_in_a_real_browser(app_url):
 # ------------------------------------------------------------------------------------------------ Space export
 def test_export_writes_a_space_that_builds_and_survives_a_card_rewrite(tiny_model_dir, tmp_path, capsys):
     folder = tmp_path / "space"
-    status = run_command("vaelm-demo", demo_main, ["--model", str(tiny_model_dir), "--export", str(folder), "--map_sentences", "12"])
+    status = run_command(
+        "vaelm-demo", demo_main, ["--model", str(tiny_model_dir), "--export", str(folder), "--map_sentences", "12"]
+    )
     assert status == 0, capsys.readouterr().err
-    assert {"app.py", "requirements.txt", "config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
+    assert {"app.py", "requirements.txt", "config.json", "model.safetensors", "tokenizer.json"} <= {
+        p.name for p in folder.iterdir()
+    }
     assert (folder / "requirements.txt").read_text().startswith("vaelm[demo]==")
     data = ModelCard.load(folder / "README.md").data.to_dict()
     assert data["sdk"] == "gradio" and data["app_file"] == "app.py" and data["sdk_version"] == gr.__version__
@@ -208,10 +223,30 @@ def test_push_with_demo_uploads_the_space_files(tiny_model_dir, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)
     with LoopbackHub(token=token) as hub:
-        env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "hf"), "HF_TOKEN": token,
-               "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        result = subprocess.run([sys.executable, "-m", "vaelm.cli.push", "--model", str(folder), "--repo_id", "org/with-demo",
-                                 "--with_demo"], env=env, capture_output=True, text=True, timeout=300)
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": hub.endpoint,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_TOKEN": token,
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        }
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vaelm.cli.push",
+                "--model",
+                str(folder),
+                "--repo_id",
+                "org/with-demo",
+                "--with_demo",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         files = hub.files("org/with-demo")
     assert {"app.py", "requirements.txt", "latent_map.png", "README.md", "model.safetensors"} <= set(files)
@@ -228,20 +263,26 @@ def test_without_gradio_the_command_says_how_to_install(monkeypatch, capsys):
 def test_chinese_model_segments_in_and_joins_out(luxun_dir, tmp_path):
     """The tab functions on a (tiny) jieba-segmented Chinese model: raw Chinese in, text without spaces out."""
     from conftest import train_tiny
+
     from vaelm.apps.demo import DemoBackend
-    from vaelm.generation.sentence_vae import SentenceVAE
     from vaelm.evaluation.latent_map import build_latent_map
+    from vaelm.generation.sentence_vae import SentenceVAE
 
     corpus = tmp_path / "zh"
     corpus.mkdir()
     texts = (luxun_dir / "train.txt").read_text(encoding="utf-8").splitlines()
     (corpus / "train.txt").write_text("\n".join(texts[:300]) + "\n", encoding="utf-8")
     (corpus / "valid.txt").write_text("\n".join(texts[300:320]) + "\n", encoding="utf-8")
-    vae = SentenceVAE.from_pretrained(train_tiny(corpus, tmp_path / "zh_model", "--lang", "zh", "--max_steps", "5"), device="cpu")
+    vae = SentenceVAE.from_pretrained(
+        train_tiny(corpus, tmp_path / "zh_model", "--lang", "zh", "--max_steps", "5"), device="cpu"
+    )
     sentences = [text.replace(" ", "") for text in texts[300:310]]
     backend = DemoBackend(vae, build_latent_map(vae, sentences), "Lu Xun")
-    outputs = [backend.sample(3),
-               backend.interpolate(sentences[0], sentences[1], 2), backend.impute(sentences[2][:4] + "___")]
+    outputs = [
+        backend.sample(3),
+        backend.interpolate(sentences[0], sentences[1], 2),
+        backend.impute(sentences[2][:4] + "___"),
+    ]
     assert len(lines(outputs[0])) == 3 and len(lines(outputs[1])) == 4
     assert lines(outputs[2])[0].startswith(sentences[2][:4])
     assert all(" " not in line for output in outputs for line in lines(output))

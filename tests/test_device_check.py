@@ -10,20 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, write_corpus
 from torch.utils.flop_counter import FlopCounterMode
 
 from vaelm import VAELMConfig, VAELMModel
 from vaelm.evaluation.metrics import evaluate_sequences
-
-from conftest import REPO, write_corpus
 
 SCRIPT = REPO / "benchmarks" / "device_check.sh"
 
 
 def run_check(*arguments: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["bash", str(SCRIPT), *arguments], capture_output=True, text=True, env=environment,
-                          timeout=600, cwd=REPO)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *arguments], capture_output=True, text=True, env=environment, timeout=600, cwd=REPO
+    )
 
 
 def ptb_named_corpus(folder: Path) -> Path:
@@ -43,7 +43,9 @@ def test_tiny_cpu_run_prints_one_json_object_with_every_figure(tmp_path):
     assert report["device"] == "cpu"
     for precision in ("fp32", "bf16"):
         train = report["train"][precision]
-        assert train["vaelm_tokens_per_s"] > 0 and train["reference_tokens_per_s"] > 0 and train["vaelm_steps_per_s"] > 0
+        assert (
+            train["vaelm_tokens_per_s"] > 0 and train["reference_tokens_per_s"] > 0 and train["vaelm_steps_per_s"] > 0
+        )
         assert math.isclose(train["ratio"], train["vaelm_tokens_per_s"] / train["reference_tokens_per_s"], rel_tol=0.01)
         evaluation = report["eval"][precision]
         assert evaluation["token_samples_per_second"] > 0 and evaluation["projected_ptb_test_seconds"] > 0
@@ -57,15 +59,20 @@ def test_tiny_cpu_run_prints_one_json_object_with_every_figure(tmp_path):
 def test_missing_ptb_files_are_one_clear_message(tmp_path):
     result = run_check("--device", "cpu", "--tiny", "--data_dir", str(tmp_path))
     assert result.returncode != 0
-    assert "lacks ptb.train.txt, ptb.valid.txt, ptb.test.txt" in result.stderr and "cp ../shared/data/ptb" in result.stderr
+    assert (
+        "lacks ptb.train.txt, ptb.valid.txt, ptb.test.txt" in result.stderr and "cp ../shared/data/ptb" in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("sizes", [
-    {"hidden_size": 40, "tie_word_embeddings": True, "latent_to_every_step": True},  # the bundled model's structure
-    {"hidden_size": 32},
-    {"hidden_size": 32, "cell_type": "gru", "latent_to_every_step": True},
-])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        {"hidden_size": 40, "tie_word_embeddings": True, "latent_to_every_step": True},  # the bundled model's structure
+        {"hidden_size": 32},
+        {"hidden_size": 32, "cell_type": "gru", "latent_to_every_step": True},
+    ],
+)
 def test_eval_speed_flop_count_matches_the_matmuls_the_evaluation_runs(sizes):
     # The FLOP limit of `benchmarks/eval_speed.py` (and README's K = 500 arithmetic) rests on this count.
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -87,8 +94,24 @@ def test_eval_speed_times_the_bundled_models_architecture(capsys):
     sys.path.insert(0, str(REPO / "benchmarks"))
     import eval_speed
 
-    report = eval_speed.main(["--model", "bundled", "--iw_samples", "2", "--sentences", "1", "--windows", "1",
-                              "--precisions", "fp32", "--peak_size", "64", "--threads", "1"])
+    report = eval_speed.main(
+        [
+            "--model",
+            "bundled",
+            "--iw_samples",
+            "2",
+            "--sentences",
+            "1",
+            "--windows",
+            "1",
+            "--precisions",
+            "fp32",
+            "--peak_size",
+            "64",
+            "--threads",
+            "1",
+        ]
+    )
     assert report["config"]["hidden_size"] == 512 and report["config"]["tie_word_embeddings"]
     assert report["config"]["latent_to_every_step"]
     flops = report["flops_per_token_sample"]

@@ -40,23 +40,47 @@ def load_script(name: str):
 docs_figures = load_script("docs_figures")
 docs_layout = load_script("docs_layout")
 PAGES = docs_figures.doc_files()
-TINY_TRAINING = ["--embedding_size", "16", "--num_units", "24", "--latent_dim", "4", "--batch_size", "16",
-                 "--max_steps", "4", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "2",
-                 "--final_eval_iw_samples", "2", "--annealing_pivot", "2", "--disable_tqdm", "true",
-                 "--num_threads", "1"]
+TINY_TRAINING = [
+    "--embedding_size",
+    "16",
+    "--num_units",
+    "24",
+    "--latent_dim",
+    "4",
+    "--batch_size",
+    "16",
+    "--max_steps",
+    "4",
+    "--eval_steps",
+    "2",
+    "--save_steps",
+    "2",
+    "--logging_steps",
+    "2",
+    "--final_eval_iw_samples",
+    "2",
+    "--annealing_pivot",
+    "2",
+    "--disable_tqdm",
+    "true",
+    "--num_threads",
+    "1",
+]
 # Every block the tests leave out, as (file, category). A new one must be added here, with its reason in the page.
-SKIPPED = sorted([
-    ("README.md", "network"),  # pip install
-    ("docs/corpora.md", "hours"),  # the raw-books model: 78 minutes of training, then its samples
-    ("docs/demo.md", "network"),  # a Hub model with Gradio's share link
-    ("docs/demo.md", "network"),  # hf repo create / hf upload
-    ("docs/devices.md", "network"),  # two machines
-    ("docs/hub.md", "network"),  # hf auth login, vaelm-push
-    ("docs/hub.md", "network"),  # loading a model from the Hub
-    ("docs/results.md", "hours"),  # benchmarks/reproduce_ptb.sh, ablation_ptb.sh
-    ("docs/speed.md", "gpu"),  # benchmarks/device_check.sh on the GPU machine
-    ("docs/speed.md", "network"),  # benchmarks/device_check.sh --prepare
-])
+SKIPPED = sorted(
+    [
+        ("README.md", "network"),  # pip install
+        ("docs/corpora.md", "hours"),  # the raw-books model: 78 minutes of training, then its samples
+        ("docs/demo.md", "network"),  # a Hub model with Gradio's share link
+        ("docs/demo.md", "network"),  # hf repo create / hf upload
+        ("docs/devices.md", "network"),  # two machines
+        ("docs/hub.md", "network"),  # hf auth login, vaelm-push
+        ("docs/hub.md", "network"),  # loading a model from the Hub
+        ("docs/results.md", "hours"),  # benchmarks/reproduce_ptb.sh, ablation_ptb.sh
+        ("docs/speed.md", "gpu"),  # benchmarks/device_check.sh on the GPU machine
+        ("docs/speed.md", "network"),  # benchmarks/device_check.sh --prepare
+    ]
+)
 
 
 def all_blocks() -> list:
@@ -70,10 +94,20 @@ def relative(path: Path) -> str:
 # ------------------------------------------------------------------------------------------------- the site
 def test_mkdocs_builds_strictly(tmp_path):
     site = tmp_path / "site"
-    environment = {**os.environ, "NO_MKDOCS_2_WARNING": "1",
-                   "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=REPO,
-                            env=environment, capture_output=True, text=True, timeout=300, check=False)
+    environment = {
+        **os.environ,
+        "NO_MKDOCS_2_WARNING": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     api = (site / "api" / "configuration" / "index.html").read_text(encoding="utf-8")
     assert "VAELMConfig" in api and "latent_size" in api, "the API reference is built from the docstrings"
@@ -89,13 +123,20 @@ def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
     (docs / "api").mkdir()
     for page in (REPO / "docs" / "api").glob("*.md"):
         (docs / "api" / page.name).write_text(f"# {page.stem}\n", encoding="utf-8")
-    (docs / "training.md").write_text((docs / "training.md").read_text(encoding="utf-8") + "\n[x](missing.md)\n",
-                                      encoding="utf-8")
+    (docs / "training.md").write_text(
+        (docs / "training.md").read_text(encoding="utf-8") + "\n[x](missing.md)\n", encoding="utf-8"
+    )
     config = (REPO / "mkdocs.yml").read_text(encoding="utf-8").replace("docs_dir: docs", f"docs_dir: {docs}")
     (tmp_path / "mkdocs.yml").write_text(config, encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "s")],
-                            cwd=tmp_path, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "s")],
+        cwd=tmp_path,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode != 0 and "missing.md" in result.stdout + result.stderr
 
 
@@ -171,7 +212,7 @@ def test_a_module_outside_the_layers_stops_the_generator(tmp_path):
     shutil.copytree(REPO / "vaelm", tmp_path / "vaelm", ignore=shutil.ignore_patterns("pretrained", "__pycache__"))
     shutil.copy(REPO / "setup.cfg", tmp_path / "setup.cfg")
     (tmp_path / "vaelm" / "stray.py").write_text('"""A module no layer names."""\n', encoding="utf-8")
-    with pytest.raises(SystemExit, match="vaelm.stray"):
+    with pytest.raises(SystemExit, match=r"vaelm.stray"):
         docs_layout.render(tmp_path)
 
 
@@ -186,7 +227,8 @@ def test_every_block_is_run_or_explicitly_skipped():
             assert block.category in docs_figures.SKIP_CATEGORIES and block.reason, block.where
         if block.language not in docs_figures.RUNNABLE:
             assert not re.search(r"^\$ |^(vaelm-|python |accelerate )", block.text, flags=re.MULTILINE), (
-                f"{block.where}: a {block.language} block holds commands; make it bash or console")
+                f"{block.where}: a {block.language} block holds commands; make it bash or console"
+            )
     runnable = [block for block in blocks if block.language in docs_figures.RUNNABLE and block.kind != "skip"]
     assert len(runnable) >= 25 and len(skipped) <= 10
     print(f"\n{len(runnable)} blocks run, {len(skipped)} skipped:")
@@ -271,10 +313,16 @@ class Runner:
             return ""
         if argv[:2] == ["accelerate", "launch"]:
             script = next(i for i, arg in enumerate(argv) if arg.endswith(".py"))
-            command = [sys.executable, "-m", "accelerate.commands.launch", *argv[2:script + 1],
-                       *self.training_argv(argv[script + 1:])]
-            result = subprocess.run(command, cwd=self.folder, env=environment, capture_output=True, text=True,
-                                    timeout=600, check=False)
+            command = [
+                sys.executable,
+                "-m",
+                "accelerate.commands.launch",
+                *argv[2 : script + 1],
+                *self.training_argv(argv[script + 1 :]),
+            ]
+            result = subprocess.run(
+                command, cwd=self.folder, env=environment, capture_output=True, text=True, timeout=600, check=False
+            )
             assert result.returncode == 0, result.stderr[-3000:]
             return result.stdout
         raise AssertionError(f"no way to run {line!r}: teach tests/test_docs.py, or mark the block")
@@ -283,7 +331,7 @@ class Runner:
         started = time.monotonic()
         tiny = block.kind == "tiny"
         if block.language == "python":
-            exec(compile(block.text, block.where, "exec"), {"__name__": "__docs__"})  # noqa: S102 - the docs' own code
+            exec(compile(block.text, block.where, "exec"), {"__name__": "__docs__"})
         elif block.language == "bash":
             for line in docs_figures.logical_lines(block.text):
                 self.run_shell(line, tiny=True)
@@ -292,7 +340,8 @@ class Runner:
                 printed = self.run_shell(command, tiny=tiny)
                 if not tiny:
                     assert printed.rstrip("\n").split("\n") == expected, (
-                        f"{block.where}: `{command}` prints something else now; run python scripts/docs_figures.py")
+                        f"{block.where}: `{command}` prints something else now; run python scripts/docs_figures.py"
+                    )
         self.ran.append(block.where)
         print(f"{block.where}: {time.monotonic() - started:.1f} s")
 
@@ -308,14 +357,25 @@ def fresh_clone(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("page", [page for page in PAGES if any(
-    block.language in docs_figures.RUNNABLE and block.kind != "skip" for block in docs_figures.find_blocks(page))],
-    ids=relative)
+@pytest.mark.parametrize(
+    "page",
+    [
+        page
+        for page in PAGES
+        if any(
+            block.language in docs_figures.RUNNABLE and block.kind != "skip" for block in docs_figures.find_blocks(page)
+        )
+    ],
+    ids=relative,
+)
 def test_page_blocks_run(page, fresh_clone, tiny_model_dir, tmp_path_factory, monkeypatch, capsys):
     if not (SHARED_DATA / "ptb").is_dir():
         pytest.fail(f"{SHARED_DATA / 'ptb'} is absent: the documentation's commands read PTB (set VAELM_SHARED_DATA)")
-    blocks = [block for block in docs_figures.find_blocks(page)
-              if block.language in docs_figures.RUNNABLE and block.kind != "skip"]
+    blocks = [
+        block
+        for block in docs_figures.find_blocks(page)
+        if block.language in docs_figures.RUNNABLE and block.kind != "skip"
+    ]
     code = "".join(block.text for block in blocks)
     if "runs/ptb-quick" in code and "vaelm-train configuration/ptb-quick.yaml" not in code:
         shutil.copytree(tiny_model_dir, fresh_clone / "runs" / "ptb-quick")  # "a tiny model trained as runs/ptb-quick"

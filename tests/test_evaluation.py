@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO, train_tiny
 from torch.nn import functional as F
 
 from vaelm import VAELMConfig, VAELMModel
@@ -17,10 +18,19 @@ from vaelm.evaluation.estimators import active_units, mutual_information
 from vaelm.evaluation.metrics import evaluate_dataset, evaluate_sequences, length_sorted_batches, tokenize_sentences
 from vaelm.tokenization_vaelm import load_tokenizer
 
-from conftest import REPO, train_tiny
-
 SUMMARY_KEYS = {
-    "nll", "ppl", "elbo", "elbo_ppl", "rec", "kl", "mi", "au", "latent_size", "sentences", "tokens", "iw_samples",
+    "nll",
+    "ppl",
+    "elbo",
+    "elbo_ppl",
+    "rec",
+    "kl",
+    "mi",
+    "au",
+    "latent_size",
+    "sentences",
+    "tokens",
+    "iw_samples",
     "command",
 }
 
@@ -36,7 +46,7 @@ def random_sentences(count: int, seed: int = 0, vocab_size: int = 40, longest: i
     """`<s> w1 … wn </s>` ids with 0 ≤ n ≤ `longest` (a sentence of zero words scores only `</s>`)."""
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.randint(0, longest + 1, (count,), generator=generator).tolist()
-    return [[2] + torch.randint(4, vocab_size, (n,), generator=generator).tolist() + [3] for n in lengths]
+    return [[2, *torch.randint(4, vocab_size, (n,), generator=generator).tolist(), 3] for n in lengths]
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +92,11 @@ def test_single_sample_iw_nll_has_the_elbo_as_expectation():
     standard_error = float(estimates.std() / math.sqrt(estimates.numel()))
     elbo = float(result.elbo.mean())
     assert float(result.kl[0]) > 0.5
-    assert abs(float(estimates.mean()) - elbo) < 4 * standard_error + 1e-6, (float(estimates.mean()), elbo, standard_error)
+    assert abs(float(estimates.mean()) - elbo) < 4 * standard_error + 1e-6, (
+        float(estimates.mean()),
+        elbo,
+        standard_error,
+    )
     # K = 1 differs from the ELBO sample by log q(z|x) - log p(z) - KL, which averages to 0 but is not 0.
     assert float((estimates - result.elbo).abs().max()) > 1e-3
 
@@ -121,8 +135,12 @@ def test_ppl_counts_words_and_eos_but_not_bos_or_padding(tiny_model, tiny_test_i
     texts = [line for line in (tiny_corpus / "test.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
     assert summary["sentences"] == len(texts)
     assert summary["tokens"] == sum(len(text.split()) + 1 for text in texts)
-    assert summary["ppl"] == pytest.approx(math.exp(summary["nll"] * summary["sentences"] / summary["tokens"]), rel=1e-9)
-    assert summary["elbo_ppl"] == pytest.approx(math.exp(summary["elbo"] * summary["sentences"] / summary["tokens"]), rel=1e-9)
+    assert summary["ppl"] == pytest.approx(
+        math.exp(summary["nll"] * summary["sentences"] / summary["tokens"]), rel=1e-9
+    )
+    assert summary["elbo_ppl"] == pytest.approx(
+        math.exp(summary["elbo"] * summary["sentences"] / summary["tokens"]), rel=1e-9
+    )
     assert summary["elbo"] == pytest.approx(summary["rec"] + summary["kl"], rel=1e-9)
 
 
@@ -138,7 +156,9 @@ def test_a_trained_gru_evaluates_on_the_fast_path_exactly(tiny_gru_model_dir, ti
     model = VAELMModel.from_pretrained(tiny_gru_model_dir).eval()
     assert isinstance(model.decoder, torch.nn.GRU)
     fast = evaluate_sequences(model, tiny_test_ids, iw_samples=8, batch_size=16, chunk_size=50, seed=0)
-    reference = evaluate_sequences(model, tiny_test_ids, iw_samples=8, batch_size=16, chunk_size=50, seed=0, fast_path=False)
+    reference = evaluate_sequences(
+        model, tiny_test_ids, iw_samples=8, batch_size=16, chunk_size=50, seed=0, fast_path=False
+    )
     assert fast.fast_path and not reference.fast_path
     torch.testing.assert_close(fast.iw_nll, reference.iw_nll, atol=1e-4, rtol=0)
     assert fast.summary()["nll"] < fast.summary()["elbo"]
@@ -147,7 +167,7 @@ def test_a_trained_gru_evaluates_on_the_fast_path_exactly(tiny_gru_model_dir, ti
 # ------------------------------------------------------------------------------------------------ invariance
 def test_a_sentence_scores_the_same_alone_or_in_any_batch_and_chunk():
     model = random_model(seed=4)
-    sentences = [[2, 5, 6, 3]] + random_sentences(12, seed=6, longest=15)  # sentence 0 is padded in any batch
+    sentences = [[2, 5, 6, 3], *random_sentences(12, seed=6, longest=15)]  # sentence 0 is padded in any batch
     reference = evaluate_sequences(model, sentences, iw_samples=6, batch_size=64, chunk_size=1000, seed=9)
     for batch_size, chunk_size in [(1, 1), (3, 4), (5, 31)]:
         other = evaluate_sequences(model, sentences, iw_samples=6, batch_size=batch_size, chunk_size=chunk_size, seed=9)
@@ -218,14 +238,17 @@ def test_a_progress_file_of_another_evaluation_is_refused(tmp_path, monkeypatch)
         evaluate_sequences(model, sentences, iw_samples=4, batch_size=2, seed=9, progress_file=progress_file)
     monkeypatch.undo()
     for change, named in [
-        (dict(seed=10), "seed"), (dict(iw_samples=5), "iw_samples"), (dict(bf16=True), "bf16"),
-        (dict(sequences=sentences[:-1]), "sentences"), (dict(model=random_model(seed=5)), "model"),
+        (dict(seed=10), "seed"),
+        (dict(iw_samples=5), "iw_samples"),
+        (dict(bf16=True), "bf16"),
+        (dict(sequences=sentences[:-1]), "sentences"),
+        (dict(model=random_model(seed=5)), "model"),
     ]:
         arguments = {**dict(model=model, sequences=sentences, iw_samples=4, batch_size=2, seed=9), **change}
         with pytest.raises(ValueError, match=f"{progress_file}.*its {named} is"):
             evaluate_sequences(progress_file=progress_file, **arguments)
     progress_file.write_bytes(progress_file.read_bytes()[:100])  # cut off
-    with pytest.raises(ValueError, match="cannot be read.*Delete it"):
+    with pytest.raises(ValueError, match=r"cannot be read.*Delete it"):
         evaluate_sequences(model, sentences, iw_samples=4, batch_size=2, seed=9, progress_file=progress_file)
 
 
@@ -240,12 +263,26 @@ def test_length_sorted_batches_cover_every_sentence_once_longest_first():
 
 @pytest.mark.parametrize(
     "config",
-    [{}, {"latent_to_every_step": True}, {"num_layers": 2}, {"tie_word_embeddings": True},
-     {"bidirectional_encoder": True, "latent_to_every_step": True, "num_layers": 2},
-     {"cell_type": "gru"}, {"cell_type": "gru", "latent_to_every_step": True, "num_layers": 2},
-     {"cell_type": "gru", "tie_word_embeddings": True, "bidirectional_encoder": True}],
-    ids=["plain", "z-every-step", "two-layers", "tied", "bidirectional", "gru", "gru-two-layers-z-every-step",
-         "gru-tied-bidirectional"],
+    [
+        {},
+        {"latent_to_every_step": True},
+        {"num_layers": 2},
+        {"tie_word_embeddings": True},
+        {"bidirectional_encoder": True, "latent_to_every_step": True, "num_layers": 2},
+        {"cell_type": "gru"},
+        {"cell_type": "gru", "latent_to_every_step": True, "num_layers": 2},
+        {"cell_type": "gru", "tie_word_embeddings": True, "bidirectional_encoder": True},
+    ],
+    ids=[
+        "plain",
+        "z-every-step",
+        "two-layers",
+        "tied",
+        "bidirectional",
+        "gru",
+        "gru-two-layers-z-every-step",
+        "gru-tied-bidirectional",
+    ],
 )
 def test_fast_decoder_matches_the_models_reconstruction_nll(config):
     model = random_model(seed=5, **config)
@@ -269,7 +306,7 @@ def test_evaluation_restores_training_mode_and_rejects_ids_without_bos_and_eos()
     model = random_model(seed=6).train()
     evaluate_sequences(model, random_sentences(3), iw_samples=2)
     assert model.training
-    with pytest.raises(ValueError, match="<s>"):
+    with pytest.raises(ValueError, match=r"<s>"):
         evaluate_sequences(model, [[5, 6, 3]], iw_samples=2)
 
 
@@ -312,15 +349,28 @@ def test_vaelm_evaluate_prints_one_json_object(trained_model_dir, tiny_corpus, t
     tiny_model_dir = trained_model_dir
     output = tmp_path / "metrics.json"
     command = [
-        sys.executable, str(REPO / "scripts" / "evaluate.py"), "--model", str(tiny_model_dir), "--data_dir",
-        str(tiny_corpus), "--split", "test", "--iw_samples", "10", "--max_sentences", "25", "--output", str(output),
-        "--progress_file", str(tmp_path / "test.progress"),
+        sys.executable,
+        str(REPO / "scripts" / "evaluate.py"),
+        "--model",
+        str(tiny_model_dir),
+        "--data_dir",
+        str(tiny_corpus),
+        "--split",
+        "test",
+        "--iw_samples",
+        "10",
+        "--max_sentences",
+        "25",
+        "--output",
+        str(output),
+        "--progress_file",
+        str(tmp_path / "test.progress"),
     ]
     environment = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
     assert completed.returncode == 0, completed.stderr[-2000:]
     summary = json.loads(completed.stdout)  # exactly one JSON value: anything else on stdout fails here
-    assert SUMMARY_KEYS <= set(summary)
+    assert set(summary) >= SUMMARY_KEYS
     assert summary["sentences"] == 25 and summary["iw_samples"] == 10
     assert summary["nll"] <= summary["elbo"]
     assert summary["ppl"] == pytest.approx(math.exp(summary["nll"] * summary["sentences"] / summary["tokens"]))
@@ -348,8 +398,14 @@ def test_final_evaluation_at_the_end_of_training_counts_every_valid_sentence(tin
     assert any(len(line.split()) > longest_kept for line in valid)
     # --max_length drops the longer half of valid from the Trainer's evaluation, but not from the final one.
     output_dir = train_tiny(
-        tiny_corpus, tmp_path / "model", "--max_steps", "4", "--max_length", str(longest_kept),
-        "--final_eval_iw_samples", "3",
+        tiny_corpus,
+        tmp_path / "model",
+        "--max_steps",
+        "4",
+        "--max_length",
+        str(longest_kept),
+        "--final_eval_iw_samples",
+        "3",
     )
     history = json.loads((output_dir / "trainer_state.json").read_text(encoding="utf-8"))["log_history"]
     final = next(entry for entry in history if "final_nll" in entry)

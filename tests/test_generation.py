@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from vaelm import VAELMConfig, VAELMModel, build_tokenizer, segment
-from vaelm.cli import run_command
 from vaelm.cli import homotopy as homotopy_cli
+from vaelm.cli import run_command
 from vaelm.cli import sample as sample_cli
 from vaelm.generation.sentence_vae import DecodingConfig, SentenceVAE, interpolate
 
@@ -37,9 +37,13 @@ def random_model(seed: int = 0, **overrides) -> VAELMModel:
 
 @pytest.fixture(
     scope="module",
-    params=[{}, {"num_layers": 2, "latent_to_every_step": True}, {"cell_type": "gru"},
-            # Seed 4: a deep random GRU whose beams all end within the beam test's 40 words (most seeds loop).
-            {"cell_type": "gru", "num_layers": 2, "latent_to_every_step": True, "seed": 4}],
+    params=[
+        {},
+        {"num_layers": 2, "latent_to_every_step": True},
+        {"cell_type": "gru"},
+        # Seed 4: a deep random GRU whose beams all end within the beam test's 40 words (most seeds loop).
+        {"cell_type": "gru", "num_layers": 2, "latent_to_every_step": True, "seed": 4},
+    ],
     ids=["plain", "deep", "gru", "gru-deep"],
 )
 def model(request) -> VAELMModel:
@@ -103,8 +107,14 @@ def test_beam_search_is_at_least_as_likely_as_greedy_and_reorders_states(model):
     # Beam scores are accumulated over reordered LSTM states: they must equal the likelihood recomputed from scratch.
     # (min_new_tokens only masks </s> after the log-softmax, so the scores stay the model's log-probabilities.)
     out = model.generate(
-        z=z, max_new_tokens=long_enough, min_new_tokens=6, num_beams=5, length_penalty=0.0, num_return_sequences=3,
-        return_dict_in_generate=True, output_scores=True,
+        z=z,
+        max_new_tokens=long_enough,
+        min_new_tokens=6,
+        num_beams=5,
+        length_penalty=0.0,
+        num_return_sequences=3,
+        return_dict_in_generate=True,
+        output_scores=True,
     )
     ids = [row[1 : row.index(EOS)] for row in out.sequences.tolist()]
     assert max(len(row) for row in ids) >= 3, "the check needs beams that were reordered over several steps"
@@ -116,7 +126,9 @@ def test_padded_prompts_decode_like_single_prompts(model):
     z = torch.randn(2, 4, generator=torch.Generator().manual_seed(4))
     bos, pad = model.config.bos_token_id, model.config.pad_token_id
     prompts = [[bos, 7, 8, 9], [bos, 10]]
-    singles = [model.generate(torch.tensor([p]), z=z[i : i + 1], max_new_tokens=6)[0, len(p) :] for i, p in enumerate(prompts)]
+    singles = [
+        model.generate(torch.tensor([p]), z=z[i : i + 1], max_new_tokens=6)[0, len(p) :] for i, p in enumerate(prompts)
+    ]
     for side in ("left", "right"):
         short = [pad, pad] + prompts[1] if side == "left" else prompts[1] + [pad, pad]
         input_ids = torch.tensor([prompts[0], short])
@@ -132,20 +144,20 @@ def test_generate_without_z_draws_from_the_prior_and_rejects_encoder_inputs(mode
     torch.manual_seed(5)
     z = torch.randn(1, 4)
     assert torch.equal(first, model.generate(z=z, max_new_tokens=MAX_NEW, do_sample=False))
-    with pytest.raises(ValueError, match="model.encode"):
+    with pytest.raises(ValueError, match=r"model.encode"):
         model.generate(torch.tensor([[2, 7, 8, EOS]]), z=z)
-    with pytest.raises(ValueError, match="latent code z"):
+    with pytest.raises(ValueError, match=r"latent code z"):
         model(torch.tensor([[2]]), use_cache=True)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"shape"):
         model.generate(z=torch.zeros(1, 5))
 
 
 def test_decoding_config_rejects_meaningless_flags():
-    with pytest.raises(ValueError, match="strategy 'sample'"):
+    with pytest.raises(ValueError, match=r"strategy 'sample'"):
         DecodingConfig("greedy", top_p=0.9)
-    with pytest.raises(ValueError, match="top_p"):
+    with pytest.raises(ValueError, match=r"top_p"):
         DecodingConfig("sample", top_p=1.5)
-    with pytest.raises(ValueError, match="Unknown decoding strategy"):
+    with pytest.raises(ValueError, match=r"Unknown decoding strategy"):
         DecodingConfig("nucleus")
     assert DecodingConfig("sample").generate_kwargs(unk_token_id=1)["top_k"] == 0  # no silent top-50 truncation
 
@@ -185,7 +197,7 @@ def test_no_repeat_ngram_size_breaks_greedy_loops(vae):
     finally:
         with torch.no_grad():
             bias[word] = original
-    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+    with pytest.raises(ValueError, match=r"no_repeat_ngram_size"):
         DecodingConfig(no_repeat_ngram_size=-1)
 
 
@@ -228,7 +240,7 @@ def test_homotopy_ends_decode_the_posterior_means(vae):
         assert [points[0]["text"], points[-1]["text"]] == ends
         assert [p["t"] for p in points] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
         assert torch.allclose(z, interpolate(mu[0], mu[1], 3, mode), atol=1e-6)
-    with pytest.raises(ValueError, match="Empty sentence"):
+    with pytest.raises(ValueError, match=r"Empty sentence"):
         vae.homotopy("", end)
 
 
@@ -267,9 +279,9 @@ def test_imputation_fits_the_observed_words_and_keeps_them(vae):
     assert result["observed"] == "the company said it will"
     assert result["text"].startswith("the company said it will")
     assert result["text"] == (result["observed"] + " " + result["imputed"]).strip()
-    with pytest.raises(ValueError, match="Only the end"):
+    with pytest.raises(ValueError, match=r"Only the end"):
         vae.impute("the ___ said it will")
-    with pytest.raises(ValueError, match="Nothing is observed"):
+    with pytest.raises(ValueError, match=r"Nothing is observed"):
         vae.impute("<mask>")
 
 
@@ -302,7 +314,18 @@ def test_sample_command_strategies_and_seed(tiny_model_dir):
     assert status == 0 and len(out.splitlines()) == 5
     status, out, _ = cli(sample_cli, [*model, "--num", "2", "--strategy", "beam", "--num_beams", "4"])
     assert status == 0 and len(out.splitlines()) == 2
-    flags = [*model, "--num", "3", "--sentence", "the company said it will buy", "--strategy", "sample", "--top_p", "0.9", "--json"]
+    flags = [
+        *model,
+        "--num",
+        "3",
+        "--sentence",
+        "the company said it will buy",
+        "--strategy",
+        "sample",
+        "--top_p",
+        "0.9",
+        "--json",
+    ]
     first = json.loads(cli(sample_cli, [*flags, "--seed", "7"])[1])
     again = json.loads(cli(sample_cli, [*flags, "--seed", "7"])[1])
     other = json.loads(cli(sample_cli, [*flags, "--seed", "8"])[1])
@@ -313,8 +336,22 @@ def test_sample_command_strategies_and_seed(tiny_model_dir):
 
 def test_homotopy_command_prints_n_plus_two_lines(tiny_model_dir):
     for mode in ("linear", "slerp"):
-        argv = ["--model", str(tiny_model_dir), "--start", "the company said", "--end", "investors bought stock",
-                "--steps", "3", "--mode", mode, "--strategy", "sample", "--seed", "0"]
+        argv = [
+            "--model",
+            str(tiny_model_dir),
+            "--start",
+            "the company said",
+            "--end",
+            "investors bought stock",
+            "--steps",
+            "3",
+            "--mode",
+            mode,
+            "--strategy",
+            "sample",
+            "--seed",
+            "0",
+        ]
         status, out, _ = cli(homotopy_cli, argv)
         assert status == 0 and len(out.splitlines()) == 5
         assert cli(homotopy_cli, argv)[1] == out
@@ -343,8 +380,22 @@ def test_interactive_sample_through_a_pipe(tiny_model_dir, vae):
     lines = "the company said it will buy\nmr. chairman said ___\n"
     observed = vae.to_text(vae.tokenize(["mr. chairman said"])["input_ids"][0].tolist())
     result = subprocess.run(
-        [*command("sample"), "--model", str(tiny_model_dir), "--num", "2", "--interactive", "--strategy", "sample", "--seed", "0"],
-        input=lines, capture_output=True, text=True, timeout=300,
+        [
+            *command("sample"),
+            "--model",
+            str(tiny_model_dir),
+            "--num",
+            "2",
+            "--interactive",
+            "--strategy",
+            "sample",
+            "--seed",
+            "0",
+        ],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     outputs = result.stdout.splitlines()
@@ -397,7 +448,9 @@ class Terminal:
 
 
 def test_interactive_prompts_on_a_terminal(tiny_model_dir):
-    terminal = Terminal([*command("sample"), "--model", str(tiny_model_dir), "--num", "3", "--interactive", "--strategy", "sample"])
+    terminal = Terminal(
+        [*command("sample"), "--model", str(tiny_model_dir), "--num", "3", "--interactive", "--strategy", "sample"]
+    )
     terminal.expect("> ")
     terminal.type("the company said it will buy shares\n")
     printed = terminal.expect("> ").splitlines()
@@ -428,7 +481,9 @@ def test_remote_code_model_generates_without_vaelm(trained_model_dir):
         "out = model.generate(z=z, max_new_tokens=5, num_beams=3)\n"
         "print(type(model).__module__, out.shape[0], type(model.decoder).__name__)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(tiny_model_dir)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_model_dir)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     module, rows, decoder = result.stdout.split()
     assert module.startswith("transformers_modules") and rows == "2"

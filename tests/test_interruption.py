@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, train_tiny
 from test_robustness import ONE_THREAD, SLOW_RUN, TINY, cli_train
 from test_training import free_port
+
 from vaelm.pretrained.checkpoints import last_complete_checkpoint
 
 FLAGS = [*TINY, "--max_steps", "40", "--logging_steps", "1", "--save_strategy", "no"]
@@ -25,7 +25,10 @@ def start(script: Path, argv: list, log: Path, slow_step_s: float, launcher: lis
     """Start a slowed-down vaelm-train (each step sleeps first) in its own process group, stdout+stderr to `log`."""
     return subprocess.Popen(
         [*(launcher or [sys.executable]), str(script), *map(str, argv)],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,
         env={**ONE_THREAD, "PYTHONPATH": str(REPO), "SLOW_STEP_S": str(slow_step_s), "PYTHONUNBUFFERED": "1"},
     )
 
@@ -76,8 +79,9 @@ def test_signal_saves_a_checkpoint_and_resume_gives_the_same_losses(signum, scri
         assert (checkpoint / name).is_file(), name
     assert not (out / "model.safetensors").exists(), "an interrupted run is not a finished model"
 
-    status, stderr = cli_train(capsys, "--data_dir", tiny_corpus, "--output_dir", out, *FLAGS,
-                               "--resume_from_checkpoint", "true")
+    status, stderr = cli_train(
+        capsys, "--data_dir", tiny_corpus, "--output_dir", out, *FLAGS, "--resume_from_checkpoint", "true"
+    )
     assert status == 0, stderr[-3000:]
     resumed, expected = losses(out), losses(reference)
     assert sorted(resumed) == list(range(1, 41))
@@ -108,8 +112,20 @@ def test_second_ctrl_c_stops_at_once(script, tiny_corpus, tmp_path):
 def test_ctrl_c_of_a_two_process_accelerate_job(script, tiny_corpus, tmp_path):
     out, log = tmp_path / "ddp", tmp_path / "ddp.log"
     launcher = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
-        "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", free_port(),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        free_port(),
     ]
     argv = ["--data_dir", tiny_corpus, "--output_dir", out, *FLAGS, "--batch_size", "8"]
     process = start(script, argv, log, slow_step_s=0.3, launcher=launcher)
@@ -134,7 +150,11 @@ def test_ctrl_c_of_a_two_process_accelerate_job(script, tiny_corpus, tmp_path):
 
     resume = subprocess.run(
         [*launcher[:-1], free_port(), "scripts/train.py", *map(str, argv), "--resume_from_checkpoint", "true"],
-        capture_output=True, text=True, cwd=REPO, env={**ONE_THREAD, "PYTHONPATH": str(REPO)}, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**ONE_THREAD, "PYTHONPATH": str(REPO)},
+        timeout=600,
     )
     assert resume.returncode == 0, resume.stderr[-4000:]
     assert sorted(losses(out)) == list(range(1, 41))

@@ -11,9 +11,9 @@ from PIL import Image
 
 from vaelm.cli import run_command
 from vaelm.cli.map import main as map_main
+from vaelm.evaluation.latent_map import HTML_DATA_ID, build_latent_map, fit_projection, read_labelled
 from vaelm.generation.sentence_vae import SentenceVAE
 from vaelm.pretrained.model_folder import LATENT_MAP_FILE
-from vaelm.evaluation.latent_map import HTML_DATA_ID, build_latent_map, fit_projection, read_labelled
 
 pytest.importorskip("plotly")
 
@@ -33,8 +33,22 @@ def html_points(path) -> list[dict]:
 
 def test_vaelm_map_png_and_html_have_one_point_per_sentence(tiny_model_dir, tiny_corpus, tmp_path, capsys):
     for name in ("map.png", "map.html"):
-        status = run_command("vaelm-map", map_main, ["--model", str(tiny_model_dir), "--data_dir", str(tiny_corpus),
-                                                     "--split", "valid", "--max_sentences", "25", "--output", str(tmp_path / name)])
+        status = run_command(
+            "vaelm-map",
+            map_main,
+            [
+                "--model",
+                str(tiny_model_dir),
+                "--data_dir",
+                str(tiny_corpus),
+                "--split",
+                "valid",
+                "--max_sentences",
+                "25",
+                "--output",
+                str(tmp_path / name),
+            ],
+        )
         assert status == 0, capsys.readouterr().err
         summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert summary["points"] == 25 and summary["projection"] == "pca" and summary["output"] == str(tmp_path / name)
@@ -48,12 +62,29 @@ def test_vaelm_map_png_and_html_have_one_point_per_sentence(tiny_model_dir, tiny
 
 
 def test_label_column_colours_the_map(tiny_model_dir, tmp_path, capsys):
-    rows = ["text,topic"] + [f"the company said it will buy {n} shares,buy" for n in range(6)] + \
-           [f"investors agreed to sell {n} bonds,sell" for n in range(6)]
+    rows = (
+        ["text,topic"]
+        + [f"the company said it will buy {n} shares,buy" for n in range(6)]
+        + [f"investors agreed to sell {n} bonds,sell" for n in range(6)]
+    )
     data = tmp_path / "labelled.csv"
     data.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    status = run_command("vaelm-map", map_main, ["--model", str(tiny_model_dir), "--data_file", str(data), "--label_column",
-                                                 "topic", "--max_sentences", "10", "--output", str(tmp_path / "m.html")])
+    status = run_command(
+        "vaelm-map",
+        map_main,
+        [
+            "--model",
+            str(tiny_model_dir),
+            "--data_file",
+            str(data),
+            "--label_column",
+            "topic",
+            "--max_sentences",
+            "10",
+            "--output",
+            str(tmp_path / "m.html"),
+        ],
+    )
     assert status == 0, capsys.readouterr().err
     points = html_points(tmp_path / "m.html")
     assert len(points) == 10 and [p["label"] for p in points] == ["buy"] * 6 + ["sell"] * 4
@@ -61,11 +92,18 @@ def test_label_column_colours_the_map(tiny_model_dir, tmp_path, capsys):
 
 
 def test_projection_is_affine_and_places_new_codes(vae):
-    sentences = ["the company said it will buy N shares", "investors agreed to sell its stock", "the bank plans to trade the unit",
-                 "mr. <unk> expects to issue N million of bonds", "the board agreed to sell a stake in the bank"]
+    sentences = [
+        "the company said it will buy N shares",
+        "investors agreed to sell its stock",
+        "the bank plans to trade the unit",
+        "mr. <unk> expects to issue N million of bonds",
+        "the board agreed to sell a stake in the bank",
+    ]
     latent_map = build_latent_map(vae, sentences)
     assert latent_map.coordinates.shape == (5, 2)
-    assert torch.allclose(torch.as_tensor(latent_map.project(latent_map.means)), torch.as_tensor(latent_map.coordinates))
+    assert torch.allclose(
+        torch.as_tensor(latent_map.project(latent_map.means)), torch.as_tensor(latent_map.coordinates)
+    )
     path = vae.homotopy(sentences[0], sentences[1], steps=4)  # linear: a straight path in z stays straight on the map
     placed = latent_map.project([point["z"] for point in path])
     direction = placed[-1] - placed[0]
@@ -80,7 +118,9 @@ def test_bad_input_gets_a_clear_message(tiny_model_dir, tiny_corpus, tmp_path, c
         return capsys.readouterr().err
 
     model = ["--model", str(tiny_model_dir)]
-    assert "--output must end in .png or .html" in error([*model, "--data_dir", str(tiny_corpus), "--output", "map.jpg"])
+    assert "--output must end in .png or .html" in error(
+        [*model, "--data_dir", str(tiny_corpus), "--output", "map.jpg"]
+    )
     assert "Give one of --data_dir" in error([*model, "--output", str(tmp_path / "m.png")])
     assert "has no test split" in error([*model, "--data_dir", str(tmp_path), "--output", str(tmp_path / "m.png")])
     bad = tmp_path / "bad.csv"
@@ -95,8 +135,11 @@ def test_bad_input_gets_a_clear_message(tiny_model_dir, tiny_corpus, tmp_path, c
 
 def test_html_map_without_plotly_says_how_to_install(tiny_model_dir, tiny_corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
-    status = run_command("vaelm-map", map_main, ["--model", str(tiny_model_dir), "--data_dir", str(tiny_corpus),
-                                                 "--output", str(tmp_path / "m.html")])
+    status = run_command(
+        "vaelm-map",
+        map_main,
+        ["--model", str(tiny_model_dir), "--data_dir", str(tiny_corpus), "--output", str(tmp_path / "m.html")],
+    )
     assert status == 1
     assert 'pip install "vaelm[demo]"' in capsys.readouterr().err
 
@@ -107,4 +150,6 @@ def test_training_run_card_shows_its_latent_map(tiny_model_dir):
         description = json.loads(image.text["Description"])
     assert description["points"] == 40 and description["projection"] == "pca"  # the tiny corpus' 40 valid sentences
     card = (tiny_model_dir / "README.md").read_text(encoding="utf-8")
-    assert f"]({LATENT_MAP_FILE})" in card and card.index("](training_curves.png)") < card.index(f"]({LATENT_MAP_FILE})")
+    assert f"]({LATENT_MAP_FILE})" in card and card.index("](training_curves.png)") < card.index(
+        f"]({LATENT_MAP_FILE})"
+    )

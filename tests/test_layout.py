@@ -24,8 +24,9 @@ LINT_IMPORTS = shutil.which("lint-imports") or str(Path(sys.executable).with_nam
 
 def lint_imports(*arguments: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([LINT_IMPORTS, "--no-cache", *arguments], cwd=ROOT, env=environment, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [LINT_IMPORTS, "--no-cache", *arguments], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
 
 
 def layer_modules() -> list[str]:
@@ -37,9 +38,7 @@ def layer_modules() -> list[str]:
 
 def package_modules() -> list[str]:
     """Every module of the vaelm package, except the model files bundled as data in vaelm/pretrained/*/."""
-    return ["vaelm"] + [
-        info.name for info in pkgutil.walk_packages(vaelm.__path__, prefix="vaelm.")
-    ]
+    return ["vaelm"] + [info.name for info in pkgutil.walk_packages(vaelm.__path__, prefix="vaelm.")]
 
 
 def test_import_contracts_are_kept():
@@ -81,7 +80,7 @@ def test_import_graph_has_no_cycle():
     def visit(module: str) -> None:
         if module in done:
             return
-        assert module not in visiting, f"import cycle: {' -> '.join(visiting[visiting.index(module):] + [module])}"
+        assert module not in visiting, f"import cycle: {' -> '.join([*visiting[visiting.index(module) :], module])}"
         visiting.append(module)
         for imported in graph.find_modules_directly_imported_by(module):
             if imported.startswith("vaelm."):
@@ -96,8 +95,12 @@ def test_import_graph_has_no_cycle():
 
 @pytest.mark.parametrize("name", ["configuration_vaelm.py", "modeling_vaelm.py", "pipeline_vaelm.py"])
 def test_bundled_remote_code_is_the_package_code(name, tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "refresh_remote_code.py"), "--check"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "refresh_remote_code.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     # A stale copy is caught, and refreshing fixes it.
     folder = tmp_path / "model"

@@ -31,9 +31,17 @@ def batch(rows: list[list[int]]) -> dict[str, torch.Tensor]:
 SENTENCES = [[2, 5, 6, 7, 8, 9, 3], [2, 10, 11, 3], [2, 12, 3]]
 
 
-@pytest.mark.parametrize("options", [{}, {"bidirectional_encoder": True, "num_layers": 2},
-                                     {"latent_to_every_step": True}, {"tie_word_embeddings": True},
-                                     {"cell_type": "gru"}, {"cell_type": "gru", "bidirectional_encoder": True, "num_layers": 2}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"bidirectional_encoder": True, "num_layers": 2},
+        {"latent_to_every_step": True},
+        {"tie_word_embeddings": True},
+        {"cell_type": "gru"},
+        {"cell_type": "gru", "bidirectional_encoder": True, "num_layers": 2},
+    ],
+)
 def test_forward_backward_shapes(options):
     model = tiny_model(**options)
     inputs = batch(SENTENCES)
@@ -73,7 +81,7 @@ def test_padding_invariance(cell_type):
         mu, _ = model.encode(**inputs)
         alone.append(model.reconstruction_nll(inputs["input_ids"], inputs["attention_mask"], mu)[0])
     inputs = batch(SENTENCES)
-    mu, logvar = model.encode(**inputs)
+    mu, _logvar = model.encode(**inputs)
     together = model.reconstruction_nll(inputs["input_ids"], inputs["attention_mask"], mu)[0]
     assert torch.allclose(torch.cat(alone), together, atol=1e-5)
     # The posterior itself ignores padding too.
@@ -113,11 +121,11 @@ def test_kl_matches_closed_form_and_monte_carlo():
 
 
 def test_config_rejects_impossible_values():
-    with pytest.raises(ValueError, match="hidden_size"):
+    with pytest.raises(ValueError, match=r"hidden_size"):
         VAELMConfig(hidden_size=-3)
-    with pytest.raises(ValueError, match="keep_prob"):
+    with pytest.raises(ValueError, match=r"keep_prob"):
         VAELMConfig(word_dropout=1.0)
-    with pytest.raises(ValueError, match="cell_type must be 'lstm' or 'gru', got 'rnn'"):
+    with pytest.raises(ValueError, match=r"cell_type must be 'lstm' or 'gru', got 'rnn'"):
         VAELMConfig(cell_type="rnn")
 
 
@@ -131,10 +139,10 @@ def test_config_is_a_dataclass_config_that_keeps_unknown_keys(tmp_path):
     loaded = VAELMConfig.from_pretrained(tmp_path)
     assert (loaded.hidden_size, loaded.latent_size, loaded.experiment_note) == (24, 0, "kept")
     assert loaded.to_dict() == config.to_dict()
-    with pytest.raises(ValueError, match="only keyword arguments"):
+    with pytest.raises(ValueError, match=r"only keyword arguments"):
         VAELMConfig(10000)
     config.word_dropout = 1.5  # changed after creation: caught before it is written
-    with pytest.raises(ValueError, match="VAELMConfig.word_dropout must lie in"):
+    with pytest.raises(ValueError, match=r"VAELMConfig.word_dropout must lie in"):
         config.save_pretrained(tmp_path / "bad")
     assert not (tmp_path / "bad" / "config.json").exists()
 
@@ -170,8 +178,16 @@ print(json.dumps({"ids": inputs["input_ids"].tolist(), "loss": out.loss.item(), 
 def test_save_and_reload_without_the_package(trained_model_dir, tmp_path):
     tiny_model_dir = trained_model_dir
     files = {p.name for p in tiny_model_dir.iterdir()}
-    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-            "configuration_vaelm.py", "modeling_vaelm.py", "training_curves.png"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "configuration_vaelm.py",
+        "modeling_vaelm.py",
+        "training_curves.png",
+    } <= files
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["model_type"] == "vaelm"
     assert config["auto_map"]["AutoModel"] == "modeling_vaelm.VAELMModel"
@@ -179,8 +195,13 @@ def test_save_and_reload_without_the_package(trained_model_dir, tmp_path):
     script = tmp_path / "load.py"
     script.write_text(REMOTE_LOAD)
     # -I: isolated mode, so the repository (and the vaelm package) is not on sys.path.
-    result = subprocess.run([sys.executable, "-I", str(script), str(tiny_model_dir)], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-I", str(script), str(tiny_model_dir)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     remote = json.loads(result.stdout.strip().splitlines()[-1])
     assert remote["module"].startswith("transformers_modules")

@@ -37,7 +37,9 @@ def importable(name):
 
 # Runs in a fresh, isolated interpreter (`python -I`, a temporary working directory, a copy of the model folder) in
 # which `import vaelm` and `import jieba` fail: only transformers and the folder's own files are used.
-SCRIPT = BARE + r"""
+SCRIPT = (
+    BARE
+    + r"""
 import json, warnings
 warnings.simplefilter("always")
 import torch
@@ -68,6 +70,7 @@ print(json.dumps({
     "jieba_importable": importable("jieba"),
 }))
 """
+)
 
 
 def run_bare(script_text: str, folder: Path, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -78,9 +81,16 @@ def run_bare(script_text: str, folder: Path, tmp_path: Path) -> subprocess.Compl
     copy = shutil.copytree(folder, work / "model")
     (work / "script.py").write_text(script_text)
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
-    return subprocess.run([sys.executable, "-I", "script.py", str(copy)], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, env={**environment, "HF_HUB_OFFLINE": "1"}, cwd=work, timeout=600,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-I", "script.py", str(copy)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**environment, "HF_HUB_OFFLINE": "1"},
+        cwd=work,
+        timeout=600,
+        check=False,
+    )
 
 
 def run_without_vaelm(folder: Path, tmp_path: Path) -> tuple[dict, str]:
@@ -91,8 +101,11 @@ def run_without_vaelm(folder: Path, tmp_path: Path) -> tuple[dict, str]:
 
 def check_pipelines(outputs: dict, stderr: str) -> None:
     assert not outputs["vaelm_importable"] and not outputs["jieba_importable"]
-    noisy = [line for line in stderr.splitlines()
-             if any(word in line.lower() for word in ("warn", "traceback", "jieba", "custom code", "exception"))]
+    noisy = [
+        line
+        for line in stderr.splitlines()
+        if any(word in line.lower() for word in ("warn", "traceback", "jieba", "custom code", "exception"))
+    ]
     assert not noisy, "\n".join(noisy)
     for text in [outputs["first"], *outputs["given"], *outputs["sampled"]]:
         assert text.startswith("the company said"), text  # the prompt, then a continuation (a tiny model may stop)
@@ -125,7 +138,9 @@ def test_pipelines_on_a_freshly_trained_folder(tiny_model_dir, tmp_path):
 
 
 def test_bundled_pipeline_file_is_current():
-    assert (Path(vaelm.DEFAULT_MODEL) / "pipeline_vaelm.py").read_text() == (REPO / "vaelm" / "pipeline_vaelm.py").read_text()
+    assert (Path(vaelm.DEFAULT_MODEL) / "pipeline_vaelm.py").read_text() == (
+        REPO / "vaelm" / "pipeline_vaelm.py"
+    ).read_text()
 
 
 def test_sentence_vae_pipeline_rejects_bad_input():
@@ -141,9 +156,26 @@ def test_sentence_vae_pipeline_rejects_bad_input():
 def test_default_samples_are_not_runs_of_unk():
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
     for strategy in ("greedy", "beam"):
-        result = subprocess.run([sys.executable, "-W", "always", "-m", "vaelm.cli.sample", "--num", "5",
-                                 "--strategy", strategy, "--seed", "0"],
-                                capture_output=True, text=True, env=environment, timeout=300, cwd=REPO)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-W",
+                "always",
+                "-m",
+                "vaelm.cli.sample",
+                "--num",
+                "5",
+                "--strategy",
+                strategy,
+                "--seed",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=300,
+            cwd=REPO,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         lines = result.stdout.strip().splitlines()
         assert len(lines) == 5
@@ -151,13 +183,16 @@ def test_default_samples_are_not_runs_of_unk():
         assert "warn" not in result.stderr.lower(), result.stderr[-2000:]
 
 
-CHINESE_SCRIPT = BARE + r"""
+CHINESE_SCRIPT = (
+    BARE
+    + r"""
 from transformers import pipeline
 try:
     pipeline("sentence-vae", model=sys.argv[1], trust_remote_code=True)
 except ImportError as error:
     print("ImportError:", error)
 """
+)
 
 
 def test_a_chinese_model_without_jieba_says_so(tmp_path):

@@ -5,12 +5,11 @@ import logging
 
 import pytest
 import torch
+from conftest import train_tiny
 
 from vaelm import precision
 from vaelm.cli import run_command
 from vaelm.cli.evaluate import main as evaluate_main
-
-from conftest import train_tiny
 
 
 def test_native_bf16_follows_onednn_on_cpu_and_trusts_accelerators():
@@ -34,10 +33,28 @@ def test_resolve_bf16_keeps_the_request_only_where_bf16_is_native(native, monkey
 def test_commands_fall_back_to_fp32_where_bf16_is_emulated(tiny_model_dir, tiny_corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": False)
     output = tmp_path / "metrics.json"
-    status = run_command("vaelm-evaluate", evaluate_main, [
-        "--model", str(tiny_model_dir), "--data_dir", str(tiny_corpus), "--split", "test", "--iw_samples", "2",
-        "--max_sentences", "5", "--bf16", "true", "--no_progress", "true", "--output", str(output),
-    ])
+    status = run_command(
+        "vaelm-evaluate",
+        evaluate_main,
+        [
+            "--model",
+            str(tiny_model_dir),
+            "--data_dir",
+            str(tiny_corpus),
+            "--split",
+            "test",
+            "--iw_samples",
+            "2",
+            "--max_sentences",
+            "5",
+            "--bf16",
+            "true",
+            "--no_progress",
+            "true",
+            "--output",
+            str(output),
+        ],
+    )
     assert status == 0, capsys.readouterr().err[-2000:]
     assert json.loads(output.read_text(encoding="utf-8"))["bf16"] is False, "the summary records what ran"
     trained = train_tiny(tiny_corpus, tmp_path / "model", "--max_steps", "2", "--bf16", "true")

@@ -6,22 +6,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import REPO
 
 import vaelm
-from conftest import REPO
 
 MODEL = Path(vaelm.DEFAULT_MODEL)
 
 
 def run(args: list[str]) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=environment, timeout=300, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=environment, timeout=300, cwd=REPO
+    )
 
 
 def test_bundled_model_folder_is_complete_and_small():
     files = {path.name for path in MODEL.iterdir()}
-    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-            "configuration_vaelm.py", "modeling_vaelm.py", "README.md", "training_curves.png"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "configuration_vaelm.py",
+        "modeling_vaelm.py",
+        "README.md",
+        "training_curves.png",
+    } <= files
     assert (MODEL / "model.safetensors").stat().st_size <= 30_000_000
     config = json.loads((MODEL / "config.json").read_text())
     assert config["model_type"] == "vaelm" and config["vocab_size"] == 10000
@@ -40,12 +51,36 @@ def test_sample_without_model_uses_the_bundled_model():
 
 
 def test_homotopy_and_evaluate_without_model(ptb_dir):
-    result = run(["-m", "vaelm.cli.homotopy", "--start", "the company said it will buy shares",
-                  "--end", "investors are worried about the market", "--steps", "3"])
+    result = run(
+        [
+            "-m",
+            "vaelm.cli.homotopy",
+            "--start",
+            "the company said it will buy shares",
+            "--end",
+            "investors are worried about the market",
+            "--steps",
+            "3",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(result.stdout.strip().splitlines()) == 5
-    result = run(["-m", "vaelm.cli.evaluate", "--data_dir", str(ptb_dir), "--split", "test", "--iw_samples", "5",
-                  "--max_sentences", "20", "--no_progress", "true"])
+    result = run(
+        [
+            "-m",
+            "vaelm.cli.evaluate",
+            "--data_dir",
+            str(ptb_dir),
+            "--split",
+            "test",
+            "--iw_samples",
+            "5",
+            "--max_sentences",
+            "20",
+            "--no_progress",
+            "true",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["sentences"] == 20 and summary["nll"] <= summary["elbo"]
@@ -59,10 +94,18 @@ def test_readme_results_row_is_the_bundled_models_own_evaluation():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     (row,) = [line for line in readme.splitlines() if line.startswith("| **vaelm, bundled model**")]
     cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")]
-    assert cells[1:7] == [f"{evaluation['nll']:.2f}", f"{evaluation['ppl']:.1f}", f"{evaluation['elbo']:.1f}",
-                          f"{evaluation['kl']:.2f}", f"{evaluation['mi']:.2f}", f"{evaluation['au']}/32"]
+    assert cells[1:7] == [
+        f"{evaluation['nll']:.2f}",
+        f"{evaluation['ppl']:.1f}",
+        f"{evaluation['elbo']:.1f}",
+        f"{evaluation['kl']:.2f}",
+        f"{evaluation['mi']:.2f}",
+        f"{evaluation['au']}/32",
+    ]
     # The command README gives for the row is the one that produced it, on the bundled model by default.
-    (command,) = [line.split("#")[0].split() for line in readme.splitlines() if line.endswith("# the bundled model's row")]
+    (command,) = [
+        line.split("#")[0].split() for line in readme.splitlines() if line.endswith("# the bundled model's row")
+    ]
     recorded = evaluation["command"].split()
     assert command[0] == recorded[0] == "vaelm-evaluate" and "--model" not in command
     for flag in ("--split", "--iw_samples", "--seed"):

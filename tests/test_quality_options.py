@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import train_tiny
+from safetensors.torch import load_file
 from test_generation import cli
 from test_model import REMOTE_LOAD
+
 from vaelm import VAELMConfig, VAELMModel
 from vaelm.cli import homotopy as homotopy_cli
 from vaelm.cli import run_command
@@ -68,7 +68,9 @@ def test_weight_drop_changes_training_forwards_only_and_reaches_the_recurrent_we
 
 
 def test_fast_evaluation_ignores_weight_drop_and_locked_dropout():
-    regularised = tiny(weight_drop=0.5, locked_dropout=True, embedding_dropout=0.3, output_dropout=0.3, word_type_dropout=0.2)
+    regularised = tiny(
+        weight_drop=0.5, locked_dropout=True, embedding_dropout=0.3, output_dropout=0.3, word_type_dropout=0.2
+    )
     plain = tiny()
     plain.load_state_dict(regularised.state_dict())
     sequences = [row[: int(m.sum())].tolist() for row, m in zip(*batch())]
@@ -120,8 +122,12 @@ def test_every_evaluation_draws_the_same_latent_noise_and_leaves_the_training_ra
 
     ids, mask = batch(rows=8)
     sentences = [{"input_ids": row[: int(length)].tolist()} for row, length in zip(ids, mask.sum(1))]
-    args = VAETrainingArguments(output_dir=str(tmp_path), report_to=[], per_device_eval_batch_size=3, seed=5, use_cpu=True)
-    trainer = VAETrainer(model=tiny(initializer_range=0.5), args=args, eval_dataset=sentences, data_collator=VAELMCollator(0))
+    args = VAETrainingArguments(
+        output_dir=str(tmp_path), report_to=[], per_device_eval_batch_size=3, seed=5, use_cpu=True
+    )
+    trainer = VAETrainer(
+        model=tiny(initializer_range=0.5), args=args, eval_dataset=sentences, data_collator=VAELMCollator(0)
+    )
     torch.manual_seed(123)
     state = torch.get_rng_state()
     first, second = trainer.evaluate()["eval_loss"], trainer.evaluate()["eval_loss"]
@@ -152,7 +158,9 @@ def test_bn_vae_posterior_means_have_the_fixed_batch_statistics_in_training():
 # ------------------------------------------------------------------------------------------------ latent_dim 0
 def test_plain_language_model_has_no_encoder_and_an_exact_nll():
     model = tiny(latent_size=0).eval()
-    assert not any(name.startswith(("encoder.", "posterior", "latent_to_state")) for name, _ in model.named_parameters())
+    assert not any(
+        name.startswith(("encoder.", "posterior", "latent_to_state")) for name, _ in model.named_parameters()
+    )
     ids, mask = batch()
     with torch.no_grad():
         out = model(ids, mask)
@@ -168,7 +176,9 @@ def test_plain_language_model_has_no_encoder_and_an_exact_nll():
 
 @pytest.fixture(scope="module")
 def language_model_dir(tiny_corpus, tmp_path_factory) -> Path:
-    return train_tiny(tiny_corpus, tmp_path_factory.mktemp("plain_lm"), "--latent_dim", "0", "--final_eval_iw_samples", "5")
+    return train_tiny(
+        tiny_corpus, tmp_path_factory.mktemp("plain_lm"), "--latent_dim", "0", "--final_eval_iw_samples", "5"
+    )
 
 
 def test_plain_language_model_trains_saves_loads_and_samples(language_model_dir, tmp_path, capsys):
@@ -189,8 +199,13 @@ def test_plain_language_model_trains_saves_loads_and_samples(language_model_dir,
     # Loaded without the package (trust_remote_code), it scores like the package's class.
     script = tmp_path / "load.py"
     script.write_text(REMOTE_LOAD)
-    result = subprocess.run([sys.executable, "-I", str(script), str(language_model_dir)], capture_output=True,
-                            text=True, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-I", str(script), str(language_model_dir)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     remote = json.loads(result.stdout.strip().splitlines()[-1])
     assert remote["kl"] == 0.0 and remote["loss"] == pytest.approx(remote["rec"])
@@ -199,7 +214,10 @@ def test_plain_language_model_trains_saves_loads_and_samples(language_model_dir,
     assert status == 0 and len(out.splitlines()) == 3
     status, out, _ = cli(sample_cli, ["--model", str(language_model_dir), "--impute", "the company ___"])
     assert status == 0 and out.startswith("the company")
-    assert run_command("vaelm-sample", sample_cli.main, ["--model", str(language_model_dir), "--sentence", "the bank"]) == 1
+    assert (
+        run_command("vaelm-sample", sample_cli.main, ["--model", str(language_model_dir), "--sentence", "the bank"])
+        == 1
+    )
     assert "--latent_dim 0" in capsys.readouterr().err
     argv = ["--model", str(language_model_dir), "--start", "the bank", "--end", "investors"]
     assert run_command("vaelm-homotopy", homotopy_cli.main, argv) == 1
@@ -208,15 +226,29 @@ def test_plain_language_model_trains_saves_loads_and_samples(language_model_dir,
 
 # ------------------------------------------------------------------------------------------------ weight averaging
 def test_ema_weights_are_evaluated_and_saved_and_a_resumed_run_continues_the_average(tiny_corpus, tmp_path):
-    flags = ("--ema_decay", "0.9", "--save_strategy", "steps", "--save_steps", "10", "--max_steps", "20",
-             "--eval_strategy", "steps", "--eval_steps", "10")
+    flags = (
+        "--ema_decay",
+        "0.9",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "10",
+        "--max_steps",
+        "20",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "10",
+    )
     run = train_tiny(tiny_corpus, tmp_path / "run", *flags)
     saved = load_file(str(run / "model.safetensors"))
     raw = load_file(str(run / "checkpoint-20" / "model.safetensors"))
     average = load_file(str(run / "checkpoint-20" / WEIGHT_AVERAGE_FILE))
     assert set(average) == set(raw)
     assert all(torch.equal(saved[name], average[name]) for name in average), "the saved model is the average"
-    assert not torch.allclose(saved["decoder.weight_hh_l0"], raw["decoder.weight_hh_l0"]), "and differs from the raw weights"
+    assert not torch.allclose(saved["decoder.weight_hh_l0"], raw["decoder.weight_hh_l0"]), (
+        "and differs from the raw weights"
+    )
     # The step-20 evaluation (during training) saw the averaged weights, which training ends with: the same KL
     # (deterministic given the weights; the reconstruction term samples z).
     history = json.loads((run / "trainer_state.json").read_text())["log_history"]
@@ -232,9 +264,28 @@ def test_ema_weights_are_evaluated_and_saved_and_a_resumed_run_continues_the_ave
 
 
 def test_ema_with_load_best_model_at_end_keeps_the_best_checkpoints_average(tiny_corpus, tmp_path):
-    run = train_tiny(tiny_corpus, tmp_path / "run", "--ema_decay", "0.9", "--save_strategy", "steps", "--save_steps", "10",
-                     "--max_steps", "20", "--eval_strategy", "steps", "--eval_steps", "10", "--load_best_model_at_end", "true",
-                     "--metric_for_best_model", "eval_loss", "--greater_is_better", "false")
+    run = train_tiny(
+        tiny_corpus,
+        tmp_path / "run",
+        "--ema_decay",
+        "0.9",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "10",
+        "--max_steps",
+        "20",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "10",
+        "--load_best_model_at_end",
+        "true",
+        "--metric_for_best_model",
+        "eval_loss",
+        "--greater_is_better",
+        "false",
+    )
     best = json.loads((run / "trainer_state.json").read_text())["best_model_checkpoint"]
     saved = load_file(str(run / "model.safetensors"))
     average = load_file(str(Path(best) / WEIGHT_AVERAGE_FILE))
@@ -270,7 +321,9 @@ def test_copy_encoder_keeps_the_encoder_and_resets_the_decoder():
     fresh = {name: tensor.clone() for name, tensor in target.state_dict().items()}
     copy_encoder(source, target, "source")
     for name, tensor in target.state_dict().items():
-        expected = source.state_dict()[name] if name.startswith(("embed_tokens", "encoder", "posterior")) else fresh[name]
+        expected = (
+            source.state_dict()[name] if name.startswith(("embed_tokens", "encoder", "posterior")) else fresh[name]
+        )
         assert torch.equal(tensor, expected), name
     with pytest.raises(ValueError, match="--num_units"):
         copy_encoder(source, tiny(hidden_size=16), "source")
@@ -287,8 +340,12 @@ def test_init_from_flags_are_checked(tmp_path):
 
 
 def test_init_from_trains_from_an_auto_encoders_encoder(tiny_corpus, tmp_path):
-    autoencoder = train_tiny(tiny_corpus, tmp_path / "ae", "--kl_schedule", "constant", "--kl_weight", "0", "--max_steps", "10")
-    vae = train_tiny(tiny_corpus, tmp_path / "vae", "--init_from", str(autoencoder), "--max_steps", "2", "--learning_rate", "0")
+    autoencoder = train_tiny(
+        tiny_corpus, tmp_path / "ae", "--kl_schedule", "constant", "--kl_weight", "0", "--max_steps", "10"
+    )
+    vae = train_tiny(
+        tiny_corpus, tmp_path / "vae", "--init_from", str(autoencoder), "--max_steps", "2", "--learning_rate", "0"
+    )
     source, target = load_file(str(autoencoder / "model.safetensors")), load_file(str(vae / "model.safetensors"))
     assert torch.equal(source["encoder.weight_hh_l0"], target["encoder.weight_hh_l0"])
     assert not torch.equal(source["decoder.weight_hh_l0"], target["decoder.weight_hh_l0"])
@@ -299,8 +356,18 @@ def test_a_tied_model_resumes_exactly_and_without_a_missing_key_warning(tiny_cor
     from transformers.testing_utils import CaptureLogger
     from transformers.utils import logging as transformers_logging
 
-    flags = ("--tie_word_embeddings", "true", "--num_units", "16", "--max_steps", "4", "--save_strategy", "steps",
-             "--save_steps", "2")
+    flags = (
+        "--tie_word_embeddings",
+        "true",
+        "--num_units",
+        "16",
+        "--max_steps",
+        "4",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+    )
     straight = train_tiny(tiny_corpus, tmp_path / "straight", *flags)
     resumed = tmp_path / "resumed"
     resumed.mkdir()

@@ -18,9 +18,28 @@ from vaelm.cli import run_command
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 TRAINING_PAGE = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
-TINY_TRAINING = ["--embedding_size", "16", "--num_units", "24", "--latent_dim", "4", "--max_steps", "4",
-                 "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "2", "--final_eval_iw_samples", "2",
-                 "--annealing_pivot", "2", "--disable_tqdm", "true"]
+TINY_TRAINING = [
+    "--embedding_size",
+    "16",
+    "--num_units",
+    "24",
+    "--latent_dim",
+    "4",
+    "--max_steps",
+    "4",
+    "--eval_steps",
+    "2",
+    "--save_steps",
+    "2",
+    "--logging_steps",
+    "2",
+    "--final_eval_iw_samples",
+    "2",
+    "--annealing_pivot",
+    "2",
+    "--disable_tqdm",
+    "true",
+]
 
 
 def blocks(language: str, text: str = README) -> list[str]:
@@ -43,8 +62,12 @@ def commands(program: str, text: str = README) -> list[list[str]]:
 def run(program: str, argv: list[str]) -> tuple[int, str, str]:
     from vaelm.cli import evaluate, homotopy, sample, train
 
-    main = {"vaelm-sample": sample.main, "vaelm-homotopy": homotopy.main, "vaelm-evaluate": evaluate.main,
-            "vaelm-train": train.main}[program]
+    main = {
+        "vaelm-sample": sample.main,
+        "vaelm-homotopy": homotopy.main,
+        "vaelm-evaluate": evaluate.main,
+        "vaelm-train": train.main,
+    }[program]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = run_command(program, main, argv)

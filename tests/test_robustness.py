@@ -25,15 +25,29 @@ from safetensors.torch import load_file, save_file
 from vaelm import VAELMConfig, build_tokenizer
 from vaelm.cli import describe_error, run_command
 from vaelm.cli import train as train_cli
+from vaelm.cli.train import parse_arguments
 from vaelm.corpora.data import DataError, read_sentences
+from vaelm.pretrained.checkpoints import last_complete_checkpoint, resolve_resume
 from vaelm.pretrained.loading import ModelLoadError, load_model_and_tokenizer
 from vaelm.training.trainer import VAETrainer, kl_weight_at
-from vaelm.pretrained.checkpoints import last_complete_checkpoint, resolve_resume
-from vaelm.cli.train import parse_arguments
 
 TINY = [
-    "--embedding_size", "16", "--num_units", "24", "--latent_dim", "4", "--batch_size", "16",
-    "--annealing_pivot", "10", "--learning_rate", "0.01", "--disable_tqdm", "true", "--seed", "0",
+    "--embedding_size",
+    "16",
+    "--num_units",
+    "24",
+    "--latent_dim",
+    "4",
+    "--batch_size",
+    "16",
+    "--annealing_pivot",
+    "10",
+    "--learning_rate",
+    "0.01",
+    "--disable_tqdm",
+    "true",
+    "--seed",
+    "0",
 ]
 ERROR_PREFIX = "vaelm-train: error: "
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -105,10 +119,23 @@ def test_non_utf8_names_file_and_line_in_a_real_process(tmp_path):
     """The error is raised inside datasets' generator; the real console entry point still prints one paragraph."""
     corpus = write_corpus(tmp_path / "corpus", {"train": 20, "valid": 10})
     bad = corpus / "train.txt"
-    bad.write_bytes("first line\r\nsecond line\n".encode() + b"caf\xe9 latin-1 here\n")
+    bad.write_bytes(b"first line\r\nsecond line\n" + b"caf\xe9 latin-1 here\n")
     result = subprocess.run(
-        [sys.executable, "-m", "vaelm.cli.train", "--data_dir", str(corpus), "--output_dir", str(tmp_path / "out"), *TINY],
-        capture_output=True, text=True, timeout=300, cwd=REPO, env=ONE_THREAD,
+        [
+            sys.executable,
+            "-m",
+            "vaelm.cli.train",
+            "--data_dir",
+            str(corpus),
+            "--output_dir",
+            str(tmp_path / "out"),
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=ONE_THREAD,
     )
     line = error_line(result.returncode, result.stderr)
     assert f"{bad}, line 3" in line and "UTF-8" in line and "0xe9" in line
@@ -116,7 +143,7 @@ def test_non_utf8_names_file_and_line_in_a_real_process(tmp_path):
 
 def test_debug_flag_and_env_let_the_traceback_through(tmp_path, capsys, monkeypatch):
     argv = ["--data_dir", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "out"), *TINY]
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match=r"does not exist"):
         run_command("vaelm-train", train_cli.main, ["--debug", *argv])
     monkeypatch.setenv("VAELM_DEBUG", "1")
     with pytest.raises(DataError):
@@ -139,20 +166,33 @@ def test_describe_error_names_foreign_errors_and_their_cause():
 # ------------------------------------------------------------------------------------------------ bad config
 @pytest.mark.parametrize(
     "flag, value",
-    [("--num_units", "-5"), ("--latent_dim", "-1"), ("--embedding_size", "-1"), ("--num_layers", "0"),
-     ("--keep_prob", "0"), ("--keep_prob", "1.5"), ("--batch_size", "0"), ("--learning_rate", "-1"),
-     ("--max_length", "0"), ("--output_dropout", "1")],
+    [
+        ("--num_units", "-5"),
+        ("--latent_dim", "-1"),
+        ("--embedding_size", "-1"),
+        ("--num_layers", "0"),
+        ("--keep_prob", "0"),
+        ("--keep_prob", "1.5"),
+        ("--batch_size", "0"),
+        ("--learning_rate", "-1"),
+        ("--max_length", "0"),
+        ("--output_dropout", "1"),
+    ],
 )
 def test_impossible_values_name_their_flag(flag, value, tiny_corpus, tmp_path, capsys):
-    line = error_line(*cli_train(capsys, "--data_dir", tiny_corpus, "--output_dir", tmp_path / "out", *TINY, flag, value))
+    line = error_line(
+        *cli_train(capsys, "--data_dir", tiny_corpus, "--output_dir", tmp_path / "out", *TINY, flag, value)
+    )
     assert flag in line and value in line
 
 
 @pytest.mark.parametrize(
     "argv, expected",
-    [(["--hidden_size", "64"], "Unknown flag --hidden_size (did you mean --num_units?)"),
-     (["--keep_probs", "0.7"], "Unknown flag --keep_probs (did you mean --keep_prob?)"),
-     (["stray"], "Unexpected value 'stray' (a value must follow its flag)")],
+    [
+        (["--hidden_size", "64"], "Unknown flag --hidden_size (did you mean --num_units?)"),
+        (["--keep_probs", "0.7"], "Unknown flag --keep_probs (did you mean --keep_prob?)"),
+        (["stray"], "Unexpected value 'stray' (a value must follow its flag)"),
+    ],
 )
 def test_unknown_flags_are_named_with_the_flag_meant(argv, expected, tmp_path, capsys):
     # The data folder does not exist either: the mistyped flag is what gets reported, before any value is checked.
@@ -169,6 +209,7 @@ def test_unknown_config_file_keys_are_named_as_keys(tmp_path, capsys):
 
 def test_every_command_takes_a_config_file_of_flags(tmp_path):
     from transformers import HfArgumentParser
+
     from vaelm.cli import parse_flags
     from vaelm.cli.evaluate import parse_arguments as evaluate_arguments
     from vaelm.cli.push import PushArguments
@@ -198,13 +239,13 @@ def test_other_commands_name_unknown_flags_too(capsys):
 
 
 def test_config_rejects_impossible_values():
-    with pytest.raises(ValueError, match="hidden_size"):
+    with pytest.raises(ValueError, match=r"hidden_size"):
         VAELMConfig(hidden_size=-3)
-    with pytest.raises(ValueError, match="keep_prob"):
+    with pytest.raises(ValueError, match=r"keep_prob"):
         VAELMConfig(word_dropout=1.0)
-    with pytest.raises(ValueError, match="embedding_dropout"):
+    with pytest.raises(ValueError, match=r"embedding_dropout"):
         VAELMConfig(embedding_dropout="0.5")
-    with pytest.raises(ValueError, match="special token ids"):
+    with pytest.raises(ValueError, match=r"special token ids"):
         VAELMConfig(vocab_size=3)
 
 
@@ -237,9 +278,18 @@ def _model_like(kind: str, source: Path, folder: Path) -> tuple[str, list[str]]:
 @pytest.mark.parametrize("kind", ["missing", "not_a_model", "other_model_type", "no_weights", "pickle_only"])
 def test_unusable_model_path_is_one_clear_error(kind, tiny_model_dir, tiny_corpus, tmp_path, capsys):
     path, needles = _model_like(kind, tiny_model_dir, tmp_path / "model")
-    line = error_line(*cli_train(
-        capsys, "--data_dir", tiny_corpus, "--output_dir", tmp_path / "out", *TINY, "--model_name_or_path", path,
-    ))
+    line = error_line(
+        *cli_train(
+            capsys,
+            "--data_dir",
+            tiny_corpus,
+            "--output_dir",
+            tmp_path / "out",
+            *TINY,
+            "--model_name_or_path",
+            path,
+        )
+    )
     for needle in needles:
         assert needle in line
     with pytest.raises(ModelLoadError) as raised:  # the shared loader of every command says the same
@@ -250,13 +300,23 @@ def test_unusable_model_path_is_one_clear_error(kind, tiny_model_dir, tiny_corpu
 def test_mismatched_tokenizer_names_both_flags(tiny_model_dir, tiny_corpus, tmp_path, capsys):
     other = tmp_path / "other_tokenizer"
     build_tokenizer(["alpha beta gamma delta epsilon"]).save_pretrained(other)
-    line = error_line(*cli_train(
-        capsys, "--data_dir", tiny_corpus, "--output_dir", tmp_path / "out", *TINY,
-        "--model_name_or_path", tiny_model_dir, "--tokenizer", other,
-    ))
+    line = error_line(
+        *cli_train(
+            capsys,
+            "--data_dir",
+            tiny_corpus,
+            "--output_dir",
+            tmp_path / "out",
+            *TINY,
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--tokenizer",
+            other,
+        )
+    )
     assert f"--tokenizer {other}" in line and f"--model_name_or_path {tiny_model_dir}" in line
     assert "vocab_size" in line
-    with pytest.raises(ModelLoadError, match="has 9 entries but the model's vocab_size is"):
+    with pytest.raises(ModelLoadError, match=r"has 9 entries but the model's vocab_size is"):
         load_model_and_tokenizer(tiny_model_dir, tokenizer=other)
 
 
@@ -275,36 +335,47 @@ def test_loading_needs_no_remote_code_and_refuses_damaged_files(tiny_model_dir, 
     shutil.copytree(tiny_model_dir, copy)
     config = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps({**config, "latent_size": -2}))
-    with pytest.raises(ModelLoadError, match="config.json holds impossible values: VAELMConfig.latent_size"):
+    with pytest.raises(ModelLoadError, match=r"config.json holds impossible values: VAELMConfig.latent_size"):
         load_model_and_tokenizer(copy)
     (copy / "config.json").write_text(json.dumps({**config, "hidden_size": 2 * config["hidden_size"]}))
-    with pytest.raises(ModelLoadError, match="do not fit|could not be loaded"):  # weights shaped for another config
+    with pytest.raises(ModelLoadError, match=r"do not fit|could not be loaded"):  # weights shaped for another config
         load_model_and_tokenizer(copy)
     (copy / "config.json").write_text(json.dumps(config))
     weights = load_file(copy / "model.safetensors")
     save_file({k: v for k, v in weights.items() if not k.startswith("lm_head")}, copy / "model.safetensors")
-    with pytest.raises(ModelLoadError, match="missing keys: lm_head"):  # never silently left at random
+    with pytest.raises(ModelLoadError, match=r"missing keys: lm_head"):  # never silently left at random
         load_model_and_tokenizer(copy)
     with open(copy / "model.safetensors", "r+b") as handle:
         handle.truncate(100)
-    with pytest.raises(ModelLoadError, match="truncated"):
+    with pytest.raises(ModelLoadError, match=r"truncated"):
         load_model_and_tokenizer(copy)
     (copy / "tokenizer.json").unlink()
     shutil.copy(tiny_model_dir / "model.safetensors", copy)
-    with pytest.raises(ModelLoadError, match="no tokenizer.json"):
+    with pytest.raises(ModelLoadError, match=r"no tokenizer.json"):
         load_model_and_tokenizer(copy)
-    with pytest.raises(ModelLoadError, match="vaelm-user/no-such-model"):  # a Hub id that is not cached, offline
+    with pytest.raises(ModelLoadError, match=r"vaelm-user/no-such-model"):  # a Hub id that is not cached, offline
         load_model_and_tokenizer("vaelm-user/no-such-model", local_files_only=True)
-    with pytest.raises(ModelLoadError, match="runs_ptb does not exist"):  # a mistyped folder is not looked up online
+    with pytest.raises(ModelLoadError, match=r"runs_ptb does not exist"):  # a mistyped folder is not looked up online
         load_model_and_tokenizer("runs_ptb")
 
 
 # ------------------------------------------------------------------------------------------------ NaN loss
 def test_nan_loss_stops_with_the_step_number(tiny_corpus, tmp_path, capsys):
     out = tmp_path / "out"
-    line = error_line(*cli_train(
-        capsys, "--data_dir", tiny_corpus, "--output_dir", out, *TINY, "--max_steps", "20", "--learning_rate", "1e30",
-    ))
+    line = error_line(
+        *cli_train(
+            capsys,
+            "--data_dir",
+            tiny_corpus,
+            "--output_dir",
+            out,
+            *TINY,
+            "--max_steps",
+            "20",
+            "--learning_rate",
+            "1e30",
+        )
+    )
     assert re.search(r"became (nan|inf) at step \d+", line) and "--learning_rate" in line
     assert not (out / "model.safetensors").exists()
 
@@ -322,10 +393,22 @@ def test_nan_loss_keeps_the_last_good_checkpoint(tiny_corpus, tmp_path, capsys, 
 
     monkeypatch.setattr(VAETrainer, "training_step", blow_up_after_step_7)
     out = tmp_path / "out"
-    line = error_line(*cli_train(
-        capsys, "--data_dir", tiny_corpus, "--output_dir", out, *TINY, "--max_steps", "20", "--save_steps", "5",
-        "--logging_steps", "5",
-    ))
+    line = error_line(
+        *cli_train(
+            capsys,
+            "--data_dir",
+            tiny_corpus,
+            "--output_dir",
+            out,
+            *TINY,
+            "--max_steps",
+            "20",
+            "--save_steps",
+            "5",
+            "--logging_steps",
+            "5",
+        )
+    )
     assert "at step 8" in line and "--resume_from_checkpoint true" in line
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-5"]
     assert last_complete_checkpoint(out) == out / "checkpoint-5"
@@ -403,7 +486,11 @@ def test_sigkill_then_resume_loses_nothing(uninterrupted, tiny_corpus, tmp_path,
     script.write_text(SLOW_RUN)
     process = subprocess.Popen(
         [sys.executable, str(script), "--data_dir", str(tiny_corpus), "--output_dir", str(out), *RESUME_FLAGS],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO, env={**ONE_THREAD, "SLOW_STEP_S": "0.1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**ONE_THREAD, "SLOW_STEP_S": "0.1"},
     )
     try:
         deadline = time.monotonic() + 240
@@ -433,14 +520,29 @@ def test_sigkill_then_resume_loses_nothing(uninterrupted, tiny_corpus, tmp_path,
     (out / "checkpoint-29" / "trainer_state.json").write_text(state[: len(state) // 2])
     assert last_complete_checkpoint(out) == killed_at
     assert resolve_resume("true", str(out)) == str(killed_at)
-    line = error_line(*cli_train(
-        capsys, "--data_dir", tiny_corpus, "--output_dir", out, *RESUME_FLAGS,
-        "--resume_from_checkpoint", out / "checkpoint-29",
-    ))
+    line = error_line(
+        *cli_train(
+            capsys,
+            "--data_dir",
+            tiny_corpus,
+            "--output_dir",
+            out,
+            *RESUME_FLAGS,
+            "--resume_from_checkpoint",
+            out / "checkpoint-29",
+        )
+    )
     assert str(out / "checkpoint-29") in line and "cut short" in line and str(killed_at) in line
 
     status, stderr = cli_train(
-        capsys, "--data_dir", tiny_corpus, "--output_dir", out, *RESUME_FLAGS, "--resume_from_checkpoint", "true",
+        capsys,
+        "--data_dir",
+        tiny_corpus,
+        "--output_dir",
+        out,
+        *RESUME_FLAGS,
+        "--resume_from_checkpoint",
+        "true",
     )
     assert status == 0, stderr[-3000:]
     assert "Skipping unfinished checkpoint folders" in caplog.text and "checkpoint-28, checkpoint-29" in caplog.text
@@ -461,7 +563,14 @@ def test_resuming_at_max_steps_takes_no_step(uninterrupted, tiny_corpus, capsys)
     final = uninterrupted / "checkpoint-30"
     weights = load_file(final / "model.safetensors")
     status, stderr = cli_train(
-        capsys, "--data_dir", tiny_corpus, "--output_dir", uninterrupted, *RESUME_FLAGS, "--resume_from_checkpoint", "true",
+        capsys,
+        "--data_dir",
+        tiny_corpus,
+        "--output_dir",
+        uninterrupted,
+        *RESUME_FLAGS,
+        "--resume_from_checkpoint",
+        "true",
     )
     assert status == 0, stderr[-3000:]
     state = json.loads((uninterrupted / "trainer_state.json").read_text())

@@ -36,8 +36,11 @@ def signature_defaults(function, renamed: dict | None = None, only: set | None =
     bundled model, which the flag names itself).
     """
     renamed = renamed or {}
-    return {renamed.get(name, name): parameter.default for name, parameter in inspect.signature(function).parameters.items()
-            if parameter.default is not inspect.Parameter.empty and (only is None or name in only) and name not in skip}
+    return {
+        renamed.get(name, name): parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not inspect.Parameter.empty and (only is None or name in only) and name not in skip
+    }
 
 
 def dataclass_defaults(cls) -> dict:
@@ -55,15 +58,22 @@ def library_defaults(command: str) -> dict:
     config = dataclass_defaults(VAELMConfig)
     if command == "train":
         model = {flag: flag_value(name, config[name]) for name, flag in TRAINING_FLAGS.items()}
-        data = {"max_length": config["max_sentence_length"], "vocab_size": config["vocab_size"], "lang": config["lang"],
-                "sentence_split": config["sentence_split"]}
+        data = {
+            "max_length": config["max_sentence_length"],
+            "vocab_size": config["vocab_size"],
+            "lang": config["lang"],
+            "sentence_split": config["sentence_split"],
+        }
         return {**model, **data}
     decoding_defaults = dataclass_defaults(decoding.DecodingConfig)
     if command == "evaluate":
         return signature_defaults(evaluate_sequences)
     if command == "sample":
         # impute's num and mean are the Python call's (the command decides them from --num and --mean).
-        return {**decoding_defaults, **signature_defaults(SentenceVAE.impute, {"steps": "impute_steps"}, only={"steps"})}
+        return {
+            **decoding_defaults,
+            **signature_defaults(SentenceVAE.impute, {"steps": "impute_steps"}, only={"steps"}),
+        }
     if command == "homotopy":
         return {**decoding_defaults, **signature_defaults(SentenceVAE.homotopy)}
     if command == "map":
@@ -75,7 +85,16 @@ def library_defaults(command: str) -> dict:
 
 # Flags whose counterpart must be found (a test that matched nothing would pass vacuously).
 EXPECTED_MATCHES = {
-    "train": {"embedding_size", "num_units", "latent_dim", "keep_prob", "cell_type", "max_length", "vocab_size", "lang"},
+    "train": {
+        "embedding_size",
+        "num_units",
+        "latent_dim",
+        "keep_prob",
+        "cell_type",
+        "max_length",
+        "vocab_size",
+        "lang",
+    },
     "evaluate": {"iw_samples", "batch_size", "chunk_size", "seed"},
     "sample": {"strategy", "no_unk", "num_beams", "max_new_tokens", "impute_steps"},
     "homotopy": {"strategy", "no_unk", "steps", "mode"},
@@ -89,10 +108,15 @@ EXPECTED_MATCHES = {
 def test_every_command_line_default_equals_its_library_default(command):
     flags, library = parser_defaults(command), library_defaults(command)
     shared = set(flags) & set(library)
-    assert EXPECTED_MATCHES[command] <= shared, f"vaelm-{command}: no library counterpart for {EXPECTED_MATCHES[command] - shared}"
+    assert EXPECTED_MATCHES[command] <= shared, (
+        f"vaelm-{command}: no library counterpart for {EXPECTED_MATCHES[command] - shared}"
+    )
     # An empty list flag (nargs "+") and a library's None both mean "none".
-    differing = {name: (flags[name], library[name]) for name in shared
-                 if flags[name] != library[name] and not (flags[name] == [] and library[name] is None)}
+    differing = {
+        name: (flags[name], library[name])
+        for name in shared
+        if flags[name] != library[name] and not (flags[name] == [] and library[name] is None)
+    }
     assert not differing, f"vaelm-{command}: flag default != library default: {differing}"
 
 
@@ -104,8 +128,22 @@ def test_model_flags_are_the_config_fields_under_the_original_names():
         assert flag in flags, f"VAELMConfig.{name} has no vaelm-train flag --{flag}"
     assert flags["keep_prob"] == 1 - VAELMConfig().word_dropout == 0.75
     assert flags["latent_dim"] == VAELMConfig().latent_size == 13
-    model_args, _, _ = parse_arguments(["--embedding_size", "8", "--num_units", "12", "--latent_dim", "0",
-                                        "--keep_prob", "0.6", "--cell_type", "gru", "--output_dir", "unused"])
+    model_args, _, _ = parse_arguments(
+        [
+            "--embedding_size",
+            "8",
+            "--num_units",
+            "12",
+            "--latent_dim",
+            "0",
+            "--keep_prob",
+            "0.6",
+            "--cell_type",
+            "gru",
+            "--output_dir",
+            "unused",
+        ]
+    )
     config = model_args.config
     assert (config.embedding_size, config.hidden_size, config.latent_size, config.cell_type) == (8, 12, 0, "gru")
     assert config.word_dropout == pytest.approx(0.4) and not config.has_latent
@@ -138,8 +176,11 @@ def test_has_latent_is_the_one_test_of_a_plain_language_model():
     assert VAELMConfig().has_latent and not VAELMConfig(latent_size=0).has_latent
     package = Path(vaelm.__path__[0])
     # Every file but the rule's home (configuration_vaelm.py) and the bundled model's copy of it.
-    sources = {path: path.read_text(encoding="utf-8") for path in package.rglob("*.py")
-               if "ptb" not in path.parts and path.name != "configuration_vaelm.py"}
+    sources = {
+        path: path.read_text(encoding="utf-8")
+        for path in package.rglob("*.py")
+        if "ptb" not in path.parts and path.name != "configuration_vaelm.py"
+    }
     for pattern in (r"latent_size\)? == 0", r"not [\w.]*latent_size\b", r"latent_size\)? > 0"):
         found = [str(path.relative_to(package)) for path, text in sources.items() if re.search(pattern, text)]
         assert not found, f"{pattern!r} in {found}: use VAELMConfig.has_latent"
@@ -150,7 +191,10 @@ def test_the_travelling_pipeline_has_the_library_defaults():
 
     assert pipeline_vaelm.UNSPACED_SEGMENTATIONS == decoding.UNSPACED_SEGMENTATIONS
     assert pipeline_vaelm.HOMOTOPY_STEPS == decoding.HOMOTOPY_STEPS
-    assert inspect.signature(pipeline_vaelm.SentenceVAEPipeline.preprocess).parameters["steps"].default == decoding.HOMOTOPY_STEPS
+    assert (
+        inspect.signature(pipeline_vaelm.SentenceVAEPipeline.preprocess).parameters["steps"].default
+        == decoding.HOMOTOPY_STEPS
+    )
     assert decoding.INTERPOLATIONS[0] == "linear"  # the pipeline's default, slerp=False
     # Both pipelines decode with the model's generation_config: greedy, whole sentences, <unk> as DecodingConfig says.
     config = VAELMConfig()
@@ -193,17 +237,37 @@ def test_the_cards_reproduce_command_rebuilds_the_model_flags_from_the_same_tabl
     from vaelm.configuration_vaelm import training_flags
     from vaelm.hub.reproduce import training_command
 
-    config = VAELMConfig(embedding_size=64, hidden_size=96, latent_size=8, num_layers=2, cell_type="gru",
-                         bidirectional_encoder=True, word_dropout=0.4, weight_drop=0.1, tie_word_embeddings=True).to_dict()
+    config = VAELMConfig(
+        embedding_size=64,
+        hidden_size=96,
+        latent_size=8,
+        num_layers=2,
+        cell_type="gru",
+        bidirectional_encoder=True,
+        word_dropout=0.4,
+        weight_drop=0.1,
+        tie_word_embeddings=True,
+    ).to_dict()
     flags = training_flags(config)
-    assert list(flags) == ["embedding_size", "num_units", "latent_dim", "num_layers", "cell_type",
-                           "bidirectional_encoder", "keep_prob", "weight_drop", "tie_word_embeddings"]
+    assert list(flags) == [
+        "embedding_size",
+        "num_units",
+        "latent_dim",
+        "num_layers",
+        "cell_type",
+        "bidirectional_encoder",
+        "keep_prob",
+        "weight_drop",
+        "tie_word_embeddings",
+    ]
     assert "output_dropout" not in flags and "locked_dropout" not in flags  # defaults are left out
     record = {"datasets": ["ptb-text-only/ptb_text_only"], "training_arguments": {"learning_rate": 0.001, "seed": 1}}
     command = training_command(config, record)
-    assert command.startswith("vaelm-train --dataset ptb --embedding_size 64 --num_units 96 --latent_dim 8 --num_layers 2 "
-                              "--cell_type gru --bidirectional_encoder true --keep_prob 0.6 --weight_drop 0.1 "
-                              "--tie_word_embeddings true ")
+    assert command.startswith(
+        "vaelm-train --dataset ptb --embedding_size 64 --num_units 96 --latent_dim 8 --num_layers 2 "
+        "--cell_type gru --bidirectional_encoder true --keep_prob 0.6 --weight_drop 0.1 "
+        "--tie_word_embeddings true "
+    )
     # What the command says, vaelm-train parses back into the same model.
     argv = [*command.split()[1:], "--output_dir", str(tmp_path)]
     model_args, _, _ = parse_arguments(argv)

@@ -130,7 +130,9 @@ def test_bidirectional_and_multilayer_encoders(path):
             torch.testing.assert_close(nll, reference_nll(model, input_ids, z), rtol=1e-5, atol=1e-4)
             if not overrides.get("bidirectional_encoder"):
                 mu, _ = model.encode(input_ids, attention_mask)
-                torch.testing.assert_close(mu, reference_posterior(model, input_ids, attention_mask)[0], rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(
+                    mu, reference_posterior(model, input_ids, attention_mask)[0], rtol=1e-5, atol=1e-5
+                )
 
 
 def test_collator_output_matches_plain_padding():

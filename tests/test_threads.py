@@ -62,8 +62,14 @@ def test_default_leaves_out_the_cores_other_processes_keep_busy(no_thread_enviro
 def test_busy_cores_sees_a_busy_loop():
     """A real busy-loop process pinned to one of this process's cores shows up as about one busy core."""
     core = min(os.sched_getaffinity(0))
-    loop = subprocess.Popen([sys.executable, "-c", "import os, time\nos.sched_setaffinity(0, {%d})\n"
-                             "end = time.time() + 3\nwhile time.time() < end: pass" % core])
+    loop = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import os, time\nos.sched_setaffinity(0, {{{core}}})\n"
+            "end = time.time() + 3\nwhile time.time() < end: pass",
+        ]
+    )
     try:
         time.sleep(0.5)
         busy = threads.busy_cores(0.5)

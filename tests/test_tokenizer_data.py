@@ -23,7 +23,10 @@ def test_ptb_unk_maps_to_the_unk_id_without_a_hole():
     assert ids[2] == tokenizer.unk_token_id
     assert tokenizer("never seen")["input_ids"][1:] == [tokenizer.unk_token_id] * 2
     whole = encode_sentences(tokenizer, ["the <unk> rose", "never"])
-    assert whole == [[*ids, tokenizer.eos_token_id], [tokenizer.bos_token_id, tokenizer.unk_token_id, tokenizer.eos_token_id]]
+    assert whole == [
+        [*ids, tokenizer.eos_token_id],
+        [tokenizer.bos_token_id, tokenizer.unk_token_id, tokenizer.eos_token_id],
+    ]
 
 
 def test_vocab_size_and_min_frequency():
@@ -56,7 +59,13 @@ def test_chinese_words_are_segmented_and_decoded_without_spaces():
 
 def test_character_level_option():
     tokenizer = build_tokenizer(["我爱北京"], segmentation="char")
-    assert tokenizer.convert_ids_to_tokens(encode_sentences(tokenizer, ["我爱京"], "char")[0]) == ["<s>", "我", "爱", "京", "</s>"]
+    assert tokenizer.convert_ids_to_tokens(encode_sentences(tokenizer, ["我爱京"], "char")[0]) == [
+        "<s>",
+        "我",
+        "爱",
+        "京",
+        "</s>",
+    ]
 
 
 def test_read_sentences_normalises_messy_text(tmp_path):
@@ -72,7 +81,9 @@ def test_read_sentences_normalises_messy_text(tmp_path):
 def test_loads_the_real_ptb_files(ptb_dir):
     splits = load_text_splits(data_dir=ptb_dir)
     assert {split: len(splits[split]) for split in splits} == {"train": 42068, "valid": 3370, "test": 3761}
-    assert splits["train"][1]["text"] == "pierre <unk> N years old will join the board as a nonexecutive director nov. N"
+    assert (
+        splits["train"][1]["text"] == "pierre <unk> N years old will join the board as a nonexecutive director nov. N"
+    )
 
 
 def test_tokenize_splits_filters_long_sentences_and_counts(tmp_path, caplog):
@@ -139,7 +150,7 @@ def test_hub_dataset_path_with_text_column_and_held_out_splits(tmp_path):
     folder = tmp_path / "hub_like"
     folder.mkdir()
     rows = [f'{{"sentence": "  sentence   number {i} ", "id": {i}}}' for i in range(60)]
-    (folder / "train.jsonl").write_text("\n".join(rows + ['{"sentence": "   ", "id": 99}']) + "\n")
+    (folder / "train.jsonl").write_text("\n".join([*rows, '{"sentence": "   ", "id": 99}']) + "\n")
     splits = load_text_splits(dataset=str(folder), text_column="sentence", validation_size=5)
     assert {name: len(part) for name, part in splits.items()} == {"train": 50, "valid": 5, "test": 5}
     assert splits["train"].column_names == ["text"]

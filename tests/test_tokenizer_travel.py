@@ -21,10 +21,20 @@ from vaelm.tokenization_vaelm import (
     segment,
 )
 
-AS_WRITTEN = ["“Go ’way!” said he.", "Tell ’em ’twas I, Mr. Holmes.", "It cost £1,000 in all.",
-              "He wore a sou’-wester.", "I don’t know; it’s late."]
-MORE = ["‘Go,’ he said, ‘it’s Smith’s.’", "I don't know; it's 5% off, 'tis true.", "“’Tis so,” he said… O’Brien’s.",
-        "Suddenly he--the captain, that is--began.", "’Gainst the wind, ’mong the trees, ’neath the moon."]
+AS_WRITTEN = [
+    "“Go ’way!” said he.",
+    "Tell ’em ’twas I, Mr. Holmes.",
+    "It cost £1,000 in all.",
+    "He wore a sou’-wester.",
+    "I don’t know; it’s late.",
+]
+MORE = [
+    "‘Go,’ he said, ‘it’s Smith’s.’",
+    "I don't know; it's 5% off, 'tis true.",
+    "“’Tis so,” he said… O’Brien’s.",
+    "Suddenly he--the captain, that is--began.",
+    "’Gainst the wind, ’mong the trees, ’neath the moon.",
+]
 CHINESE = ["我在年青时候也曾经做过许多梦。", "后来大半忘却了，但自己也并不以为可惜。"]
 
 
@@ -32,11 +42,21 @@ def run_bare(script: str, *args: str, cwd: Path, block: tuple[str, ...] = ()) ->
     """Run `script` in a fresh interpreter that cannot import vaelm (`-I`, no PYTHONPATH, cwd outside the repo; the
     editable install's finder is defeated by `sys.modules["vaelm"] = None`), nor the modules in `block`; returns the
     JSON of its last line."""
-    prelude = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in ("vaelm", *block)) + (
-        "try:\n    import vaelm\n    sys.exit('vaelm is importable')\nexcept ImportError:\n    pass\n")
+    prelude = (
+        "import sys\n"
+        + "".join(f"sys.modules[{name!r}] = None\n" for name in ("vaelm", *block))
+        + ("try:\n    import vaelm\n    sys.exit('vaelm is importable')\nexcept ImportError:\n    pass\n")
+    )
     environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONSTARTUP")}
-    result = subprocess.run([sys.executable, "-I", "-c", prelude + script, *args], capture_output=True, text=True,
-                            cwd=cwd, env={**environment, "HF_HUB_OFFLINE": "1"}, stdin=subprocess.DEVNULL, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", prelude + script, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**environment, "HF_HUB_OFFLINE": "1"},
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return {**json.loads(result.stdout.strip().splitlines()[-1]), "stderr": result.stderr}
 
@@ -124,7 +144,7 @@ def test_a_chinese_tokenizer_cuts_words_without_vaelm_as_training_did(chinese_to
     output = run_bare(CHINESE_SCRIPT, str(folder), json.dumps(CHINESE), cwd=tmp_path)
     assert output["class"] == "VAELMTokenizer"
     expected = encode_sentences(chinese_tokenizer, CHINESE, "jieba")  # what training fed the model (with </s>)
-    assert [row + [chinese_tokenizer.eos_token_id] for row in output["ids"]] == expected
+    assert [[*row, chinese_tokenizer.eos_token_id] for row in output["ids"]] == expected
     assert sum(i == chinese_tokenizer.unk_token_id for row in output["ids"] for i in row) <= 2  # known words
     assert output["decoded"] == CHINESE
 
@@ -171,8 +191,9 @@ def test_text_generation_continues_a_chinese_prompt_from_its_words(luxun_dir, tm
     assert output["text"].startswith(prompt) and not output["text"].startswith(prompt + " ")
 
 
-def test_with_vaelm_imported_auto_tokenizer_finds_the_chinese_tokenizer_without_remote_code(chinese_tokenizer, tmp_path,
-                                                                                          monkeypatch):
+def test_with_vaelm_imported_auto_tokenizer_finds_the_chinese_tokenizer_without_remote_code(
+    chinese_tokenizer, tmp_path, monkeypatch
+):
     import builtins
 
     from transformers import AutoTokenizer

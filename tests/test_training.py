@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, train_tiny
+
 from vaelm.training.trainer import VAETrainingArguments, kl_weight_at
 
 
@@ -49,15 +49,32 @@ def log_lines(folder: Path) -> list[dict]:
 
 
 def test_tiny_training_run_logs_components_and_loss_falls(tiny_corpus, tmp_path):
-    out = train_tiny(tiny_corpus, tmp_path / "run", "--max_steps", "60", "--logging_steps", "5",
-                     "--eval_strategy", "steps", "--eval_steps", "30", "--kl_schedule", "linear",
-                     "--annealing_pivot", "30", "--free_bits", "0.1")
+    out = train_tiny(
+        tiny_corpus,
+        tmp_path / "run",
+        "--max_steps",
+        "60",
+        "--logging_steps",
+        "5",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "30",
+        "--kl_schedule",
+        "linear",
+        "--annealing_pivot",
+        "30",
+        "--free_bits",
+        "0.1",
+    )
     history = log_lines(out)
     train_logs = [entry for entry in history if "rec_loss" in entry and "loss" in entry]
     assert len(train_logs) == 12
     assert train_logs[-1]["rec_loss"] < train_logs[0]["rec_loss"] - 5, "the reconstruction loss must fall"
-    assert [round(entry["beta"], 3) for entry in train_logs[:2]] == [round(sum(range(0, 5)) / 5 / 30, 3),
-                                                                       round(sum(range(5, 10)) / 5 / 30, 3)]
+    assert [round(entry["beta"], 3) for entry in train_logs[:2]] == [
+        round(sum(range(0, 5)) / 5 / 30, 3),
+        round(sum(range(5, 10)) / 5 / 30, 3),
+    ]
     assert all(entry["kl"] >= 0 for entry in train_logs)
     evals = [entry for entry in history if "eval_elbo" in entry]
     assert len(evals) >= 2
@@ -129,13 +146,45 @@ def test_two_process_accelerate_launch(tiny_corpus, tmp_path):
     out = tmp_path / "ddp"
 
     def launch():
-        return run_cli([
-            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-            free_port(), "scripts/train.py", "--data_dir", str(tiny_corpus), "--output_dir", str(out),
-            "--embedding_size", "16", "--num_units", "16", "--latent_dim", "4", "--batch_size", "8", "--max_steps", "6",
-            "--logging_steps", "3", "--save_strategy", "no", "--disable_tqdm", "true",
-        ])
+        return run_cli(
+            [
+                sys.executable,
+                "-m",
+                "accelerate.commands.launch",
+                "--multi_gpu",
+                "--num_processes",
+                "2",
+                "--num_machines",
+                "1",
+                "--mixed_precision",
+                "no",
+                "--dynamo_backend",
+                "no",
+                "--main_process_port",
+                free_port(),
+                "scripts/train.py",
+                "--data_dir",
+                str(tiny_corpus),
+                "--output_dir",
+                str(out),
+                "--embedding_size",
+                "16",
+                "--num_units",
+                "16",
+                "--latent_dim",
+                "4",
+                "--batch_size",
+                "8",
+                "--max_steps",
+                "6",
+                "--logging_steps",
+                "3",
+                "--save_strategy",
+                "no",
+                "--disable_tqdm",
+                "true",
+            ]
+        )
 
     result = launch()
     if result.returncode != 0 and "terminate called without an active exception" in result.stderr:

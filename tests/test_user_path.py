@@ -19,8 +19,8 @@ import yaml
 from conftest import REPO
 from test_robustness import TINY, cli_train
 
-from vaelm.pretrained.model_folder import RUN_CONFIGURATION_NAME
 from vaelm.corpora.data import DataError, download_ptb, load_text_splits
+from vaelm.pretrained.model_folder import RUN_CONFIGURATION_NAME
 from vaelm.training import progress_log
 from vaelm.training.progress_log import ProgressLog, format_duration
 
@@ -36,9 +36,16 @@ def umask_mode() -> int:
 def train_to_file(argv: list, log: Path) -> str:
     """Run vaelm-train in a subprocess with stdout and stderr redirected to `log` (as a cluster job does)."""
     with log.open("w") as handle:
-        result = subprocess.run([sys.executable, "-m", "vaelm.cli.train", *map(str, argv)], stdout=handle,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, timeout=600, check=False,
-                                env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+        result = subprocess.run(
+            [sys.executable, "-m", "vaelm.cli.train", *map(str, argv)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            timeout=600,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        )
     text = log.read_text(encoding="utf-8")
     assert result.returncode == 0, text[-3000:]
     return text
@@ -46,13 +53,30 @@ def train_to_file(argv: list, log: Path) -> str:
 
 def test_training_log_in_a_file_is_readable_and_a_resume_says_so(tiny_corpus, tmp_path):
     out = tmp_path / "run"
-    argv = ["--data_dir", tiny_corpus, "--output_dir", out, *LOG_FLAGS, "--logging_steps", "10",
-            "--save_strategy", "steps", "--save_steps", "20", "--eval_strategy", "steps", "--eval_steps", "20"]
+    argv = [
+        "--data_dir",
+        tiny_corpus,
+        "--output_dir",
+        out,
+        *LOG_FLAGS,
+        "--logging_steps",
+        "10",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "20",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "20",
+    ]
     text = train_to_file([*argv, "--max_steps", "40"], tmp_path / "first.log")
     assert "\r" not in text, "no carriage-return progress bars in a redirected log"
     assert f"Training into {out.resolve()}: 40 steps, 16 sentences per step." in text
-    assert ("Schedule: progress every 10 steps; evaluation every 20 steps; a checkpoint every 20 steps, the first at "
-            "step 20.") in text
+    assert (
+        "Schedule: progress every 10 steps; evaluation every 20 steps; a checkpoint every 20 steps, the first at "
+        "step 20."
+    ) in text
     assert re.search(r"Device: cpu, 1 CPU thread, world size 1\.", text)
     progress = re.findall(r"step (\d+)/40 \([\d.]+ %\): loss [\d.]+, rec [\d.]+, KL [-\d.e]+, β [\d.e-]+.*", text)
     assert progress == ["10", "20", "30", "40"], text[-3000:]
@@ -93,11 +117,26 @@ class FakeClock:
 def test_steps_per_second_come_from_a_window_and_the_eta_counts_pauses(monkeypatch, caplog, tmp_path):
     clock = FakeClock()
     monkeypatch.setattr(progress_log.time, "monotonic", clock)
-    args = SimpleNamespace(output_dir=str(tmp_path), per_device_train_batch_size=64, gradient_accumulation_steps=1,
-                           world_size=1, device="cpu", logging_strategy="steps", eval_strategy="steps",
-                           save_strategy="steps", metric_for_best_model=None)
-    state = SimpleNamespace(global_step=0, max_steps=1000, logging_steps=10, eval_steps=100, save_steps=200,
-                            num_train_epochs=1, is_world_process_zero=True)
+    args = SimpleNamespace(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=64,
+        gradient_accumulation_steps=1,
+        world_size=1,
+        device="cpu",
+        logging_strategy="steps",
+        eval_strategy="steps",
+        save_strategy="steps",
+        metric_for_best_model=None,
+    )
+    state = SimpleNamespace(
+        global_step=0,
+        max_steps=1000,
+        logging_steps=10,
+        eval_steps=100,
+        save_steps=200,
+        num_train_epochs=1,
+        is_world_process_zero=True,
+    )
     log = ProgressLog(window_steps=50)
     caplog.set_level(logging.INFO, logger=progress_log.__name__)
     log.on_train_begin(args, state, None)
@@ -142,14 +181,31 @@ def test_a_second_stage_on_an_unfinished_first_stage_names_its_resume_command(ti
     first, second = tmp_path / "first", tmp_path / "second"
     stage_one = tmp_path / "stage-one.yaml"
     tiny = dict(zip(TINY[::2], TINY[1::2]))
-    stage_one.write_text(yaml.safe_dump({
-        **{flag.lstrip("-"): value for flag, value in tiny.items()}, "data_dir": str(tiny_corpus),
-        "output_dir": str(first), "max_steps": 20, "save_strategy": "steps", "save_steps": 10,
-    }))
+    stage_one.write_text(
+        yaml.safe_dump(
+            {
+                **{flag.lstrip("-"): value for flag, value in tiny.items()},
+                "data_dir": str(tiny_corpus),
+                "output_dir": str(first),
+                "max_steps": 20,
+                "save_strategy": "steps",
+                "save_steps": 10,
+            }
+        )
+    )
     stage_two = tmp_path / "stage-two.yaml"
-    stage_two.write_text(yaml.safe_dump({"data_dir": str(tiny_corpus), "model_name_or_path": str(first),
-                                         "output_dir": str(second), "max_steps": 5, "save_strategy": "no",
-                                         "disable_tqdm": True}))
+    stage_two.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tiny_corpus),
+                "model_name_or_path": str(first),
+                "output_dir": str(second),
+                "max_steps": 5,
+                "save_strategy": "no",
+                "disable_tqdm": True,
+            }
+        )
+    )
     status, stderr = cli_train(capsys, stage_one)
     assert status == 0, stderr[-3000:]
     # What a first stage stopped after its last checkpoint leaves: checkpoints and its configuration, no model.
@@ -219,8 +275,10 @@ def extras() -> dict[str, set[str]]:
     names = {}
     for extra, value in parser["options.extras_require"].items():
         requirements = [line.strip() for line in value.splitlines() if line.strip()]
-        names[extra] = {re.split(r"[<>=!~\s;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
-                        for requirement in requirements}
+        names[extra] = {
+            re.split(r"[<>=!~\s;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+            for requirement in requirements
+        }
     return names
 
 

@@ -6,14 +6,20 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-from conftest import REPO
 from vaelm.corpora import word_ids
 from vaelm.corpora.data import load_text_splits, read_sentence_column, read_sentences, text_column, tokenize_splits
 from vaelm.corpora.vocabulary import _words_without_unk, build_tokenizer, tokenizes_word_by_word
 from vaelm.tokenization_vaelm import (
-    SEGMENTATIONS, SPECIAL_TOKENS, encode_sentences, new_tokenizer, prompt_post_processor, segment, wrap_tokenizer,
+    SEGMENTATIONS,
+    SPECIAL_TOKENS,
+    encode_sentences,
+    new_tokenizer,
+    prompt_post_processor,
+    segment,
+    wrap_tokenizer,
 )
 
 # Punctuation, contractions, straight and curly quotes, unicode case (final sigma, dotted I), PTB's literal <unk>,
@@ -29,7 +35,7 @@ LINES = [
     "x </s>",
     "</s>",
     "'tis y'all can't won't I'm we'd they're you've",
-    '"Quoted," she said. \'Single\' (brackets) [square] {curly}!?',
+    "\"Quoted,\" she said. 'Single' (brackets) [square] {curly}!?",
     "\tTabs\tand  runs   of spaces, NBSP\u00a0here and a form\x1cseparator ",
     "我爱北京天安门。他说：“你好！”",
     "ZZZrare words appear once",
@@ -49,8 +55,10 @@ def corpus(tmp_path):
 def reference_tokenizer(texts, segmentation, lowercase, vocab_size):
     """The tokenizer as tokenizers' own WordLevelTrainer builds it (the path before the fast one)."""
     tokenizer = new_tokenizer(segmentation, lowercase)
-    tokenizer.train_from_iterator(_words_without_unk(texts), trainers.WordLevelTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False))
+    tokenizer.train_from_iterator(
+        _words_without_unk(texts),
+        trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False),
+    )
     tokenizer.post_processor = prompt_post_processor(tokenizer.token_to_id("<s>"))
     return tokenizer
 
@@ -81,8 +89,11 @@ def test_fast_path_gives_the_tokenizers_vocabulary_and_ids(corpus, segmentation,
             rows = expected
             if max_length is not None:
                 limit = max_length + 2
-                rows = ([row if len(row) <= limit else row[: limit - 1] + row[-1:] for row in rows] if truncate
-                        else [row for row in rows if len(row) <= limit])
+                rows = (
+                    [row if len(row) <= limit else row[: limit - 1] + row[-1:] for row in rows]
+                    if truncate
+                    else [row for row in rows if len(row) <= limit]
+                )
             assert tokenized["input_ids"][:] == rows
             assert tokenized["length"][:] == [len(row) for row in rows]
     assert "differ" not in caplog.text and "disagrees" not in caplog.text  # the fast paths were taken
@@ -142,8 +153,11 @@ def test_streamed_files_read_in_blocks_give_the_same_sentences_and_ids(corpus, s
     for max_length, truncate in [(None, False), (4, False), (4, True)]:
         rows = encode_sentences(tokenizer, texts, segmentation)
         if max_length is not None:
-            rows = ([row if len(row) <= 6 else row[:5] + row[-1:] for row in rows] if truncate
-                    else [row for row in rows if len(row) <= 6])
+            rows = (
+                [row if len(row) <= 6 else row[:5] + row[-1:] for row in rows]
+                if truncate
+                else [row for row in rows if len(row) <= 6]
+            )
         streamed = tokenize_splits(stream, tokenizer, segmentation, max_length, truncate)["train"]
         assert [(row["input_ids"], row["length"]) for row in streamed] == [(row, len(row)) for row in rows]
 

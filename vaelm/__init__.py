@@ -12,8 +12,8 @@ import os
 # once, when torch loads it, so it is set before the first torch import; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import compat, registration  # noqa: E402 (after the OpenMP setting)
-from .version import __version__ as __version__  # noqa: E402
+from . import compat, registration
+from .version import __version__ as __version__
 
 _EXPORTS = {
     "DEFAULT_MODEL": ".pretrained",

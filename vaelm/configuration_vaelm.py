@@ -165,7 +165,11 @@ class VAELMConfig(PreTrainedConfig):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(
                     f"VAELMConfig.{name} must lie in [0, 1), got {value!r}"
-                    + (" (word_dropout = 1 - keep_prob, so keep_prob must lie in (0, 1])." if name == "word_dropout" else ".")
+                    + (
+                        " (word_dropout = 1 - keep_prob, so keep_prob must lie in (0, 1])."
+                        if name == "word_dropout"
+                        else "."
+                    )
                 )
         gamma = self.posterior_bn_gamma
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
@@ -263,5 +267,16 @@ def field_value(flag: str, value):
     return round(1.0 - value, 6) if flag in COMPLEMENT_FLAGS else value
 
 
-__all__ = ["CELL_TYPES", "COMPLEMENT_FLAGS", "FIELD_CHOICES", "ORIGINAL_FLAGS", "SEGMENTATIONS", "TRAINING_FLAGS",
-           "VAELMConfig", "config_has_latent", "field_value", "flag_value", "training_flags"]
+__all__ = [
+    "CELL_TYPES",
+    "COMPLEMENT_FLAGS",
+    "FIELD_CHOICES",
+    "ORIGINAL_FLAGS",
+    "SEGMENTATIONS",
+    "TRAINING_FLAGS",
+    "VAELMConfig",
+    "config_has_latent",
+    "field_value",
+    "flag_value",
+    "training_flags",
+]

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.func import functional_call
+from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
-
 from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
@@ -80,7 +79,9 @@ RECURRENT_MODULES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU
 STATE_TENSORS = {"lstm": 2, "gru": 1}  # tensors in a state, and so the size of z's map to the initial state
 
 
-def recurrent_layer(cell_type: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False) -> nn.RNNBase:
+def recurrent_layer(
+    cell_type: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False
+) -> nn.RNNBase:
     """The batch-first torch module of `cell_type` (`"lstm"` or `"gru"`), for the encoder or the decoder."""
     module = RECURRENT_MODULES[cell_type]
     return module(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
@@ -323,9 +324,17 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         # latent_size 0: a plain language model, with neither encoder nor latent map (a zero initial state).
         has_latent = config.has_latent
-        self.encoder = recurrent_layer(
-            config.cell_type, config.embedding_size, config.hidden_size, config.num_layers, config.bidirectional_encoder
-        ) if has_latent else None
+        self.encoder = (
+            recurrent_layer(
+                config.cell_type,
+                config.embedding_size,
+                config.hidden_size,
+                config.num_layers,
+                config.bidirectional_encoder,
+            )
+            if has_latent
+            else None
+        )
         self.posterior = nn.Linear(directions * config.hidden_size, 2 * config.latent_size) if has_latent else None
         # BN-VAE: batch statistics without a learnt scale; γ is fixed (config), the shift is learnt. BatchNorm's usual
         # eps, as in Zhu et al.'s code: while the raw means barely vary (at initialisation) their spread stays below γ.
@@ -361,7 +370,9 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         return self.lm_head
 
     # ----------------------------------------------------------------------------------------------- encoder
-    def encode(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Posterior parameters of each sentence.
 
@@ -573,9 +584,10 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
             sentence_of_token = _pack(
                 torch.arange(batch_size, device=input_ids.device).unsqueeze(1).expand_as(targets), steps_cpu
             ).data
-            positions = sentence_of_token * width + _pack(
-                torch.arange(width, device=input_ids.device).expand_as(targets), steps_cpu
-            ).data
+            positions = (
+                sentence_of_token * width
+                + _pack(torch.arange(width, device=input_ids.device).expand_as(targets), steps_cpu).data
+            )
         # Project real positions only: the padded [batch, steps, vocab] tensor is never built for the loss.
         if return_logits or not torch.is_grad_enabled():
             logits = self.lm_head(self._head_inputs(states, sentence_of_token))
@@ -752,17 +764,25 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
             the generated words, padded with `<pad>` after `</s>`.
         """
         if kwargs.get("inputs_embeds") is not None:
-            raise ValueError("VAELMModel.generate takes token ids (a decoder prompt starting with <s>), not inputs_embeds.")
+            raise ValueError(
+                "VAELMModel.generate takes token ids (a decoder prompt starting with <s>), not inputs_embeds."
+            )
         prompt = inputs if inputs is not None else kwargs.pop("input_ids", None)
         if prompt is not None:
             prompt = torch.as_tensor(prompt, device=self.device)
             if prompt.dim() == 1:
                 prompt = prompt.unsqueeze(0)
             mask = kwargs.get("attention_mask")
-            mask = (prompt != self.config.pad_token_id) if mask is None else torch.as_tensor(mask, device=prompt.device).bool()
+            mask = (
+                (prompt != self.config.pad_token_id)
+                if mask is None
+                else torch.as_tensor(mask, device=prompt.device).bool()
+            )
             first = mask.long().argmax(dim=1)
             starts = prompt.gather(1, first.unsqueeze(1)).squeeze(1)
-            if not bool((starts == self.config.bos_token_id).all()) or bool(((prompt == self.config.eos_token_id) & mask).any()):
+            if not bool((starts == self.config.bos_token_id).all()) or bool(
+                ((prompt == self.config.eos_token_id) & mask).any()
+            ):
                 raise ValueError(
                     "VAELMModel.generate decodes from latent codes: `inputs` is an optional decoder prompt `<s> w1 … wk` "
                     "(starting with <s>, without </s>). To decode a sentence's posterior, encode it first: "

@@ -65,8 +65,11 @@ def _save_with_auto_map() -> None:
 REGISTRATIONS = (
     ("transformers.models.auto.configuration_auto", ("vaelm.configuration_vaelm",), _register_config),
     ("transformers.models.auto.modeling_auto", ("vaelm.configuration_vaelm", "vaelm.modeling_vaelm"), _register_model),
-    ("transformers.models.auto.tokenization_auto", ("vaelm.configuration_vaelm", "vaelm.tokenization_vaelm"),
-     _register_tokenizer),
+    (
+        "transformers.models.auto.tokenization_auto",
+        ("vaelm.configuration_vaelm", "vaelm.tokenization_vaelm"),
+        _register_tokenizer,
+    ),
     ("transformers.pipelines", ("vaelm.pipeline_vaelm",), _register_pipeline),
     (None, ("vaelm.configuration_vaelm", "vaelm.modeling_vaelm"), _save_with_auto_map),
 )

@@ -20,8 +20,6 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from .configuration_vaelm import SEGMENTATIONS
-
 logger = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -30,8 +28,25 @@ SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
 # Words that English writes with a leading apostrophe ('em, 'twas, 'tis, 'way, 'gainst, 'mong …): one token each,
 # written back after a space, not glued to the word before like a closing quote. A curly ’ that starts a word is
 # always such an elision ("’art", "’ere"; an opening quote is ‘); a straight ' only before these words.
-ELISIONS = ("em", "twas", "tis", "twere", "twill", "tween", "twixt", "way", "gainst", "mong", "neath", "cause",
-            "round", "nough", "un", "im", "er")
+ELISIONS = (
+    "em",
+    "twas",
+    "tis",
+    "twere",
+    "twill",
+    "tween",
+    "twixt",
+    "way",
+    "gainst",
+    "mong",
+    "neath",
+    "cause",
+    "round",
+    "nough",
+    "un",
+    "im",
+    "er",
+)
 _ELISION = "(?:" + "|".join(ELISIONS) + r")\b"
 # Punctuation-aware English words, tried left to right: "don't" -> do n't, "it’s" -> it ’s (either apostrophe, kept
 # as written), "’twas" stays one word, "U.S." stays one word, numbers keep their inner . , :, hyphenated words stay
@@ -43,7 +58,9 @@ WORD_PATTERN = (
     r"|\w(?:\.\w)+\.|\d+(?:[.,:]\d+)+|\w+(?:['’]?-\w+|['’]\w+)*|\.{2,}|-{2,}|[^\w\s]"
 )
 # Decoding: no space before these (closing punctuation, contractions, a closing apostrophe that starts no elision) ...
-_NO_SPACE_BEFORE = (r"(?i) (?=[,.!?;:%…)\]}”—]|’(?!\w)|'(?!" + _ELISION + r")|n['’]t\b|['’](?:s|ll|re|ve|m|d)\b|\.\.\.|--(?!-))")
+_NO_SPACE_BEFORE = (
+    r"(?i) (?=[,.!?;:%…)\]}”—]|’(?!\w)|'(?!" + _ELISION + r")|n['’]t\b|['’](?:s|ll|re|ve|m|d)\b|\.\.\.|--(?!-))"
+)
 # ... nor after these (opening quotes and brackets, dashes, a currency sign before its number).
 _NO_SPACE_AFTER = r"(?<=[“‘(\[{—]) |(?<=[^-]--) |(?<=[£$€¥]) (?=\d)"
 
@@ -103,12 +120,14 @@ def words_decoder() -> decoders.Decoder:
     `WordPiece` with a prefix no token carries simply joins tokens with spaces; `Fuse` makes the text one piece, so
     the two `Replace` steps see the whole sentence.
     """
-    return decoders.Sequence([
-        decoders.WordPiece(prefix="\u0000\u0000", cleanup=False),
-        decoders.Fuse(),
-        decoders.Replace(Regex(_NO_SPACE_BEFORE), ""),
-        decoders.Replace(Regex(_NO_SPACE_AFTER), ""),
-    ])
+    return decoders.Sequence(
+        [
+            decoders.WordPiece(prefix="\u0000\u0000", cleanup=False),
+            decoders.Fuse(),
+            decoders.Replace(Regex(_NO_SPACE_BEFORE), ""),
+            decoders.Replace(Regex(_NO_SPACE_AFTER), ""),
+        ]
+    )
 
 
 def new_tokenizer(segmentation: str, lowercase: bool) -> Tokenizer:
@@ -171,8 +190,9 @@ def encode_sentences(tokenizer, texts: Sequence[str], segmentation: str = "white
     return [row if row and row[-1] == eos and len(row) > 1 else [*row, eos] for row in ids]
 
 
-def wrap_tokenizer(tokenizer: Tokenizer, max_sentence_length: int = 200,
-                   segmentation: str = "whitespace") -> PreTrainedTokenizerFast:
+def wrap_tokenizer(
+    tokenizer: Tokenizer, max_sentence_length: int = 200, segmentation: str = "whitespace"
+) -> PreTrainedTokenizerFast:
     """
     Wrap a `tokenizers.Tokenizer` as a [`VAELMTokenizer`] that transformers (and `AutoTokenizer`) can use and save.
 
@@ -254,8 +274,12 @@ class VAELMTokenizer(PreTrainedTokenizerFast):
 
     def _decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces=None, **kwargs) -> str:
         ids = [token_ids] if isinstance(token_ids, int) else list(token_ids)
-        text = super()._decode(ids, skip_special_tokens=skip_special_tokens,
-                               clean_up_tokenization_spaces=clean_up_tokenization_spaces, **kwargs)
+        text = super()._decode(
+            ids,
+            skip_special_tokens=skip_special_tokens,
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+            **kwargs,
+        )
         if not text:
             return text
         if ids and ids[0] == self.bos_token_id:  # a sentence from its start
@@ -264,7 +288,7 @@ class VAELMTokenizer(PreTrainedTokenizerFast):
             return text
         special = set(self.all_special_ids) if skip_special_tokens else set()
         tokens = self.convert_ids_to_tokens([i for i in ids if i not in special])
-        return self.backend_tokenizer.decoder.decode([CONTEXT_WORD, *tokens])[len(CONTEXT_WORD):]
+        return self.backend_tokenizer.decoder.decode([CONTEXT_WORD, *tokens])[len(CONTEXT_WORD) :]
 
     def _space_before_every_word(self) -> bool:
         # Tokenizers saved before vaelm 0.4 (the bundled model's) decode every word with a space before it.
@@ -280,8 +304,9 @@ class VAELMTokenizer(PreTrainedTokenizerFast):
         if self.segmentation != "jieba" and config_file.is_file():
             config = json.loads(config_file.read_text(encoding="utf-8"))
             config["tokenizer_class"] = "TokenizersBackend"
-            config_file.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                                   encoding="utf-8")
+            config_file.write_text(
+                json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         return saved
 
 
@@ -292,9 +317,17 @@ def check_tokenizer_matches(tokenizer: PreTrainedTokenizerFast, config) -> None:
             f"The tokenizer has {len(tokenizer)} entries but the model's vocab_size is {config.vocab_size}: they were "
             "not trained together. Use the tokenizer saved in the model folder (or drop --tokenizer)."
         )
-    expected = {"pad": config.pad_token_id, "unk": config.unk_token_id, "bos": config.bos_token_id, "eos": config.eos_token_id}
+    expected = {
+        "pad": config.pad_token_id,
+        "unk": config.unk_token_id,
+        "bos": config.bos_token_id,
+        "eos": config.eos_token_id,
+    }
     found = {
-        "pad": tokenizer.pad_token_id, "unk": tokenizer.unk_token_id, "bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id
+        "pad": tokenizer.pad_token_id,
+        "unk": tokenizer.unk_token_id,
+        "bos": tokenizer.bos_token_id,
+        "eos": tokenizer.eos_token_id,
     }
     if expected != found:
         raise ValueError(f"The tokenizer's special token ids {found} differ from the model's {expected}.")

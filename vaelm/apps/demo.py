@@ -19,6 +19,7 @@ Gradio and plotly are optional (`pip install "vaelm[demo]"`): they are imported 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import threading
@@ -29,14 +30,14 @@ from typing import Any
 from huggingface_hub import ModelCard
 from transformers import set_seed
 
+from ..evaluation.latent_map import DEMO_INSTALL_HINT, LatentMap, build_latent_map, plotly_figure, read_split
 from ..evaluation.settings import DEMO_MAP_SENTENCES as DEFAULT_MAP_SENTENCES
 from ..evaluation.settings import PROJECTIONS
 from ..generation.decoding import HOMOTOPY_STEPS, INTERPOLATIONS, STRATEGIES, DecodingConfig
 from ..generation.sentence_vae import SentenceVAE
-from ..evaluation.latent_map import DEMO_INSTALL_HINT, LatentMap, build_latent_map, plotly_figure, read_split
+from ..pretrained import DEFAULT_MODEL
 from ..pretrained.loading import check_model_source
 from ..pretrained.model_folder import CARD_FILE, SPACE_APP_FILE, SPACE_FRONT_MATTER
-from ..pretrained import DEFAULT_MODEL
 from ..version import __version__
 
 TAB_NAMES = ("Sample", "Reconstruct", "Interpolate", "Impute", "Latent map")
@@ -68,7 +69,9 @@ def require_gradio():
     try:
         import gradio
     except ImportError:
-        raise ImportError(f"The demo needs Gradio, which is not installed. Install it with: {DEMO_INSTALL_HINT}") from None
+        raise ImportError(
+            f"The demo needs Gradio, which is not installed. Install it with: {DEMO_INSTALL_HINT}"
+        ) from None
     return gradio
 
 
@@ -102,17 +105,23 @@ class DemoBackend:
             return call()
 
     @staticmethod
-    def decoding(strategy: str = DECODING.strategy, temperature: float = DECODING.temperature,
-                 top_p: float = DECODING.top_p or TOP_P_OFF, num_beams: int = DECODING.num_beams,
-                 no_unk: bool = DECODING.no_unk) -> DecodingConfig:
+    def decoding(
+        strategy: str = DECODING.strategy,
+        temperature: float = DECODING.temperature,
+        top_p: float = DECODING.top_p or TOP_P_OFF,
+        num_beams: int = DECODING.num_beams,
+        no_unk: bool = DECODING.no_unk,
+    ) -> DecodingConfig:
         """The decoding options of the page as a [`~vaelm.generation.DecodingConfig`] (sampling knobs only for sampling)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown decoding strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}.")
         sampling = strategy == "sample"
         return DecodingConfig(
-            strategy=strategy, temperature=float(temperature) if sampling else 1.0,
+            strategy=strategy,
+            temperature=float(temperature) if sampling else 1.0,
             top_p=float(top_p) if sampling and top_p is not None and top_p < TOP_P_OFF else None,
-            num_beams=int(num_beams), no_unk=bool(no_unk),
+            num_beams=int(num_beams),
+            no_unk=bool(no_unk),
         )
 
     @staticmethod
@@ -127,16 +136,24 @@ class DemoBackend:
             raise ValueError(f"The number of {what} must be a whole number from 1 to {largest}, got {value}.")
         return int(value)
 
-    def sample(self, num: float = 5, strategy: str = DECODING.strategy, temperature: float = DECODING.temperature,
-               top_p: float = DECODING.top_p or TOP_P_OFF, num_beams: float = DECODING.num_beams,
-               seed: float | None = 0, no_unk: bool = DECODING.no_unk) -> str:
+    def sample(
+        self,
+        num: float = 5,
+        strategy: str = DECODING.strategy,
+        temperature: float = DECODING.temperature,
+        top_p: float = DECODING.top_p or TOP_P_OFF,
+        num_beams: float = DECODING.num_beams,
+        seed: float | None = 0,
+        no_unk: bool = DECODING.no_unk,
+    ) -> str:
         """`num` sentences from z ~ N(0, I), one per line."""
         num = self._count(num, "sentences", MAX_SAMPLES)
         decoding = self.decoding(strategy, temperature, top_p, int(num_beams), no_unk)
         return _lines(self._seeded(seed, lambda: self.vae.sample_prior(num, decoding)))
 
-    def reconstruct(self, sentence: str, num_samples: float = 3, seed: float | None = 0,
-                    no_unk: bool = DECODING.no_unk) -> tuple[str, str]:
+    def reconstruct(
+        self, sentence: str, num_samples: float = 3, seed: float | None = 0, no_unk: bool = DECODING.no_unk
+    ) -> tuple[str, str]:
         """The posterior mean of `sentence` decoded greedily, and `num_samples` greedy decodings of z ~ q(z|x)."""
         sentence = self._sentence(sentence, "sentence to reconstruct")
         num = self._count(num_samples, "posterior samples", MAX_SAMPLES)
@@ -148,8 +165,14 @@ class DemoBackend:
 
         return self._seeded(seed, run)
 
-    def interpolate(self, start: str, end: str, steps: float = HOMOTOPY_STEPS, mode: str = INTERPOLATIONS[0],
-                    no_unk: bool = DECODING.no_unk) -> str:
+    def interpolate(
+        self,
+        start: str,
+        end: str,
+        steps: float = HOMOTOPY_STEPS,
+        mode: str = INTERPOLATIONS[0],
+        no_unk: bool = DECODING.no_unk,
+    ) -> str:
         """The homotopy from `start` to `end`: `steps + 2` lines, both ends included."""
         start, end = self._sentence(start, "first sentence"), self._sentence(end, "second sentence")
         if steps is None or int(steps) != steps or not 0 <= steps <= MAX_STEPS:
@@ -166,8 +189,13 @@ class DemoBackend:
         decoding = self.decoding(no_unk=no_unk)
         return _lines(self._seeded(seed, lambda: self.vae.impute(text, num=num, mean=num == 1, decoding=decoding)))
 
-    def map_figure(self, sentence: str | None = None, end: str | None = None, steps: float = HOMOTOPY_STEPS,
-                   mode: str = INTERPOLATIONS[0]):
+    def map_figure(
+        self,
+        sentence: str | None = None,
+        end: str | None = None,
+        steps: float = HOMOTOPY_STEPS,
+        mode: str = INTERPOLATIONS[0],
+    ):
         """
         The latent map, with the posterior mean of `sentence` on it, and with `end` the homotopy path between them.
 
@@ -181,27 +209,52 @@ class DemoBackend:
         if has_start and has_end:
             path = self.vae.homotopy(sentence.strip(), end.strip(), int(steps), mode, self.decoding())
             texts = [point["text"] for point in path]
-            traces.append({"name": "homotopy", "codes": [point["z"] for point in path], "texts": texts,
-                           "mode": "lines+markers", "size": 9, "symbol": "diamond", "color": "crimson"})
+            traces.append(
+                {
+                    "name": "homotopy",
+                    "codes": [point["z"] for point in path],
+                    "texts": texts,
+                    "mode": "lines+markers",
+                    "size": 9,
+                    "symbol": "diamond",
+                    "color": "crimson",
+                }
+            )
             text = "\n".join(texts)
         elif has_start:
             with self._lock:
                 mu, _ = self.vae.encode([sentence.strip()])
                 text = self.vae.decode(mu, self.decoding())[0]
-            traces.append({"name": "your sentence", "codes": mu.float().cpu().tolist(), "texts": [sentence.strip()],
-                           "mode": "markers", "size": 16, "symbol": "star", "color": "crimson"})
+            traces.append(
+                {
+                    "name": "your sentence",
+                    "codes": mu.float().cpu().tolist(),
+                    "texts": [sentence.strip()],
+                    "mode": "markers",
+                    "size": 16,
+                    "symbol": "star",
+                    "color": "crimson",
+                }
+            )
         return plotly_figure(self.latent_map, traces), text
 
 
-def map_sentences_for(vae: SentenceVAE, map_data: str | None, map_split: str, map_sentences: int) -> tuple[list[str], str]:
+def map_sentences_for(
+    vae: SentenceVAE, map_data: str | None, map_split: str, map_sentences: int
+) -> tuple[list[str], str]:
     """
     The sentences of the latent map: the first `map_sentences` of a corpus split, or without `map_data` as many
     greedy decodings of prior samples (seed 0), so that a bundled or downloaded model needs no corpus.
     """
     if map_data:
-        return read_split(map_data, map_split, map_sentences), f"the first {map_sentences} sentences of {map_data} ({map_split})"
+        return read_split(
+            map_data, map_split, map_sentences
+        ), f"the first {map_sentences} sentences of {map_data} ({map_split})"
     set_seed(0)
-    texts = [result["text"] for result in vae.sample_prior(map_sentences, DecodingConfig(max_new_tokens=MAP_SAMPLE_WORDS + 1))]
+    texts = [
+        result["text"]
+        for result in vae.sample_prior(map_sentences, DecodingConfig(max_new_tokens=MAP_SAMPLE_WORDS + 1))
+    ]
     return [text for text in texts if text.strip()], f"{map_sentences} sentences decoded from prior samples (seed 0)"
 
 
@@ -225,8 +278,10 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
         return wrapper
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
-        gr.Markdown(f"# {title}\nA sentence-level variational auto-encoder (Bowman et al. 2016): an LSTM encoder maps a "
-                    "sentence to q(z|x), an LSTM decoder turns a latent code z back into words.")
+        gr.Markdown(
+            f"# {title}\nA sentence-level variational auto-encoder (Bowman et al. 2016): an LSTM encoder maps a "
+            "sentence to q(z|x), an LSTM decoder turns a latent code z back into words."
+        )
         with gr.Tab(TAB_NAMES[0]):
             with gr.Row():
                 num = gr.Slider(1, MAX_SAMPLES, value=5, step=1, label="sentences")
@@ -239,8 +294,12 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
                 no_unk = gr.Checkbox(value=DECODING.no_unk, label="no <unk>")
             sample_button = gr.Button("Sample", variant="primary")
             samples = gr.Textbox(label="sentences from z ~ N(0, I)", lines=8, buttons=["copy"])
-            sample_button.click(shown(backend.sample), [num, strategy, temperature, top_p, num_beams, seed, no_unk], samples,
-                                api_name="sample")
+            sample_button.click(
+                shown(backend.sample),
+                [num, strategy, temperature, top_p, num_beams, seed, no_unk],
+                samples,
+                api_name="sample",
+            )
         with gr.Tab(TAB_NAMES[1]):
             sentence = gr.Textbox(label="sentence", value="the company said it will buy shares")
             with gr.Row():
@@ -249,8 +308,12 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
             reconstruct_button = gr.Button("Reconstruct", variant="primary")
             mean_text = gr.Textbox(label="posterior mean, decoded")
             posterior_texts = gr.Textbox(label="samples of z ~ q(z|x), decoded", lines=5)
-            reconstruct_button.click(shown(backend.reconstruct), [sentence, num_posterior, posterior_seed, no_unk],
-                                     [mean_text, posterior_texts], api_name="reconstruct")
+            reconstruct_button.click(
+                shown(backend.reconstruct),
+                [sentence, num_posterior, posterior_seed, no_unk],
+                [mean_text, posterior_texts],
+                api_name="reconstruct",
+            )
         with gr.Tab(TAB_NAMES[2]):
             with gr.Row():
                 start = gr.Textbox(label="first sentence", value="the market fell sharply")
@@ -260,7 +323,9 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
                 mode = gr.Radio(list(INTERPOLATIONS), value=INTERPOLATIONS[0], label="interpolation")
             path = gr.Textbox(label="path (both ends included)", lines=8)
             inputs = [start, end, steps, mode, no_unk]
-            gr.Button("Interpolate", variant="primary").click(shown(backend.interpolate), inputs, path, api_name="interpolate")
+            gr.Button("Interpolate", variant="primary").click(
+                shown(backend.interpolate), inputs, path, api_name="interpolate"
+            )
             steps.release(shown(backend.interpolate), inputs, path, api_visibility="private")
         with gr.Tab(TAB_NAMES[3]):
             masked = gr.Textbox(label="sentence with its end missing (___)", value="the company said it will ___")
@@ -268,12 +333,15 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
                 num_completions = gr.Slider(1, 10, value=1, step=1, label="completions")
                 impute_seed = gr.Number(value=0, precision=0, label="seed (-1: random)")
             completions = gr.Textbox(label="completed", lines=5)
-            gr.Button("Impute", variant="primary").click(shown(backend.impute), [masked, num_completions, impute_seed, no_unk],
-                                                         completions, api_name="impute")
+            gr.Button("Impute", variant="primary").click(
+                shown(backend.impute), [masked, num_completions, impute_seed, no_unk], completions, api_name="impute"
+            )
         with gr.Tab(TAB_NAMES[4]):
-            gr.Markdown(f"Posterior means of {len(backend.latent_map)} sentences ({backend.map_source}), projected to 2-D "
-                        f"by {backend.latent_map.projection.method.upper()}. Hover a point to read its sentence. Type a "
-                        "sentence to place it on the map; add a second one to draw the homotopy path between them.")
+            gr.Markdown(
+                f"Posterior means of {len(backend.latent_map)} sentences ({backend.map_source}), projected to 2-D "
+                f"by {backend.latent_map.projection.method.upper()}. Hover a point to read its sentence. Type a "
+                "sentence to place it on the map; add a second one to draw the homotopy path between them."
+            )
             with gr.Row():
                 map_start = gr.Textbox(label="your sentence", value="")
                 map_end = gr.Textbox(label="second sentence (optional: draws the path)", value="")
@@ -281,12 +349,20 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
             place_button = gr.Button("Place on the map", variant="primary")
             plot = gr.Plot(value=plotly_figure(backend.latent_map), label="latent map")
             map_text = gr.Textbox(label="decoded", lines=4)
-            place_button.click(shown(backend.map_figure), [map_start, map_end, map_steps], [plot, map_text], api_name="latent_map")
+            place_button.click(
+                shown(backend.map_figure), [map_start, map_end, map_steps], [plot, map_text], api_name="latent_map"
+            )
     return app
 
 
-def build_demo(model: str | None = None, map_data: str | None = None, map_split: str = "test",
-               map_sentences: int = DEFAULT_MAP_SENTENCES, projection: str = PROJECTIONS[0], device: str | None = None):
+def build_demo(
+    model: str | None = None,
+    map_data: str | None = None,
+    map_split: str = "test",
+    map_sentences: int = DEFAULT_MAP_SENTENCES,
+    projection: str = PROJECTIONS[0],
+    device: str | None = None,
+):
     """
     Load a model and build its Gradio app (what `vaelm-demo` serves and a Space's `app.py` calls).
 
@@ -327,7 +403,9 @@ def serve(app, host: str = "127.0.0.1", port: int | None = None, share: bool = F
     app.block_thread()
 
 
-def export_space(model: str, folder: str | Path, requirement: str | None = None, map_sentences: int = DEFAULT_MAP_SENTENCES) -> list[Path]:
+def export_space(
+    model: str, folder: str | Path, requirement: str | None = None, map_sentences: int = DEFAULT_MAP_SENTENCES
+) -> list[Path]:
     """
     Write `app.py` and `requirements.txt` into a model folder, so that the folder deploys unchanged as a Gradio Space.
 
@@ -356,22 +434,34 @@ def export_space(model: str, folder: str | Path, requirement: str | None = None,
     else:
         expression, note = repr(source), f"the Hub repository {source}"
     app = folder / SPACE_APP_FILE
-    app.write_text(APP_TEMPLATE.format(model_expression=expression, model_note=note, map_sentences=map_sentences), encoding="utf-8")
+    app.write_text(
+        APP_TEMPLATE.format(model_expression=expression, model_note=note, map_sentences=map_sentences), encoding="utf-8"
+    )
     requirements = folder / "requirements.txt"
     requirements.write_text(f"{requirement or f'vaelm[demo]=={__version__}'}\n", encoding="utf-8")
 
     card_path = folder / CARD_FILE
-    card = ModelCard.load(card_path) if card_path.is_file() else ModelCard(f"---\nlibrary_name: transformers\n---\n\n# {folder.resolve().name}\n")
+    card = (
+        ModelCard.load(card_path)
+        if card_path.is_file()
+        else ModelCard(f"---\nlibrary_name: transformers\n---\n\n# {folder.resolve().name}\n")
+    )
     keys = dict(SPACE_FRONT_MATTER)
-    try:
+    with contextlib.suppress(ImportError):
         keys["sdk_version"] = require_gradio().__version__
-    except ImportError:
-        pass
     for key, value in keys.items():
         setattr(card.data, key, value)
     card.save(card_path)
     return [app, requirements, card_path]
 
 
-__all__ = ["TAB_NAMES", "DemoBackend", "build_app", "build_demo", "export_space", "map_sentences_for", "require_gradio",
-           "serve"]
+__all__ = [
+    "TAB_NAMES",
+    "DemoBackend",
+    "build_app",
+    "build_demo",
+    "export_space",
+    "map_sentences_for",
+    "require_gradio",
+    "serve",
+]

@@ -51,10 +51,16 @@ def draw_map(
         sentences, labels = read_split(data_dir, split, max_sentences), None
     hf_logging.disable_progress_bar()
     vae = SentenceVAE.from_pretrained(model, device=device)
-    latent_map = build_latent_map(vae, sentences, labels=labels, label_name=label_column or "label", projection=projection)
+    latent_map = build_latent_map(
+        vae, sentences, labels=labels, label_name=label_column or "label", projection=projection
+    )
     path = save_map(latent_map, output, title=title)
-    summary = {"output": str(path), "points": len(latent_map), "projection": latent_map.projection.method,
-               "color_by": label_column or "length"}
+    summary = {
+        "output": str(path),
+        "points": len(latent_map),
+        "projection": latent_map.projection.method,
+        "color_by": label_column or "length",
+    }
     if latent_map.projection.explained:
         summary["explained_variance"] = [round(share, 4) for share in latent_map.projection.explained]
     return summary

@@ -190,7 +190,11 @@ def config_file_flags(path: str) -> list[str]:
 
 
 def unknown_flags_error(
-    parser: HfArgumentParser, unknown: list[str], aliases: dict[str, str] | None = None, origin: str = "", keys: bool = False
+    parser: HfArgumentParser,
+    unknown: list[str],
+    aliases: dict[str, str] | None = None,
+    origin: str = "",
+    keys: bool = False,
 ) -> ValueError:
     """
     A `ValueError` with one clause per argument that `parser` does not know, each with the closest flag it does know.

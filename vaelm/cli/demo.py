@@ -24,9 +24,15 @@ class DemoArguments:
     host: str = field(default="127.0.0.1", metadata={"help": "Address to serve on (0.0.0.0: every interface)."})
     port: int | None = field(default=None, metadata={"help": "Port (default: 7860, or the next free one)."})
     share: bool = field(default=False, metadata={"help": "Also open a temporary public gradio.live link."})
-    export: str | None = field(default=None, metadata={"help": "Write app.py + requirements.txt into this model folder (a Space) and exit."})
-    requirement: str | None = field(default=None, metadata={"help": "With --export: how the Space installs vaelm (default vaelm[demo]==VERSION)."})
-    map_data: str | None = field(default=None, metadata={"help": "Corpus folder whose sentences fill the latent map (default: prior samples)."})
+    export: str | None = field(
+        default=None, metadata={"help": "Write app.py + requirements.txt into this model folder (a Space) and exit."}
+    )
+    requirement: str | None = field(
+        default=None, metadata={"help": "With --export: how the Space installs vaelm (default vaelm[demo]==VERSION)."}
+    )
+    map_data: str | None = field(
+        default=None, metadata={"help": "Corpus folder whose sentences fill the latent map (default: prior samples)."}
+    )
     map_split: str = field(default="test", metadata={"help": "Split of --map_data.", "choices": list(SPLITS)})
     map_sentences: int = field(default=DEMO_MAP_SENTENCES, metadata={"help": "Points on the latent map."})
     projection: str = field(
@@ -58,13 +64,23 @@ def main(argv: list[str]) -> int:
     from ..apps.demo import build_demo, export_space, require_gradio, serve  # here: --help needs no torch
 
     if args.export:
-        for path in export_space(model_args.model, args.export, requirement=args.requirement, map_sentences=args.map_sentences):
+        for path in export_space(
+            model_args.model, args.export, requirement=args.requirement, map_sentences=args.map_sentences
+        ):
             print(f"wrote {path}")
-        print(f"{args.export} deploys as a Space: see the docs, 'Demo and Space' (hf upload ORG/NAME {args.export} . --repo-type space).")
+        print(
+            f"{args.export} deploys as a Space: see the docs, 'Demo and Space' (hf upload ORG/NAME {args.export} . --repo-type space)."
+        )
         return 0
     require_gradio()
-    app = build_demo(model_args.model, map_data=args.map_data, map_split=args.map_split, map_sentences=args.map_sentences,
-                     projection=args.projection, device=model_args.device)
+    app = build_demo(
+        model_args.model,
+        map_data=args.map_data,
+        map_split=args.map_split,
+        map_sentences=args.map_sentences,
+        projection=args.projection,
+        device=model_args.device,
+    )
     serve(app, host=args.host, port=args.port, share=args.share)
     return 0
 

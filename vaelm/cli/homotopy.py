@@ -25,7 +25,9 @@ class HomotopyArguments:
 
     start: str | None = field(default=None, metadata={"help": "First sentence."})
     end: str | None = field(default=None, metadata={"help": "Last sentence."})
-    steps: int = field(default=HOMOTOPY_STEPS, metadata={"help": "Points strictly between the two ends (N + 2 lines in all)."})
+    steps: int = field(
+        default=HOMOTOPY_STEPS, metadata={"help": "Points strictly between the two ends (N + 2 lines in all)."}
+    )
     mode: str = field(default=INTERPOLATIONS[0], metadata={"help": "Interpolation.", "choices": list(INTERPOLATIONS)})
 
     def __post_init__(self):
@@ -71,7 +73,9 @@ def print_path(points: list[dict], record: dict, as_json: bool, stdout: TextIO) 
     stdout.flush()
 
 
-def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """
     `vaelm-homotopy` itself.
 

@@ -24,14 +24,21 @@ class MapArguments:
     """Flags of `vaelm-map`."""
 
     output: str = field(metadata={"help": "map.png (static) or map.html (interactive, self-contained)."})
-    data_dir: str | None = field(default=None, metadata={"help": "Corpus folder (train.txt/valid.txt/test.txt or ptb.*.txt)."})
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Corpus folder (train.txt/valid.txt/test.txt or ptb.*.txt)."}
+    )
     split: str = field(default="test", metadata={"help": "Split of --data_dir.", "choices": list(SPLITS)})
-    data_file: str | None = field(default=None, metadata={"help": "Instead of --data_dir: a .csv/.tsv/.jsonl file with a text column."})
+    data_file: str | None = field(
+        default=None, metadata={"help": "Instead of --data_dir: a .csv/.tsv/.jsonl file with a text column."}
+    )
     text_column: str = field(default="text", metadata={"help": "Sentence column of --data_file."})
-    label_column: str | None = field(default=None, metadata={"help": "Column of --data_file to colour by (default: length)."})
+    label_column: str | None = field(
+        default=None, metadata={"help": "Column of --data_file to colour by (default: length)."}
+    )
     max_sentences: int = field(default=MAP_SENTENCES, metadata={"help": "Sentences on the map (the first N)."})
     projection: str = field(
-        default=PROJECTIONS[0], metadata={"help": "2-D projection (umap needs umap-learn).", "choices": list(PROJECTIONS)}
+        default=PROJECTIONS[0],
+        metadata={"help": "2-D projection (umap needs umap-learn).", "choices": list(PROJECTIONS)},
     )
     title: str | None = field(default=None, metadata={"help": "Title of the map."})
 

@@ -22,17 +22,32 @@ class PrepareArguments:
     """Flags of `vaelm-prepare` (the data flags of `vaelm-train`, under the same names)."""
 
     output_dir: str = field(metadata={"help": "Folder for train.txt, valid.txt, test.txt and report.json."})
-    data_dir: str | None = field(default=None, metadata={"help": "Folder of text files (one sentence per line, or running text with --sentence_split)."})
-    dataset: str | None = field(default=None, metadata={"help": "ptb, bookcorpus or a Hub dataset id (instead of --data_dir)."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of text files (one sentence per line, or running text with --sentence_split)."},
+    )
+    dataset: str | None = field(
+        default=None, metadata={"help": "ptb, bookcorpus or a Hub dataset id (instead of --data_dir)."}
+    )
     text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
-    sentence_split: bool = field(default=False, metadata={"help": "The files are running text (paragraphs): cut them into sentences."})
+    sentence_split: bool = field(
+        default=False, metadata={"help": "The files are running text (paragraphs): cut them into sentences."}
+    )
     lang: str = field(default="en", metadata={"help": "Language of the text.", "choices": ["en", "zh"]})
     segmentation: str | None = field(
-        default=None, metadata={"help": "Tokenizer segmentation that --max_length counts in (default: jieba for zh, else whitespace).",
-                                 "choices": ["whitespace", "jieba", "char", "words"]}
+        default=None,
+        metadata={
+            "help": "Tokenizer segmentation that --max_length counts in (default: jieba for zh, else whitespace).",
+            "choices": ["whitespace", "jieba", "char", "words"],
+        },
     )
-    lowercase: bool = field(default=False, metadata={"help": "As vaelm-train --lowercase (the text is written as it is)."})
-    max_length: int | None = field(default=None, metadata={"help": "Drop sentences longer than N tokens, as vaelm-train --max_length (default: keep all)."})
+    lowercase: bool = field(
+        default=False, metadata={"help": "As vaelm-train --lowercase (the text is written as it is)."}
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Drop sentences longer than N tokens, as vaelm-train --max_length (default: keep all)."},
+    )
     seed: int = field(default=42, metadata={"help": "Seed of a Hub dataset's held-out splits (vaelm-train --seed)."})
     num_threads: int | None = num_threads_field()
 
@@ -51,9 +66,15 @@ def main(argv: list[str]) -> int:
 
     check_output_dir(args.output_dir)  # before the corpus is read
     prepared, report = prepare_corpus(
-        data_dir=args.data_dir, dataset=args.dataset, text_column=args.text_column,
-        sentence_split=args.sentence_split, lang=args.lang, segmentation=args.segmentation,
-        lowercase=args.lowercase, max_length=args.max_length, seed=args.seed,
+        data_dir=args.data_dir,
+        dataset=args.dataset,
+        text_column=args.text_column,
+        sentence_split=args.sentence_split,
+        lang=args.lang,
+        segmentation=args.segmentation,
+        lowercase=args.lowercase,
+        max_length=args.max_length,
+        seed=args.seed,
     )
     written = write_prepared(args.output_dir, prepared, report)
     print(report.summary())

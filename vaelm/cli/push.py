@@ -18,7 +18,9 @@ class PushArguments:
     commit_message: str | None = field(default=None, metadata={"help": "Commit title."})
     token: str | None = field(
         default=None,
-        metadata={"help": "Write token (default: HF_TOKEN or `hf auth login`; prefer those: a flag shows in process lists). Never printed."},
+        metadata={
+            "help": "Write token (default: HF_TOKEN or `hf auth login`; prefer those: a flag shows in process lists). Never printed."
+        },
     )
     keep_card: bool = field(
         default=False, metadata={"help": "Push README.md as it is instead of the card rendered for --repo_id."}
@@ -26,7 +28,10 @@ class PushArguments:
     license: str = field(default="apache-2.0", metadata={"help": "License id for the model card."})
     dataset: list[str] = field(default_factory=list, metadata={"help": "Hub dataset ids to list in the model card."})
     with_demo: bool = field(
-        default=False, metadata={"help": "Also write and push app.py + requirements.txt (vaelm-demo --export): the files deploy as a Gradio Space."}
+        default=False,
+        metadata={
+            "help": "Also write and push app.py + requirements.txt (vaelm-demo --export): the files deploy as a Gradio Space."
+        },
     )
     num_threads: int | None = num_threads_field()
 
@@ -52,12 +57,20 @@ def main(argv: list[str]) -> int:
     if arguments.with_demo:  # the Space files go up in the same commit
         export_space(arguments.model, arguments.model)
     commit = push(
-        arguments.model, arguments.repo_id, private=arguments.private, revision=arguments.revision,
-        commit_message=arguments.commit_message, token=arguments.token, keep_card=arguments.keep_card,
-        license=arguments.license, datasets=arguments.dataset,
+        arguments.model,
+        arguments.repo_id,
+        private=arguments.private,
+        revision=arguments.revision,
+        commit_message=arguments.commit_message,
+        token=arguments.token,
+        keep_card=arguments.keep_card,
+        license=arguments.license,
+        datasets=arguments.dataset,
     )
-    print(f"Pushed {arguments.model} to {arguments.repo_id}"
-          f"{f' (branch {arguments.revision})' if arguments.revision else ''}: {commit.commit_url}")
+    print(
+        f"Pushed {arguments.model} to {arguments.repo_id}"
+        f"{f' (branch {arguments.revision})' if arguments.revision else ''}: {commit.commit_url}"
+    )
     return 0
 
 

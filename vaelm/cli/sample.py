@@ -27,13 +27,24 @@ NAME = "vaelm-sample"
 class SampleArguments:
     """What to decode."""
 
-    num: int | None = field(default=None, metadata={"help": "Outputs per input (default 1); alone, N prior samples (default 10 with --prior)."})
+    num: int | None = field(
+        default=None,
+        metadata={"help": "Outputs per input (default 1); alone, N prior samples (default 10 with --prior)."},
+    )
     sentence: str | None = field(default=None, metadata={"help": "Decode samples of q(z|SENTENCE)."})
-    mean: bool = field(default=False, metadata={"help": "Decode the posterior mean instead of samples of z (reconstruction)."})
-    impute: str | None = field(default=None, metadata={"help": "Complete a sentence whose end is missing: 'the company said it will ___'."})
-    impute_steps: int = field(default=IMPUTE_STEPS, metadata={"help": "Optimisation steps fitting q(z) to the observed words (--impute)."})
+    mean: bool = field(
+        default=False, metadata={"help": "Decode the posterior mean instead of samples of z (reconstruction)."}
+    )
+    impute: str | None = field(
+        default=None, metadata={"help": "Complete a sentence whose end is missing: 'the company said it will ___'."}
+    )
+    impute_steps: int = field(
+        default=IMPUTE_STEPS, metadata={"help": "Optimisation steps fitting q(z) to the observed words (--impute)."}
+    )
     prior: bool = field(default=False, metadata={"help": "Decode z ~ N(0, I)."})
-    interactive: bool = field(default=False, metadata={"help": "Read sentences from standard input (the default without other input)."})
+    interactive: bool = field(
+        default=False, metadata={"help": "Read sentences from standard input (the default without other input)."}
+    )
 
     def __post_init__(self):
         if self.num is not None and self.num < 1:
@@ -54,8 +65,16 @@ def parse_arguments(argv: list[str]) -> tuple[ModelSourceArguments, DecodingArgu
 
 def choose_mode(args: SampleArguments) -> str:
     """`"posterior"`, `"impute"`, `"prior"` or `"stdin"`, from the flags given (see the module docstring)."""
-    given = [name for name, on in (("--sentence", args.sentence is not None), ("--impute", args.impute is not None),
-                                   ("--prior", args.prior), ("--interactive", args.interactive)) if on]
+    given = [
+        name
+        for name, on in (
+            ("--sentence", args.sentence is not None),
+            ("--impute", args.impute is not None),
+            ("--prior", args.prior),
+            ("--interactive", args.interactive),
+        )
+        if on
+    ]
     if len(given) > 1:
         raise ValueError(f"{' and '.join(given)} exclude each other: give one of them.")
     if args.sentence is not None:
@@ -77,7 +96,15 @@ def emit(results: list[dict], record: dict, args: DecodingArguments, stdout: Tex
     stdout.flush()
 
 
-def run(vae, mode: str, decoding_args: DecodingArguments, args: SampleArguments, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+def run(
+    vae,
+    mode: str,
+    decoding_args: DecodingArguments,
+    args: SampleArguments,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
     """Decode what `mode` asks for and print it; returns the exit status."""
     decoding = decoding_args.decoding_config()
     num = args.num or 1
@@ -85,7 +112,9 @@ def run(vae, mode: str, decoding_args: DecodingArguments, args: SampleArguments,
 
     def one(sentence: str) -> None:
         if mode == "impute" or (mode == "stdin" and MASK_PATTERN.search(sentence)):
-            results = vae.impute(sentence, num=num, mean=args.mean or num == 1, decoding=decoding, steps=args.impute_steps)
+            results = vae.impute(
+                sentence, num=num, mean=args.mean or num == 1, decoding=decoding, steps=args.impute_steps
+            )
             emit(results, {"mode": "impute", "input": sentence, **options}, decoding_args, stdout)
         else:
             results = vae.sample_posterior(sentence, num=num, mean=args.mean, decoding=decoding)
@@ -110,7 +139,9 @@ def run(vae, mode: str, decoding_args: DecodingArguments, args: SampleArguments,
     return 1 if failures and not isatty(stdin) else 0
 
 
-def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """
     `vaelm-sample` itself.
 

@@ -37,10 +37,20 @@ def _decoding_config(self) -> DecodingConfig:
 DecodingArguments = dataclasses.make_dataclass(
     "DecodingArguments",
     [
-        *((spec.name, spec.type, field(default=spec.default, metadata=dict(spec.metadata)))
-          for spec in dataclasses.fields(DecodingConfig)),
-        ("seed", int | None, field(default=None, metadata={"help": "Random seed: the same seed gives the same output."})),
-        ("json", bool, field(default=False, metadata={"help": "Print one JSON object per input instead of plain lines."})),
+        *(
+            (spec.name, spec.type, field(default=spec.default, metadata=dict(spec.metadata)))
+            for spec in dataclasses.fields(DecodingConfig)
+        ),
+        (
+            "seed",
+            int | None,
+            field(default=None, metadata={"help": "Random seed: the same seed gives the same output."}),
+        ),
+        (
+            "json",
+            bool,
+            field(default=False, metadata={"help": "Print one JSON object per input instead of plain lines."}),
+        ),
     ],
     namespace={"decoding_config": _decoding_config, "__module__": __name__},
 )

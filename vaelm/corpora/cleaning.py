@@ -41,10 +41,12 @@ FOOTER_LOOKAHEAD = 40  # non-blank lines after an END marker in which licence te
 
 _BRACKET_BLOCK = re.compile(r"^\[(Illustration|Footnote|Sidenote)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…。！？:;”’\"')\]」』]$")
-_NUMBER_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
-                r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|"
-                r"first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|last|final)")
-_NUMERAL = (rf"(?:(?-i:[IVXLCDM]+)|\d+|(?:the\s+)?{_NUMBER_WORD}(?:[-\s]+(?:and[-\s]+)?{_NUMBER_WORD})*)")
+_NUMBER_WORD = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|"
+    r"first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|last|final)"
+)
+_NUMERAL = rf"(?:(?-i:[IVXLCDM]+)|\d+|(?:the\s+)?{_NUMBER_WORD}(?:[-\s]+(?:and[-\s]+)?{_NUMBER_WORD})*)"
 _HEADING_WORD = r"(?:chapter|chap|book|part|volume|vol|stave|letter|section|canto|act|scene|adventure|episode|fit)"
 # "CHAPTER III.", "Chapter 3: The Title", "BOOK THE FIRST", "PART ONE--The Old Buccaneer", "Chapter I.]"
 _HEADING = re.compile(rf"^{_HEADING_WORD}\.?\s+{_NUMERAL}(?![\w'’])(?P<rest>.*)$", re.IGNORECASE)
@@ -58,10 +60,40 @@ _STANDALONE = re.compile(
 _CONTENTS = re.compile(r"^(?:(?:the\s+)?table\s+of\s+)?contents\W*$", re.IGNORECASE)
 _PAGE_NUMBER = re.compile(r"(?:\.\s*){3,}\s*\d*\s*$|\s{2,}\d+\s*$")  # ". . . . 11" or "   17" ending a line
 # "HAMLET. To be …", "MRS. HIGGINS. Well …", "FIRST WITCH: …": an upper-case label of one to four words.
-_SPEAKER_LABEL = re.compile(r"^(?P<label>(?-i:[A-Z][A-Z'’\-]+\.?(?:\s+[A-Z][A-Z'’\-]*\.?){0,3}))[.:]\s+(?=[“\"‘(\[A-Z])")
-_TITLES = frozenset("mr mrs ms messrs mme mlle dr st mt prof rev capt col gen lt sgt maj gov sen rep hon jr sr fr"
-                    .split())
-_SMALL_WORDS = frozenset("a an and as at but by for from in into of on or the to with".split())
+_SPEAKER_LABEL = re.compile(
+    r"^(?P<label>(?-i:[A-Z][A-Z'’\-]+\.?(?:\s+[A-Z][A-Z'’\-]*\.?){0,3}))[.:]\s+(?=[“\"‘(\[A-Z])"
+)
+_TITLES = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "messrs",
+        "mme",
+        "mlle",
+        "dr",
+        "st",
+        "mt",
+        "prof",
+        "rev",
+        "capt",
+        "col",
+        "gen",
+        "lt",
+        "sgt",
+        "maj",
+        "gov",
+        "sen",
+        "rep",
+        "hon",
+        "jr",
+        "sr",
+        "fr",
+    ]
+)
+_SMALL_WORDS = frozenset(
+    ["a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to", "with"]
+)
 _CHINESE_HEADING = re.compile(r"^第[一二三四五六七八九十百千零〇两\d]+[回章节卷部篇幕]")
 HEADING_WORDS = 25  # a paragraph that opens with a heading and has at most this many words is all heading
 TITLE_WORDS = 12  # longest title paragraph after a heading
@@ -103,14 +135,16 @@ def gutenberg_books(lines: Iterable[str], report: PreparationReport | None = Non
         if GUTENBERG_START.match(line):
             cut = _header_start(outside)
             keep_outside(outside[:cut])
-            licence(outside[cut:] + [line])
+            licence([*outside[cut:], line])
             outside = []
             end = next((i for i in range(index + 1, len(lines)) if GUTENBERG_END.match(lines[i])), len(lines))
-            body = lines[index + 1: end]
+            body = lines[index + 1 : end]
             # "End of the Project Gutenberg EBook of …" closes some bodies right before the END marker.
             tail = len(body)
-            while tail and (not body[tail - 1].strip() or re.match(r"^\s*end of (the )?project gutenberg",
-                                                                      body[tail - 1], re.IGNORECASE)):
+            while tail and (
+                not body[tail - 1].strip()
+                or re.match(r"^\s*end of (the )?project gutenberg", body[tail - 1], re.IGNORECASE)
+            ):
                 tail -= 1
             licence(body[tail:])
             books.append(body[:tail])
@@ -123,7 +157,7 @@ def gutenberg_books(lines: Iterable[str], report: PreparationReport | None = Non
             outside = []
         if GUTENBERG_END.match(line):
             footer_end = _footer_end(lines, index)
-            licence(lines[index: footer_end])
+            licence(lines[index:footer_end])
             index = footer_end
             continue
         outside.append(line)
@@ -169,8 +203,12 @@ def _footer_end(lines: list[str], end_marker: int) -> int:
                 break
         if licence_begins and _LICENCE_LAST.search(lines[i]):
             j = i + 1
-            while (j < len(lines) and lines[j].strip() and not GUTENBERG_START.match(lines[j])
-                   and not _HEADER_START.match(lines[j])):  # the rest of that paragraph (the next file may follow)
+            while (
+                j < len(lines)
+                and lines[j].strip()
+                and not GUTENBERG_START.match(lines[j])
+                and not _HEADER_START.match(lines[j])
+            ):  # the rest of that paragraph (the next file may follow)
                 j += 1
             return j
     if not licence_begins:
@@ -208,7 +246,7 @@ def is_heading(line: str) -> bool:
         rest = match.group("rest").strip()
         rest = rest.lstrip(".:;,—–-]) ").strip()
         # A title after the number starts with a capital, a quote or a digit; "Chapter two was found" goes on.
-        return not rest or not rest[0].islower() and _words(line) <= HEADING_WORDS
+        return not rest or (not rest[0].islower() and _words(line) <= HEADING_WORDS)
     match = _NUMBERED_TITLE.match(line)
     if match:
         rest = (match.group("rest") or "").strip()
@@ -225,7 +263,7 @@ def _is_title(text: str, longest: int = TITLE_WORDS) -> bool:
     text = _PAGE_NUMBER.sub("", text).strip()
     words = [word.strip("“”\"‘’'()[].,:;!?—–-") for word in re.split(r"[\s—–]+|--", text)]
     words = [word for word in words if word]
-    if not words or len(words) > longest or text[:1] in "“\"‘(":
+    if not words or len(words) > longest or text[:1] in '“"‘(':
         return False
     if not any(char.islower() for char in text):
         return True
@@ -239,8 +277,9 @@ def _is_contents_entry(lines: list[str]) -> bool:
     return entries >= 2 and entries >= 0.6 * len(lines)
 
 
-def clean_paragraphs(raw_lines: Iterable[str], lang: str = "en",
-                     report: PreparationReport | None = None) -> Iterator[str]:
+def clean_paragraphs(
+    raw_lines: Iterable[str], lang: str = "en", report: PreparationReport | None = None
+) -> Iterator[str]:
     """
     The paragraphs of the story in a raw file, each on one line (see the module docstring for what is dropped).
 
@@ -286,8 +325,12 @@ def _book_paragraphs(lines: list[str], lang: str, report: PreparationReport) -> 
             if _CONTENTS.match(stripped[0]):
                 in_contents = True
             title = " ".join(stripped)
-            if (len(stripped) == 1 or _words(text) <= HEADING_WORDS or _is_contents_entry(stripped)
-                    or _is_title(title[len(stripped[0]) // 2:], longest=80)):  # a long title over several lines
+            if (
+                len(stripped) == 1
+                or _words(text) <= HEADING_WORDS
+                or _is_contents_entry(stripped)
+                or _is_title(title[len(stripped[0]) // 2 :], longest=80)
+            ):  # a long title over several lines
                 report.drop("contents" if in_contents and not _CONTENTS.match(stripped[0]) else "headings", text)
                 after_heading = True
                 continue
@@ -304,8 +347,11 @@ def _book_paragraphs(lines: list[str], lang: str, report: PreparationReport) -> 
                 report.drop("markup", "_" * lost, words=lost)
             paragraph = without_markup
         if in_contents:
-            if (_is_title(paragraph) or _PAGE_NUMBER.search(paragraph)
-                    or _words(paragraph) <= 4 and not _SENTENCE_END.search(paragraph)):
+            if (
+                _is_title(paragraph)
+                or _PAGE_NUMBER.search(paragraph)
+                or (_words(paragraph) <= 4 and not _SENTENCE_END.search(paragraph))
+            ):
                 report.drop("contents", paragraph)
                 continue
             in_contents = False
@@ -323,7 +369,7 @@ def _book_paragraphs(lines: list[str], lang: str, report: PreparationReport) -> 
         label = _SPEAKER_LABEL.match(paragraph)
         if label and not _is_title_abbreviation(label.group("label")) and len(label.group("label")) > 1:
             report.drop("speaker_labels", label.group(0))
-            paragraph = paragraph[label.end():]
+            paragraph = paragraph[label.end() :]
         report.paragraphs += 1
         yield paragraph
 

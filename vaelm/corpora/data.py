@@ -5,6 +5,7 @@ Where the sentences come from (local folders, running text, PTB, Hub datasets) i
 names are importable from here too, as they were before the split.
 """
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from .sources import (  # noqa: F401 - this module's names before sources.py was
     RAW_BLOCK,
     SPLITS,
     DataError,
+    _in_memory_dataset,
     cache_dir,
     download_ptb,
     iter_sentence_columns,
@@ -35,13 +37,13 @@ from .sources import (  # noqa: F401 - this module's names before sources.py was
     split_files,
     splitting_pool,
 )
-from .sources import _in_memory_dataset
 from .vocabulary import word_ids_encoder
 from .word_ids import WordIds, forget_split, limit_lengths, list_array, sample_indices
 
 logger = logging.getLogger(__name__)
 
 STREAM_BATCH = 10_000  # sentences of a stream tokenized together (fewer, larger batches: less overhead per batch)
+
 
 # ------------------------------------------------------------------------------------------------ tokenization
 def tokenize_splits(
@@ -67,8 +69,14 @@ def tokenize_splits(
 
     if isinstance(raw, datasets.DatasetDict):
         encoder = word_ids_encoder(tokenizer)  # one for every split: each distinct word is tokenized once
-        fast = {split: _tokenize_word_by_word(raw[split], split, tokenizer, encoder, segmentation, max_length, truncate)
-                for split in raw} if encoder is not None else {}
+        fast = (
+            {
+                split: _tokenize_word_by_word(raw[split], split, tokenizer, encoder, segmentation, max_length, truncate)
+                for split in raw
+            }
+            if encoder is not None
+            else {}
+        )
         if fast and all(result is not None for result in fast.values()):
             for split, (_, too_long) in fast.items():
                 _report_long(report, split, raw[split], too_long, truncate)
@@ -96,8 +104,13 @@ def tokenize_splits(
             for split in tokenized:
                 cut = sum(tokenized[split]["truncated"])
                 if cut:
-                    logger.warning("%s: truncated %d of %d sentences longer than --max_length %d words.",
-                                   split, cut, len(tokenized[split]), max_length)
+                    logger.warning(
+                        "%s: truncated %d of %d sentences longer than --max_length %d words.",
+                        split,
+                        cut,
+                        len(tokenized[split]),
+                        max_length,
+                    )
         tokenized = tokenized.remove_columns("truncated")
     if max_length is None or truncate or isinstance(tokenized, datasets.IterableDatasetDict):
         if max_length is not None and isinstance(tokenized, datasets.IterableDatasetDict) and not truncate:
@@ -110,19 +123,26 @@ def tokenize_splits(
         lengths = tokenized[split].data.column("length") if tokenized[split]._indices is None else None
         if lengths is None:
             lengths = pa.chunked_array([pa.array(tokenized[split]["length"], pa.int64())])
-        _report_long(report, split, raw[split], pc.greater(lengths, max_length + 2).to_numpy(zero_copy_only=False),
-                     truncate)
+        _report_long(
+            report, split, raw[split], pc.greater(lengths, max_length + 2).to_numpy(zero_copy_only=False), truncate
+        )
         dropped = len(tokenized[split]) - len(filtered[split])
         if dropped:
-            logger.warning("%s: dropped %d of %d sentences longer than --max_length %d words.",
-                           split, dropped, len(tokenized[split]), max_length)
+            logger.warning(
+                "%s: dropped %d of %d sentences longer than --max_length %d words.",
+                split,
+                dropped,
+                len(tokenized[split]),
+                max_length,
+            )
         if len(filtered[split]) == 0:
             raise DataError(f"No {split} sentence is at most {max_length} words long; raise --max_length.")
     return filtered
 
 
-def _tokenize_stream(raw: datasets.IterableDatasetDict, tokenizer, segmentation: str, max_length: int | None,
-                     truncate: bool) -> datasets.IterableDatasetDict:
+def _tokenize_stream(
+    raw: datasets.IterableDatasetDict, tokenizer, segmentation: str, max_length: int | None, truncate: bool
+) -> datasets.IterableDatasetDict:
     """
     `tokenize_splits` of streamed splits: one `map` on Arrow batches (the length limit applied inside, without a
     count), word by word when the tokenizer allows it and its first batch gives [`encode_sentences`]'s ids.
@@ -138,10 +158,12 @@ def _tokenize_stream(raw: datasets.IterableDatasetDict, tokenizer, segmentation:
             offsets, values = encoder.encode(segmented)
             if "ok" not in word_by_word:
                 rows = encode_sentences(tokenizer, texts.to_pylist(), segmentation)
-                word_by_word["ok"] = [values[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] == rows
+                word_by_word["ok"] = [values[a:b].tolist() for a, b in itertools.pairwise(offsets)] == rows
                 if not word_by_word["ok"]:
-                    logger.warning("Word-by-word token ids differ from the tokenizer's on the stream's first batch; "
-                                   "tokenizing with the tokenizer itself (slower).")
+                    logger.warning(
+                        "Word-by-word token ids differ from the tokenizer's on the stream's first batch; "
+                        "tokenizing with the tokenizer itself (slower)."
+                    )
         if encoder is None or not word_by_word.get("ok", False):
             rows = rows if rows is not None else encode_sentences(tokenizer, texts.to_pylist(), segmentation)
             offsets = np.concatenate([[0], np.cumsum([len(row) for row in rows], dtype=np.int64)])
@@ -152,10 +174,14 @@ def _tokenize_stream(raw: datasets.IterableDatasetDict, tokenizer, segmentation:
             lengths = np.diff(offsets)
         return pa.table({"input_ids": list_array(offsets, values), "length": pa.array(lengths, pa.int64())})
 
-    return datasets.IterableDatasetDict({
-        split: part.with_format("arrow").map(encode, batched=True, batch_size=STREAM_BATCH, remove_columns=part.column_names)
-        .with_format(None) for split, part in raw.items()
-    })
+    return datasets.IterableDatasetDict(
+        {
+            split: part.with_format("arrow")
+            .map(encode, batched=True, batch_size=STREAM_BATCH, remove_columns=part.column_names)
+            .with_format(None)
+            for split, part in raw.items()
+        }
+    )
 
 
 def text_column(dataset: datasets.Dataset) -> pa.ChunkedArray:
@@ -165,8 +191,9 @@ def text_column(dataset: datasets.Dataset) -> pa.ChunkedArray:
     return dataset.data.column("text")
 
 
-def _report_long(report: PreparationReport | None, split: str, dataset: datasets.Dataset, too_long: np.ndarray | None,
-                 truncate: bool) -> None:
+def _report_long(
+    report: PreparationReport | None, split: str, dataset: datasets.Dataset, too_long: np.ndarray | None, truncate: bool
+) -> None:
     """Count the sentences of `dataset` that `too_long` marks as dropped (or cut, with `truncate`) in `report`."""
     if report is None or too_long is None or not too_long.any():
         return
@@ -178,24 +205,34 @@ def _report_long(report: PreparationReport | None, split: str, dataset: datasets
         report.sentences_per_split[split] = report.sentences_per_split.get(split, 0) - len(long_texts)
 
 
-def _tokenize_word_by_word(dataset: datasets.Dataset, split: str, tokenizer, encoder: WordIds, segmentation: str,
-                           max_length: int | None, truncate: bool) -> tuple[datasets.Dataset, np.ndarray | None] | None:
+def _tokenize_word_by_word(
+    dataset: datasets.Dataset,
+    split: str,
+    tokenizer,
+    encoder: WordIds,
+    segmentation: str,
+    max_length: int | None,
+    truncate: bool,
+) -> tuple[datasets.Dataset, np.ndarray | None] | None:
     """
     `tokenize_splits` of one in-memory split through [`vaelm.word_ids`]: the same rows, columns and warnings, with
     no Python object per sentence, and which rows were over `max_length`. `None` when the ids differ from
     [`encode_sentences`] on a sample of the split (the caller then tokenizes with the tokenizer itself).
     """
     texts = text_column(dataset)
-    if texts.null_count or not pa.types.is_string(texts.type) and not pa.types.is_large_string(texts.type):
+    if texts.null_count or (not pa.types.is_string(texts.type) and not pa.types.is_large_string(texts.type)):
         return None
     rows = sample_indices(len(texts))
     expected = encode_sentences(tokenizer, texts.take(rows).to_pylist(), segmentation)
     if segmentation == "jieba":
         texts = pa.chunked_array([pa.array(segment(texts, segmentation), pa.string())], pa.string())
     offsets, values = encoder.encode(pa.concat_arrays(texts.take(rows).chunks) if rows else pa.array([], pa.string()))
-    if [values[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] != expected:
-        logger.warning("%s: word-by-word token ids differ from the tokenizer's on a sample; tokenizing with the "
-                       "tokenizer itself (slower).", split)
+    if [values[a:b].tolist() for a, b in itertools.pairwise(offsets)] != expected:
+        logger.warning(
+            "%s: word-by-word token ids differ from the tokenizer's on a sample; tokenizing with the "
+            "tokenizer itself (slower).",
+            split,
+        )
         return None
     columns, lengths, affected, masks = [], [], 0, []
     for offsets, values in encoder.encode_all(texts):
@@ -207,11 +244,18 @@ def _tokenize_word_by_word(dataset: datasets.Dataset, split: str, tokenizer, enc
             counts = np.diff(offsets)
         columns.append(list_array(offsets, values))
         lengths.append(pa.array(counts, pa.int64()))
-    table = pa.table({"input_ids": pa.chunked_array(columns, pa.list_(pa.int32())),
-                      "length": pa.chunked_array(lengths, pa.int64())})
+    table = pa.table(
+        {"input_ids": pa.chunked_array(columns, pa.list_(pa.int32())), "length": pa.chunked_array(lengths, pa.int64())}
+    )
     if affected:
-        logger.warning("%s: %s %d of %d sentences longer than --max_length %d words.", split,
-                       "truncated" if truncate else "dropped", affected, len(texts), max_length)
+        logger.warning(
+            "%s: %s %d of %d sentences longer than --max_length %d words.",
+            split,
+            "truncated" if truncate else "dropped",
+            affected,
+            len(texts),
+            max_length,
+        )
     if not truncate and max_length is not None and table.num_rows == 0:
         raise DataError(f"No {split} sentence is at most {max_length} words long; raise --max_length.")
     return _in_memory_dataset(table), (np.concatenate(masks) if masks else None)
@@ -243,9 +287,9 @@ __all__ = [
     "DataError",
     "VAELMCollator",
     "download_ptb",
+    "iter_sentence_columns",
     "load_text_splits",
     "raw_text_splits",
-    "iter_sentence_columns",
     "read_lines",
     "read_sentence_column",
     "read_sentences",
@@ -253,4 +297,3 @@ __all__ = [
     "text_column",
     "tokenize_splits",
 ]
-

@@ -63,8 +63,16 @@ def prepare_corpus(
         splits (`tuple[str, ...]`): the splits to prepare.
     """
     report = PreparationReport()
-    raw = load_text_splits(data_dir=data_dir, dataset=dataset, text_column=text_column, splits=splits, seed=seed,
-                           sentence_split=sentence_split, lang=lang, report=report)
+    raw = load_text_splits(
+        data_dir=data_dir,
+        dataset=dataset,
+        text_column=text_column,
+        splits=splits,
+        seed=seed,
+        sentence_split=sentence_split,
+        lang=lang,
+        report=report,
+    )
     prepared = {}
     for split in splits:
         texts = raw[split]["text"]
@@ -77,7 +85,9 @@ def prepare_corpus(
     return prepared, report
 
 
-def write_prepared(output_dir: str | Path, prepared: dict[str, list[str]], report: PreparationReport) -> dict[str, Path]:
+def write_prepared(
+    output_dir: str | Path, prepared: dict[str, list[str]], report: PreparationReport
+) -> dict[str, Path]:
     """
     Write each split as `<split>.txt` (one sentence per line, UTF-8) and `report.json` into `output_dir`.
 

@@ -132,11 +132,16 @@ class PreparationReport:
     def summary(self) -> str:
         """Two lines for a log: what went in and came out, then the words dropped by reason."""
         kept = f"{self.words_kept / self.words_in:.1%}" if self.words_in else "n/a"
-        first = (f"Data: {self.files:,} files, {self.books:,} books, {self.paragraphs:,} paragraphs -> "
-                 f"{self.sentences:,} sentences; {self.words_kept:,} of {self.words_in:,} words kept ({kept}).")
+        first = (
+            f"Data: {self.files:,} files, {self.books:,} books, {self.paragraphs:,} paragraphs -> "
+            f"{self.sentences:,} sentences; {self.words_kept:,} of {self.words_in:,} words kept ({kept})."
+        )
         reasons = ", ".join(f"{reason} {self.dropped[reason]:,}" for reason in REASONS if self.dropped.get(reason))
-        second = f"Dropped words: {reasons or 'none'}" + (f"; {self.unaccounted:,} unaccounted" if self.unaccounted
-                                                           else "") + "."
+        second = (
+            f"Dropped words: {reasons or 'none'}"
+            + (f"; {self.unaccounted:,} unaccounted" if self.unaccounted else "")
+            + "."
+        )
         if self.notes:
             second += " " + " ".join(self.notes)
         return first + "\n" + second

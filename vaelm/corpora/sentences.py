@@ -25,7 +25,33 @@ from .report import PreparationReport
 
 # Titles after which a period never ends a sentence in fiction ("Mr. Holmes"), lower-cased, without the period.
 TITLES = frozenset(
-    "mr mrs ms messrs m mme mlle dr st mt prof rev capt col gen lt sgt maj gov sen rep hon jr sr fr".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "messrs",
+        "m",
+        "mme",
+        "mlle",
+        "dr",
+        "st",
+        "mt",
+        "prof",
+        "rev",
+        "capt",
+        "col",
+        "gen",
+        "lt",
+        "sgt",
+        "maj",
+        "gov",
+        "sen",
+        "rep",
+        "hon",
+        "jr",
+        "sr",
+        "fr",
+    ]
 )
 _ENDS_WITH_TITLE = re.compile(r"(?:^|[\s“\"'‘(])(" + "|".join(sorted(TITLES)) + r")\.$", re.IGNORECASE)
 # Bling Fire keeps two quoted sentences together ("…late!” “Well,…"); they are cut between the quotes.
@@ -64,7 +90,7 @@ class _BlingFireSentences:
     """
 
     def __init__(self):
-        import blingfire  # noqa: PLC0415 - only --sentence_split needs it
+        import blingfire
 
         self.library = getattr(blingfire, "blingfire", None)
         self.fallback = blingfire.text_to_sentences
@@ -77,8 +103,9 @@ class _BlingFireSentences:
         if len(self.buffer) < 2 * len(data):
             self.buffer = ctypes.create_string_buffer(2 * len(data))
         size = len(self.buffer)
-        written = self.library.TextToSentences(ctypes.c_char_p(data), ctypes.c_int(len(data)),
-                                               ctypes.byref(self.buffer), ctypes.c_int(size))
+        written = self.library.TextToSentences(
+            ctypes.c_char_p(data), ctypes.c_int(len(data)), ctypes.byref(self.buffer), ctypes.c_int(size)
+        )
         if written == -1 or written > size:
             return ""
         return ctypes.string_at(self.buffer, min(written, size)).split(b"\0", 1)[0].decode("utf-8")
@@ -93,8 +120,8 @@ def split_english(paragraph: str) -> list[str]:
     """Sentences of an English paragraph (Bling Fire, with splits right after a title merged back)."""
     pieces = _text_to_sentences()(paragraph).split("\n")
     sentences: list[str] = []
-    for piece in (part for piece in pieces for part in _BETWEEN_QUOTES.split(piece)):
-        piece = piece.strip()
+    for part in (part for chunk in pieces for part in _BETWEEN_QUOTES.split(chunk)):
+        piece = part.strip()
         if not piece:
             continue
         if sentences and _ENDS_WITH_TITLE.search(sentences[-1]):
@@ -131,8 +158,9 @@ def split_sentences(paragraph: str, lang: str = "en", report: PreparationReport 
     return kept
 
 
-def sentences_from_lines(lines: Iterable[str], lang: str = "en", clean: bool = True,
-                         report: PreparationReport | None = None) -> Iterator[str]:
+def sentences_from_lines(
+    lines: Iterable[str], lang: str = "en", clean: bool = True, report: PreparationReport | None = None
+) -> Iterator[str]:
     """
     Sentences of a running-text file given as lines.
 
@@ -151,4 +179,12 @@ def sentences_from_lines(lines: Iterable[str], lang: str = "en", clean: bool = T
             yield sentence
 
 
-__all__ = ["TITLES", "clean_paragraphs", "gutenberg_body", "gutenberg_books", "paragraphs", "sentences_from_lines", "split_sentences"]
+__all__ = [
+    "TITLES",
+    "clean_paragraphs",
+    "gutenberg_body",
+    "gutenberg_books",
+    "paragraphs",
+    "sentences_from_lines",
+    "split_sentences",
+]

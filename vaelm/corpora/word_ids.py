@@ -72,7 +72,7 @@ def forget_split() -> None:
 
 
 def _piece_key(piece: pa.Array) -> tuple:
-    return tuple(buffer.address if buffer is not None else 0 for buffer in piece.buffers()) + (piece.offset, len(piece))
+    return (*tuple(buffer.address if buffer is not None else 0 for buffer in piece.buffers()), piece.offset, len(piece))
 
 
 def _split(piece: pa.Array) -> tuple[np.ndarray, pa.DictionaryArray]:
@@ -107,8 +107,12 @@ def distinct_words(texts: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     _last_split.update({_piece_key(piece): (piece, split) for piece, (split, _, _) in zip(pieces, counted)})
     if not counted:
         return [], np.zeros(0, dtype=np.int64)
-    table = pa.table({"word": pa.concat_arrays([words.cast(pa.large_string()) for _, words, _ in counted]),
-                      "count": pa.array(np.concatenate([counts for _, _, counts in counted]))})
+    table = pa.table(
+        {
+            "word": pa.concat_arrays([words.cast(pa.large_string()) for _, words, _ in counted]),
+            "count": pa.array(np.concatenate([counts for _, _, counts in counted])),
+        }
+    )
     totals = table.group_by("word", use_threads=False).aggregate([("count", "sum")])
     return totals.column("word").to_pylist(), totals.column("count_sum").to_numpy()
 
@@ -189,8 +193,10 @@ class WordIds:
         Arrow's threads, the new words are tokenized in between.
         """
         splits = list(parallel_map(_split, _pieces(texts)))
-        located = [(words, self._known(encoded.dictionary)[encoded.indices.to_numpy(zero_copy_only=False)])
-                   for words, encoded in splits]
+        located = [
+            (words, self._known(encoded.dictionary)[encoded.indices.to_numpy(zero_copy_only=False)])
+            for words, encoded in splits
+        ]
         del splits
         yield from parallel_map(lambda item: self._rows(item[0], self.lengths[item[1]], self.starts[item[1]]), located)
 
@@ -228,5 +234,15 @@ def sample_indices(size: int, sample: int = SAMPLE) -> list[int]:
     return sorted(set(np.linspace(0, size - 1, num=min(size, sample), dtype=np.int64).tolist())) if size else []
 
 
-__all__ = ["CHUNK", "SAMPLE", "WordIds", "as_arrow", "distinct_words", "forget_split", "limit_lengths", "list_array", "parallel_map",
-           "sample_indices"]
+__all__ = [
+    "CHUNK",
+    "SAMPLE",
+    "WordIds",
+    "as_arrow",
+    "distinct_words",
+    "forget_split",
+    "limit_lengths",
+    "list_array",
+    "parallel_map",
+    "sample_indices",
+]

@@ -7,6 +7,8 @@ sentences end (no padding is ever computed), and one time step is scored at a ti
 `rows × vocab_size` whatever K and the sentence lengths are.
 """
 
+import itertools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -42,7 +44,13 @@ class DecoderScorer:
         embedding_size = model.config.embedding_size
         if self.is_lstm:
             # Reorder PyTorch's gate blocks (i, f, g, o) to (i, f, o, g): one sigmoid covers the first three.
-            order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
+            order = torch.cat(
+                [
+                    torch.arange(0, 2 * hidden),
+                    torch.arange(3 * hidden, 4 * hidden),
+                    torch.arange(2 * hidden, 3 * hidden),
+                ]
+            )
         else:
             order = torch.arange(3 * hidden)  # GRU blocks (r, z, n): the first two share one sigmoid as they are
         order = order.to(decoder.weight_ih_l0.device)
@@ -73,8 +81,14 @@ class DecoderScorer:
         # The vocabulary bias rides in the matmul as an extra input row (states get a column of ones): addmm would
         # first copy the bias into the whole rows × vocab output, a memory pass as costly as a fifth of the matmul.
         head_weight = model.lm_head.weight.detach().float()
-        head_bias = model.lm_head.bias.detach().float() if model.lm_head.bias is not None else head_weight.new_zeros(head_weight.size(0))
-        self.head_weight_with_bias = torch.cat([head_weight.t(), head_bias.unsqueeze(0)]).to(self.head_dtype).contiguous()
+        head_bias = (
+            model.lm_head.bias.detach().float()
+            if model.lm_head.bias is not None
+            else head_weight.new_zeros(head_weight.size(0))
+        )
+        self.head_weight_with_bias = (
+            torch.cat([head_weight.t(), head_bias.unsqueeze(0)]).to(self.head_dtype).contiguous()
+        )
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
@@ -105,7 +119,9 @@ class DecoderScorer:
         embeddings = self.model.embed_tokens(decoder_input_ids.t()).float()
         return F.linear(embeddings, self.word_input_weight, self.biases[0])
 
-    def _lstm_cell(self, layer: int, input_gates: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    def _lstm_cell(
+        self, layer: int, input_gates: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, ...]:
         """One LSTM step of `layer` on gates ordered (i, f, o, g), input part given: the new `(h, c)`."""
         hidden, cell = state
         size = self.hidden_size
@@ -115,13 +131,17 @@ class DecoderScorer:
         cell = torch.addcmul(sigmoids[:, size : 2 * size] * cell, sigmoids[:, :size], candidate)
         return sigmoids[:, 2 * size :] * torch.tanh(cell), cell
 
-    def _gru_cell(self, layer: int, input_gates: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    def _gru_cell(
+        self, layer: int, input_gates: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, ...]:
         """One GRU step of `layer` (PyTorch's equations, gates (r, z, n)), input part given: the new `(h,)`."""
         (hidden,) = state
         size = self.hidden_size
         recurrent = torch.addmm(self.recurrent_biases[layer], hidden, self.recurrent_weights_t[layer])
         reset_update = torch.sigmoid(input_gates[:, : 2 * size] + recurrent[:, : 2 * size])
-        candidate = torch.tanh(torch.addcmul(input_gates[:, 2 * size :], reset_update[:, :size], recurrent[:, 2 * size :]))
+        candidate = torch.tanh(
+            torch.addcmul(input_gates[:, 2 * size :], reset_update[:, :size], recurrent[:, 2 * size :])
+        )
         return (torch.lerp(candidate, hidden, reset_update[:, size:]),)  # (1 - z) ⊙ n + z ⊙ h
 
     def row_nll(
@@ -148,7 +168,7 @@ class DecoderScorer:
         """
         rows = row_sentence.size(0)
         steps_list = row_steps.tolist()
-        if any(a < b for a, b in zip(steps_list, steps_list[1:])):
+        if any(a < b for a, b in itertools.pairwise(steps_list)):
             raise ValueError("DecoderScorer.row_nll needs rows ordered by non-increasing length.")
         initial = self.model.initial_state(z)
         # Per layer, the state as a tuple: (h, c) for an LSTM, (h,) for a GRU.
@@ -214,7 +234,9 @@ def reference_row_nll(
         `torch.Tensor` of shape `(rows,)`: NLL in nats (float32).
     """
     with torch.autocast(device_type=z.device.type, dtype=torch.bfloat16, enabled=bf16):
-        nll, _ = model.reconstruction_nll(input_ids.index_select(0, row_sentence), attention_mask.index_select(0, row_sentence), z)
+        nll, _ = model.reconstruction_nll(
+            input_ids.index_select(0, row_sentence), attention_mask.index_select(0, row_sentence), z
+        )
     return nll.float()
 
 

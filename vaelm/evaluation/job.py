@@ -9,11 +9,11 @@ import shlex
 from pathlib import Path
 
 from ..corpora.data import load_text_splits, raw_text_splits, read_sentences, split_files
-from .metrics import evaluate_sequences, tokenize_sentences
-from .reconstruction import reconstruction_line, reconstruction_summary
+from ..pretrained import DEFAULT_MODEL
 from ..pretrained.loading import default_device, load_model_and_tokenizer
 from ..runtime.precision import resolve_bf16
-from ..pretrained import DEFAULT_MODEL
+from .metrics import evaluate_sequences, tokenize_sentences
+from .reconstruction import reconstruction_line, reconstruction_summary
 from .settings import EvaluationArguments
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,9 @@ def load_split_texts(arguments: EvaluationArguments, sentence_split: bool = Fals
     elif arguments.data_dir is not None:
         texts = read_sentences(split_files(arguments.data_dir, (arguments.split,))[arguments.split])
     else:
-        loaded = load_text_splits(dataset=arguments.dataset, text_column=arguments.text_column, splits=(arguments.split,))
+        loaded = load_text_splits(
+            dataset=arguments.dataset, text_column=arguments.text_column, splits=(arguments.split,)
+        )
         texts = list(loaded[arguments.split]["text"])
     return texts[: arguments.max_sentences] if arguments.max_sentences else texts
 
@@ -55,11 +57,22 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
     model, tokenizer = load_model_and_tokenizer(model_name, device=arguments.device or default_device(), **hub_kwargs)
     texts = load_split_texts(arguments, getattr(model.config, "sentence_split", False), model.config.lang)
     sequences = tokenize_sentences(texts, tokenizer, model.config.segmentation)
-    logger.info("Evaluating %d %s sentences (%d scored tokens) with K=%d on %s.", len(sequences), arguments.split,
-                sum(len(s) - 1 for s in sequences), arguments.iw_samples, next(model.parameters()).device)
+    logger.info(
+        "Evaluating %d %s sentences (%d scored tokens) with K=%d on %s.",
+        len(sequences),
+        arguments.split,
+        sum(len(s) - 1 for s in sequences),
+        arguments.iw_samples,
+        next(model.parameters()).device,
+    )
     result = evaluate_sequences(
-        model, sequences, iw_samples=arguments.iw_samples, batch_size=arguments.batch_size,
-        chunk_size=arguments.chunk_size, seed=arguments.seed, progress=not arguments.no_progress,
+        model,
+        sequences,
+        iw_samples=arguments.iw_samples,
+        batch_size=arguments.batch_size,
+        chunk_size=arguments.chunk_size,
+        seed=arguments.seed,
+        progress=not arguments.no_progress,
         progress_file=arguments.progress_file,
         bf16=resolve_bf16(arguments.bf16, next(model.parameters()).device, "vaelm-evaluate"),
     )

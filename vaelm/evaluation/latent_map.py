@@ -31,6 +31,7 @@ import torch
 from ..corpora.data import SPLITS, read_sentences, split_files
 from ..generation.sentence_vae import SentenceVAE
 from .settings import MAP_SENTENCES, PROJECTIONS
+
 # Where the HTML map keeps its points as JSON (for scripts and tests), next to the plotly figure.
 HTML_DATA_ID = "vaelm-latent-map-data"
 DEMO_INSTALL_HINT = 'pip install "vaelm[demo]"'
@@ -43,7 +44,9 @@ def _require(module: str, purpose: str):
     except ImportError:
         package = {"umap": "umap-learn"}.get(module, module.split(".")[0])
         hint = f"pip install {package}" if module == "umap" else DEMO_INSTALL_HINT
-        raise ImportError(f"{purpose} needs the {package} package, which is not installed. Install it with: {hint}") from None
+        raise ImportError(
+            f"{purpose} needs the {package} package, which is not installed. Install it with: {hint}"
+        ) from None
 
 
 def require_plotly():
@@ -148,7 +151,9 @@ class LatentMap:
     def points(self) -> list[dict]:
         """One record per point: `{"x", "y", "text", "length"}` (and `"label"`)."""
         records = []
-        for index, (sentence, (x, y), length) in enumerate(zip(self.sentences, self.coordinates.tolist(), self.lengths)):
+        for index, (sentence, (x, y), length) in enumerate(
+            zip(self.sentences, self.coordinates.tolist(), self.lengths)
+        ):
             record = {"x": x, "y": y, "text": sentence, "length": length}
             if self.labels is not None:
                 record["label"] = self.labels[index]
@@ -181,7 +186,9 @@ def posterior_means(vae, sentences: Sequence[str], batch_size: int = 256) -> tup
 
 def _check_latent(vae) -> None:
     if not vae.config.has_latent:
-        raise ValueError("This model has no latent space (it was trained with --latent_dim 0), so there is no map to draw.")
+        raise ValueError(
+            "This model has no latent space (it was trained with --latent_dim 0), so there is no map to draw."
+        )
 
 
 def build_latent_map(
@@ -213,8 +220,13 @@ def build_latent_map(
     means, lengths = posterior_means(vae, sentences)
     fitted = fit_projection(means, projection, seed=seed)
     return LatentMap(
-        sentences=sentences, means=means, coordinates=fitted(means), projection=fitted, lengths=lengths,
-        labels=None if labels is None else [str(label) for label in labels], label_name=label_name,
+        sentences=sentences,
+        means=means,
+        coordinates=fitted(means),
+        projection=fitted,
+        lengths=lengths,
+        labels=None if labels is None else [str(label) for label in labels],
+        label_name=label_name,
     )
 
 
@@ -233,7 +245,10 @@ def read_split(data_dir: str | Path, split: str = "test", max_sentences: int | N
 
 
 def read_labelled(
-    data_file: str | Path, text_column: str = "text", label_column: str | None = None, max_sentences: int | None = MAP_SENTENCES
+    data_file: str | Path,
+    text_column: str = "text",
+    label_column: str | None = None,
+    max_sentences: int | None = MAP_SENTENCES,
 ) -> tuple[list[str], list[str] | None]:
     """
     Sentences (and labels) from a CSV, TSV or JSON-lines file, read with `datasets`.
@@ -247,15 +262,19 @@ def read_labelled(
     path = Path(data_file)
     kinds = {".csv": ("csv", {}), ".tsv": ("csv", {"delimiter": "\t"}), ".json": ("json", {}), ".jsonl": ("json", {})}
     if path.suffix.lower() not in kinds:
-        raise ValueError(f"{path}: --data_file must be a .csv, .tsv, .json or .jsonl file with a {text_column!r} column.")
+        raise ValueError(
+            f"{path}: --data_file must be a .csv, .tsv, .json or .jsonl file with a {text_column!r} column."
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist.")
     builder, options = kinds[path.suffix.lower()]
     table = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     for column in (text_column, label_column):
         if column is not None and column not in table.column_names:
-            raise ValueError(f"{path} has no column {column!r}; its columns are {', '.join(table.column_names)}. "
-                             "Name the right ones with --text_column / --label_column.")
+            raise ValueError(
+                f"{path} has no column {column!r}; its columns are {', '.join(table.column_names)}. "
+                "Name the right ones with --text_column / --label_column."
+            )
     if max_sentences:
         table = table.select(range(min(max_sentences, len(table))))
     sentences = [str(text) if text is not None else "" for text in table[text_column]]
@@ -324,29 +343,62 @@ def plotly_figure(latent_map: LatentMap, extra_traces: Sequence[dict] = (), titl
     if latent_map.labels is not None:
         for name in sorted(set(latent_map.labels)):
             chosen = [i for i, label in enumerate(latent_map.labels) if label == name]
-            figure.add_trace(go.Scatter(
-                x=[xy[i][0] for i in chosen], y=[xy[i][1] for i in chosen], text=[latent_map.sentences[i] for i in chosen],
-                mode="markers", name=name, hovertemplate=hover, marker={"size": 6, "opacity": 0.75},
-            ))
+            figure.add_trace(
+                go.Scatter(
+                    x=[xy[i][0] for i in chosen],
+                    y=[xy[i][1] for i in chosen],
+                    text=[latent_map.sentences[i] for i in chosen],
+                    mode="markers",
+                    name=name,
+                    hovertemplate=hover,
+                    marker={"size": 6, "opacity": 0.75},
+                )
+            )
     else:
-        figure.add_trace(go.Scatter(
-            x=[p[0] for p in xy], y=[p[1] for p in xy], text=list(latent_map.sentences), mode="markers", name="sentences",
-            hovertemplate=hover,
-            marker={"size": 6, "opacity": 0.75, "color": list(latent_map.lengths), "colorscale": "Viridis",
-                    "colorbar": {"title": {"text": "words"}}},
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[p[0] for p in xy],
+                y=[p[1] for p in xy],
+                text=list(latent_map.sentences),
+                mode="markers",
+                name="sentences",
+                hovertemplate=hover,
+                marker={
+                    "size": 6,
+                    "opacity": 0.75,
+                    "color": list(latent_map.lengths),
+                    "colorscale": "Viridis",
+                    "colorbar": {"title": {"text": "words"}},
+                },
+            )
+        )
     for trace in extra_traces:
         placed = latent_map.project(trace["codes"]).tolist()
-        figure.add_trace(go.Scatter(
-            x=[p[0] for p in placed], y=[p[1] for p in placed], text=list(trace["texts"]), name=trace["name"],
-            mode=trace.get("mode", "markers"), hovertemplate=f"{trace['name']}: %{{text}}<extra></extra>",
-            marker={"size": trace.get("size", 12), "symbol": trace.get("symbol", "star"), "color": trace.get("color", "crimson")},
-            line={"color": trace.get("color", "crimson"), "width": 2},
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[p[0] for p in placed],
+                y=[p[1] for p in placed],
+                text=list(trace["texts"]),
+                name=trace["name"],
+                mode=trace.get("mode", "markers"),
+                hovertemplate=f"{trace['name']}: %{{text}}<extra></extra>",
+                marker={
+                    "size": trace.get("size", 12),
+                    "symbol": trace.get("symbol", "star"),
+                    "color": trace.get("color", "crimson"),
+                },
+                line={"color": trace.get("color", "crimson"), "width": 2},
+            )
+        )
     x_title, y_title = latent_map.projection.axis_titles()
     figure.update_layout(
-        title={"text": title or _title(latent_map)}, xaxis_title=x_title, yaxis_title=y_title, hovermode="closest",
-        template="plotly_white", margin={"l": 40, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.15},
+        title={"text": title or _title(latent_map)},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        hovermode="closest",
+        template="plotly_white",
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.15},
     )
     return figure
 
@@ -401,12 +453,17 @@ def draw_training_map(model, tokenizer, dataset, path: str | Path, max_sentences
         was_training = model.training
         model.eval()
         try:
-            means = torch.cat([model.encode(chunk, (chunk != pad).long())[0].float().cpu() for chunk in input_ids.split(256)])
+            means = torch.cat(
+                [model.encode(chunk, (chunk != pad).long())[0].float().cpu() for chunk in input_ids.split(256)]
+            )
         finally:
             model.train(was_training)
     fitted = fit_projection(means)
     latent_map = LatentMap(
-        sentences=[sentences[i] for i in keep], means=means, coordinates=fitted(means), projection=fitted,
+        sentences=[sentences[i] for i in keep],
+        means=means,
+        coordinates=fitted(means),
+        projection=fitted,
         lengths=[len(rows[i]) - 2 for i in keep],
     )
     return save_png(latent_map, path, title=f"Validation sentences: {_title(latent_map).lower()}")

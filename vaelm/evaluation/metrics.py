@@ -34,6 +34,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..corpora.data import DataError
+from ..modeling_vaelm import VAELMModel, gaussian_kl
+from ..tokenization_vaelm import encode_sentences
 from .decoder_scoring import DecoderScorer, reference_row_nll
 from .estimators import (
     ACTIVE_UNIT_THRESHOLD,
@@ -45,8 +47,6 @@ from .estimators import (
 )
 from .progress import FIELDS, EvaluationProgress, model_fingerprint, sentences_fingerprint
 from .settings import BATCH_SIZE, CHUNK_SIZE, IW_SAMPLES, SEED
-from ..modeling_vaelm import VAELMModel, gaussian_kl
-from ..tokenization_vaelm import encode_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -209,14 +209,18 @@ def evaluate_sequences(
         [`EvaluationResult`]: per-sentence figures, in input order, and `summary()`.
     """
     if iw_samples < 1 or batch_size < 1 or chunk_size < 1:
-        raise ValueError(f"iw_samples, batch_size and chunk_size must be positive, got {iw_samples}, {batch_size}, {chunk_size}.")
+        raise ValueError(
+            f"iw_samples, batch_size and chunk_size must be positive, got {iw_samples}, {batch_size}, {chunk_size}."
+        )
     if len(sequences) == 0:
         raise DataError("There are no sentences to evaluate.")
     config = model.config
     _check_sequences(sequences, config)
     if not config.has_latent and iw_samples > 1:
         # No latent variable: every sample would score the same exact NLL, so one is enough (reported as K = 1).
-        logger.info("The model has no latent variable (latent_size 0): its NLL is exact; importance sampling is skipped.")
+        logger.info(
+            "The model has no latent variable (latent_size 0): its NLL is exact; importance sampling is skipped."
+        )
         iw_samples = 1
     device = next(model.parameters()).device
     count, latent_size = len(sequences), config.latent_size
@@ -225,8 +229,13 @@ def evaluate_sequences(
     tokens = torch.tensor([len(sequence) - 1 for sequence in sequences], dtype=torch.long)
     saved = None
     if progress_file is not None:
-        identity = {"model": model_fingerprint(model), "sentences": sentences_fingerprint(sequences),
-                    "iw_samples": str(iw_samples), "seed": str(seed), "bf16": str(bf16)}
+        identity = {
+            "model": model_fingerprint(model),
+            "sentences": sentences_fingerprint(sequences),
+            "iw_samples": str(iw_samples),
+            "seed": str(seed),
+            "bf16": str(bf16),
+        }
         per_sentence = dict(zip(FIELDS, (iw_nll, rec, kl, mu_all, logvar_all, z_all)))
         saved = EvaluationProgress(progress_file, identity, per_sentence)
     was_training = model.training
@@ -237,7 +246,9 @@ def evaluate_sequences(
     try:
         with torch.inference_mode():
             scorer = DecoderScorer(model, bf16=bf16) if use_fast else None
-            bar = tqdm(total=count, unit="sent", desc=f"Evaluating (K={iw_samples})", disable=not progress, file=sys.stderr)
+            bar = tqdm(
+                total=count, unit="sent", desc=f"Evaluating (K={iw_samples})", disable=not progress, file=sys.stderr
+            )
             for batch in length_sorted_batches([len(s) for s in sequences], batch_size):
                 if saved is not None and saved.finished(batch):
                     bar.update(len(batch))
@@ -250,7 +261,9 @@ def evaluate_sequences(
                 log_prior = standard_normal_log_density(z)
                 if use_fast and not checked_fast_path:
                     use_fast, checked_fast_path = _fast_path_agrees(model, scorer, input_ids, attention_mask, z), True
-                rec_samples = _decode_all_samples(model, scorer if use_fast else None, input_ids, attention_mask, z, chunk_size, bf16)
+                rec_samples = _decode_all_samples(
+                    model, scorer if use_fast else None, input_ids, attention_mask, z, chunk_size, bf16
+                )
                 log_weights = -rec_samples + log_prior - log_q  # (B, K)
                 index = torch.as_tensor(batch)
                 iw_nll[index] = (math.log(iw_samples) - torch.logsumexp(log_weights.double(), dim=1)).cpu()
@@ -268,8 +281,18 @@ def evaluate_sequences(
         seconds += saved.seconds_before
         saved.remove()
     return EvaluationResult(
-        iw_nll=iw_nll, rec=rec, kl=kl, tokens=tokens, mu=mu_all, logvar=logvar_all, z=z_all, iw_samples=iw_samples,
-        seed=seed, bf16=bf16, seconds=seconds, fast_path=use_fast,
+        iw_nll=iw_nll,
+        rec=rec,
+        kl=kl,
+        tokens=tokens,
+        mu=mu_all,
+        logvar=logvar_all,
+        z=z_all,
+        iw_samples=iw_samples,
+        seed=seed,
+        bf16=bf16,
+        seconds=seconds,
+        fast_path=use_fast,
     )
 
 
@@ -285,7 +308,9 @@ def _decode_all_samples(
     """-log p(x|z_k) of every (sentence, sample) of a length-sorted batch, `chunk_size` rows at a time: (B, K)."""
     batch, samples, latent_size = z.shape
     device = z.device
-    row_sentence = torch.arange(batch, device=device).repeat_interleave(samples)  # sentence-major: lengths non-increasing
+    row_sentence = torch.arange(batch, device=device).repeat_interleave(
+        samples
+    )  # sentence-major: lengths non-increasing
     flat_z = z.reshape(batch * samples, latent_size)
     scored = attention_mask[:, 1:].sum(1)
     nll = torch.empty(batch * samples, dtype=torch.float32, device=device)
@@ -295,7 +320,9 @@ def _decode_all_samples(
     for start in range(0, batch * samples, chunk_size):
         rows = slice(start, start + chunk_size)
         if scorer is not None:
-            nll[rows] = scorer.row_nll(input_gates, targets, row_sentence[rows], scored[row_sentence[rows]], flat_z[rows])
+            nll[rows] = scorer.row_nll(
+                input_gates, targets, row_sentence[rows], scored[row_sentence[rows]], flat_z[rows]
+            )
         else:
             nll[rows] = reference_row_nll(model, input_ids, attention_mask, row_sentence[rows], flat_z[rows], bf16)
     return nll.view(batch, samples)
@@ -321,7 +348,8 @@ def _fast_path_agrees(
     if difference > FAST_PATH_TOLERANCE:
         logger.warning(
             "The fast decoder differs from the model's reconstruction_nll by %.3g nats; using the model's method "
-            "(slower). The model's structure has probably changed.", difference
+            "(slower). The model's structure has probably changed.",
+            difference,
         )
         return False
     return True
@@ -356,8 +384,14 @@ def evaluate_dataset(
     """
     sequences = dataset["input_ids"] if not isinstance(dataset, (list, tuple)) else dataset
     result = evaluate_sequences(
-        model, list(sequences), iw_samples=iw_samples, batch_size=batch_size, chunk_size=chunk_size, seed=seed,
-        bf16=bf16, progress=progress,
+        model,
+        list(sequences),
+        iw_samples=iw_samples,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        seed=seed,
+        bf16=bf16,
+        progress=progress,
     )
     return result.summary()
 
@@ -376,8 +410,8 @@ def tokenize_sentences(texts: list[str], tokenizer, segmentation: str) -> list[l
 
 
 __all__ = [
-    "EvaluationResult",
     "DecoderScorer",
+    "EvaluationResult",
     "evaluate_dataset",
     "evaluate_sequences",
     "length_sorted_batches",

@@ -68,7 +68,7 @@ class EvaluationProgress:
         try:
             with safe_open(str(self.path), framework="pt") as handle:
                 header = handle.metadata() or {}
-                stored = {name: handle.get_tensor(name) for name in handle.keys()}
+                stored = {name: handle.get_tensor(name) for name in handle}
         except (SafetensorError, OSError, ValueError) as error:
             raise ValueError(
                 f"The progress file {self.path} cannot be read ({error}); it was probably cut off. Delete it to start "
@@ -81,14 +81,18 @@ class EvaluationProgress:
                     f"{header.get(key)!r}, this pass's is {value!r}. Give another --progress_file, or delete this "
                     "one to start again."
                 )
-        missing = [name for name in (*FIELDS, "done") if name not in stored or stored[name].size(0) != self.done.size(0)]
+        missing = [
+            name for name in (*FIELDS, "done") if name not in stored or stored[name].size(0) != self.done.size(0)
+        ]
         if missing:
             raise ValueError(f"The progress file {self.path} lacks {', '.join(missing)}. Delete it to start again.")
         self.done = stored["done"].bool()
         for name in FIELDS:
             self.tensors[name].copy_(stored[name])
         self.seconds_before = float(header.get("seconds", 0.0))
-        logger.info("Resuming from %s: %d of %d sentences already evaluated.", self.path, int(self.done.sum()), len(self.done))
+        logger.info(
+            "Resuming from %s: %d of %d sentences already evaluated.", self.path, int(self.done.sum()), len(self.done)
+        )
 
     def finished(self, indices: list[int]) -> bool:
         """Whether every sentence of `indices` was evaluated already."""
@@ -106,7 +110,11 @@ class EvaluationProgress:
         metadata = {**self.identity, "seconds": repr(self.seconds_before + seconds)}
         partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({**{name: self.tensors[name].contiguous() for name in FIELDS}, "done": self.done}, str(partial), metadata=metadata)
+        save_file(
+            {**{name: self.tensors[name].contiguous() for name in FIELDS}, "done": self.done},
+            str(partial),
+            metadata=metadata,
+        )
         os.replace(partial, self.path)  # a pass killed mid-write leaves the previous file whole
 
     def remove(self) -> None:

@@ -231,8 +231,10 @@ def reconstruction_line(summary: Mapping) -> str:
     """
     found = summary.get("reconstruction")
     if found:
-        return (f"\n  reconstruction from μ ({found['sentences']:,} sentences, greedy, <unk> allowed): "
-                f"BLEU-4 {found['bleu4']:.2f}  exact match {100 * found['exact_match']:.1f}%")
+        return (
+            f"\n  reconstruction from μ ({found['sentences']:,} sentences, greedy, <unk> allowed): "
+            f"BLEU-4 {found['bleu4']:.2f}  exact match {100 * found['exact_match']:.1f}%"
+        )
     if summary.get("latent_size") == 0:
         return "\n  reconstruction: none (a language model has no latent code)"
     return ""

@@ -24,8 +24,12 @@ DEMO_MAP_SENTENCES = 200  # the demo's map, built while the app starts
 class EvaluationArguments:
     """What `vaelm-evaluate` evaluates, and how (the flags of the command, the settings of its job)."""
 
-    model: str | None = field(default=None, metadata={"help": "Model folder or Hub id (default: the bundled PTB model)."})
-    data_dir: str | None = field(default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."})
+    model: str | None = field(
+        default=None, metadata={"help": "Model folder or Hub id (default: the bundled PTB model)."}
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."}
+    )
     dataset: str | None = field(default=None, metadata={"help": "ptb or a Hub dataset id (instead of --data_dir)."})
     text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
     split: str = field(default="test", metadata={"help": "Split to evaluate.", "choices": list(SPLITS)})
@@ -34,12 +38,16 @@ class EvaluationArguments:
     chunk_size: int = field(
         default=CHUNK_SIZE, metadata={"help": "Most (sentence, sample) rows decoded at once; bounds memory."}
     )
-    max_sentences: int | None = field(default=None, metadata={"help": "Evaluate only the first N sentences of the split."})
+    max_sentences: int | None = field(
+        default=None, metadata={"help": "Evaluate only the first N sentences of the split."}
+    )
     seed: int = field(default=SEED, metadata={"help": "Seed of the latent samples."})
     bf16: bool = field(
         default=False,
-        metadata={"help": "bfloat16 vocabulary projection (faster on GPUs and AVX-512 CPUs; within 0.05 nats). Falls "
-                          "back to fp32, with a warning, on CPUs where bf16 is emulated (AVX2 only)."},
+        metadata={
+            "help": "bfloat16 vocabulary projection (faster on GPUs and AVX-512 CPUs; within 0.05 nats). Falls "
+            "back to fp32, with a warning, on CPUs where bf16 is emulated (AVX2 only)."
+        },
     )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, mps… (default: cuda if available)."})
     num_threads: int | None = num_threads_field()
@@ -49,17 +57,23 @@ class EvaluationArguments:
     per_dimension: bool = field(
         default=False, metadata={"help": "Print the per-dimension posterior-mean variances on stdout too."}
     )
-    per_sentence_output: str | None = field(default=None, metadata={"help": "Write per-sentence figures (JSON lines) here."})
+    per_sentence_output: str | None = field(
+        default=None, metadata={"help": "Write per-sentence figures (JSON lines) here."}
+    )
     progress_file: str | None = field(
         default=None,
-        metadata={"help": "Keep the finished sentences in this file (safetensors) after every batch; rerun the same "
-                  "command to resume a pass that was stopped, with the same figures. Deleted when the pass completes."},
+        metadata={
+            "help": "Keep the finished sentences in this file (safetensors) after every batch; rerun the same "
+            "command to resume a pass that was stopped, with the same figures. Deleted when the pass completes."
+        },
     )
     reconstruction_sentences: int = field(
         default=RECONSTRUCTION_SENTENCES,
-        metadata={"help": "Also decode the first N evaluated sentences greedily from their posterior mean "
-                  "(<unk> allowed) and report corpus BLEU-4 and the exact-match rate; 0 turns it off. Language "
-                  "models have none."},
+        metadata={
+            "help": "Also decode the first N evaluated sentences greedily from their posterior mean "
+            "(<unk> allowed) and report corpus BLEU-4 and the exact-match rate; 0 turns it off. Language "
+            "models have none."
+        },
     )
     revision: str | None = field(default=None, metadata={"help": "Hub revision of --model."})
     no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
@@ -79,4 +93,13 @@ class EvaluationArguments:
             raise ValueError("Give exactly one of --data_dir (a local folder) or --dataset (ptb or a Hub dataset id).")
 
 
-__all__ = ["BATCH_SIZE", "CHUNK_SIZE", "DEMO_MAP_SENTENCES", "IW_SAMPLES", "MAP_SENTENCES", "PROJECTIONS", "SEED", "EvaluationArguments"]
+__all__ = [
+    "BATCH_SIZE",
+    "CHUNK_SIZE",
+    "DEMO_MAP_SENTENCES",
+    "IW_SAMPLES",
+    "MAP_SENTENCES",
+    "PROJECTIONS",
+    "SEED",
+    "EvaluationArguments",
+]

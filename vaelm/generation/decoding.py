@@ -45,7 +45,9 @@ class DecodingConfig:
     # Each field's metadata holds the help of its command-line flag (vaelm-sample, vaelm-homotopy derive them).
     strategy: str = field(default="greedy", metadata={"help": "Decoding strategy.", "choices": list(STRATEGIES)})
     temperature: float = field(default=1.0, metadata={"help": "Softmax temperature (--strategy sample)."})
-    top_k: int | None = field(default=None, metadata={"help": "Sample among the k most likely words (--strategy sample)."})
+    top_k: int | None = field(
+        default=None, metadata={"help": "Sample among the k most likely words (--strategy sample)."}
+    )
     top_p: float | None = field(default=None, metadata={"help": "Nucleus sampling threshold (--strategy sample)."})
     num_beams: int = field(default=4, metadata={"help": "Beams (--strategy beam)."})
     length_penalty: float = field(default=1.0, metadata={"help": "Beam score = log p / length ** length_penalty."})
@@ -54,8 +56,10 @@ class DecodingConfig:
     )
     no_unk: bool = field(
         default=True,
-        metadata={"help": "Never output <unk> (decoding only; scores are unaffected). --no_unk false prints the "
-                          "model's raw choices, <unk> included."},
+        metadata={
+            "help": "Never output <unk> (decoding only; scores are unaffected). --no_unk false prints the "
+            "model's raw choices, <unk> included."
+        },
     )
     no_repeat_ngram_size: int = field(
         default=0, metadata={"help": "Never repeat an n-gram of this size in a sentence (0: off)."}
@@ -113,5 +117,12 @@ class DecodingConfig:
         return kwargs
 
 
-__all__ = ["HOMOTOPY_STEPS", "IMPUTE_STEPS", "INTERPOLATIONS", "MASK_PATTERN", "STRATEGIES", "UNSPACED_SEGMENTATIONS",
-           "DecodingConfig"]
+__all__ = [
+    "HOMOTOPY_STEPS",
+    "IMPUTE_STEPS",
+    "INTERPOLATIONS",
+    "MASK_PATTERN",
+    "STRATEGIES",
+    "UNSPACED_SEGMENTATIONS",
+    "DecodingConfig",
+]

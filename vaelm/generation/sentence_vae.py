@@ -26,10 +26,8 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -39,8 +37,15 @@ from ..modeling_vaelm import VAELMModel, gaussian_kl
 from ..pretrained.loading import default_device, load_model_and_tokenizer
 from ..tokenization_vaelm import BOS, EOS, PAD, encode_sentences
 from .decoding import (
-    HOMOTOPY_STEPS, IMPUTE_STEPS, INTERPOLATIONS, MASK_PATTERN, STRATEGIES, UNSPACED_SEGMENTATIONS, DecodingConfig,
+    HOMOTOPY_STEPS,
+    IMPUTE_STEPS,
+    INTERPOLATIONS,
+    MASK_PATTERN,
+    STRATEGIES,
+    UNSPACED_SEGMENTATIONS,
+    DecodingConfig,
 )
+
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, steps: int, mode: str = "linear") -> torch.Tensor:
     """
@@ -63,7 +68,9 @@ def interpolate(start: torch.Tensor, end: torch.Tensor, steps: int, mode: str = 
     if steps < 0:
         raise ValueError(f"The number of intermediate steps must be 0 or more, got {steps}.")
     if start.shape != end.shape or start.dim() != 1:
-        raise ValueError(f"Interpolation needs two vectors of the same size, got {tuple(start.shape)} and {tuple(end.shape)}.")
+        raise ValueError(
+            f"Interpolation needs two vectors of the same size, got {tuple(start.shape)} and {tuple(end.shape)}."
+        )
     t = torch.linspace(0.0, 1.0, steps + 2, dtype=torch.float64).unsqueeze(1)
     a, b = start.double(), end.double()
     points = (1 - t) * a + t * b
@@ -142,7 +149,10 @@ class SentenceVAE:
                 raise ValueError("Empty sentence: give at least one word to encode.")
         ids = encode_sentences(self.tokenizer, [s.strip() for s in sentences], self.segmentation)
         batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
-        return {"input_ids": batch["input_ids"].to(self.device), "attention_mask": batch["attention_mask"].to(self.device)}
+        return {
+            "input_ids": batch["input_ids"].to(self.device),
+            "attention_mask": batch["attention_mask"].to(self.device),
+        }
 
     def to_text(self, ids: Sequence[int]) -> str:
         """
@@ -266,7 +276,9 @@ class SentenceVAE:
         width = max(len(row) for row in rows)
         input_ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=self.device)
         with _evaluation_mode(self.model):
-            nll, _ = self.model.reconstruction_nll(input_ids, (input_ids != pad).long(), torch.as_tensor(z).to(self.device))
+            nll, _ = self.model.reconstruction_nll(
+                input_ids, (input_ids != pad).long(), torch.as_tensor(z).to(self.device)
+            )
         return -nll
 
     # ---------------------------------------------------------------------------------------------- use cases
@@ -301,7 +313,11 @@ class SentenceVAE:
         return [{"text": text, "z": code} for text, code in zip(self.decode(z, decoding), z.tolist())]
 
     def homotopy(
-        self, start: str, end: str, steps: int = HOMOTOPY_STEPS, mode: str = INTERPOLATIONS[0],
+        self,
+        start: str,
+        end: str,
+        steps: int = HOMOTOPY_STEPS,
+        mode: str = INTERPOLATIONS[0],
         decoding: DecodingConfig | None = None,
     ) -> list[dict]:
         """
@@ -363,7 +379,9 @@ class SentenceVAE:
         for row, code in zip(self.decode_ids(z, decoding, prompt_ids=prompt), z.tolist()):
             imputed = self.to_text(row)
             joiner = "" if self.segmentation in UNSPACED_SEGMENTATIONS or not imputed else " "
-            results.append({"text": observed_text + joiner + imputed, "observed": observed_text, "imputed": imputed, "z": code})
+            results.append(
+                {"text": observed_text + joiner + imputed, "observed": observed_text, "imputed": imputed, "z": code}
+            )
         return results
 
     def fit_observed(
@@ -415,7 +433,9 @@ class SentenceVAE:
     def _observed_part(text: str) -> str:
         """The text before the mask marking its missing end (all of it when unmarked)."""
         if not isinstance(text, str) or not text.strip():
-            raise ValueError("Empty sentence: give the first words of the sentence to impute, e.g. 'the company said ___'.")
+            raise ValueError(
+                "Empty sentence: give the first words of the sentence to impute, e.g. 'the company said ___'."
+            )
         match = MASK_PATTERN.search(text)
         if match is None:
             return text.strip()
@@ -427,7 +447,9 @@ class SentenceVAE:
             )
         observed = text[: match.start()].strip()
         if not observed:
-            raise ValueError("Nothing is observed before the missing part: to generate from nothing, sample from the prior.")
+            raise ValueError(
+                "Nothing is observed before the missing part: to generate from nothing, sample from the prior."
+            )
         return observed
 
 

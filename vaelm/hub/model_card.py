@@ -23,6 +23,7 @@ import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_vaelm import VAELMConfig, config_has_latent
+from ..evaluation.reconstruction import reconstruction_paragraph
 from ..generation.sentence_vae import DecodingConfig, SentenceVAE
 from ..pretrained.loading import check_model_folder, load_model_and_tokenizer
 from ..pretrained.model_folder import (
@@ -36,7 +37,6 @@ from ..pretrained.model_folder import (
 )
 from .reproduce import KNOWN_DATASETS, applied_settings, public_command, public_dataset_flag, training_command
 from .tokens import redact_tokens
-from ..evaluation.reconstruction import reconstruction_paragraph
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from transformers import PreTrainedTokenizerBase
@@ -47,7 +47,20 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LICENSE = "apache-2.0"
 CARD_TAGS = ["vae", "text-generation"]  # and the cell type (VAELMConfig.cell_type)
-EVALUATION_KEYS = ("nll", "ppl", "elbo", "elbo_ppl", "rec", "kl", "mi", "au", "latent_size", "sentences", "tokens", "iw_samples")
+EVALUATION_KEYS = (
+    "nll",
+    "ppl",
+    "elbo",
+    "elbo_ppl",
+    "rec",
+    "kl",
+    "mi",
+    "au",
+    "latent_size",
+    "sentences",
+    "tokens",
+    "iw_samples",
+)
 CARD_SAMPLE_SEED = 0
 
 
@@ -97,7 +110,9 @@ def find_evaluation_results(model_dir: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_samples: int = 5, steps: int = 3) -> tuple[list[str], list[str], str | None]:
+def card_examples(
+    model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_samples: int = 5, steps: int = 3
+) -> tuple[list[str], list[str], str | None]:
     """
     Prior samples and a homotopy between the first two of them, decoded greedily with a fixed seed.
 
@@ -127,8 +142,10 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
             path = []
             # A plain language model (latent_size 0) has no posterior, so no homotopy.
             if not language_model and len(samples) >= 2 and samples[0].strip() and samples[1].strip():
-                path = [item["text"] for item in vae.homotopy(samples[0], samples[1], steps=steps, mode="linear",
-                                                              decoding=decoding)]
+                path = [
+                    item["text"]
+                    for item in vae.homotopy(samples[0], samples[1], steps=steps, mode="linear", decoding=decoding)
+                ]
         return samples, path, None
     except Exception as error:  # the card must be written even when decoding fails
         logger.warning("Model card: samples could not be generated (%s: %s).", type(error).__name__, error)
@@ -137,8 +154,14 @@ def card_examples(model: VAELMModel, tokenizer: PreTrainedTokenizerBase, num_sam
         model.train(was_training)
 
 
-def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluation: Mapping[str, Any] | None,
-                  license: str, extra_datasets: list[str], model_name: str | None = None) -> ModelCardData:
+def card_metadata(
+    config: Mapping[str, Any],
+    record: Mapping[str, Any],
+    evaluation: Mapping[str, Any] | None,
+    license: str,
+    extra_datasets: list[str],
+    model_name: str | None = None,
+) -> ModelCardData:
     """
     The card's front matter.
 
@@ -157,12 +180,28 @@ def card_metadata(config: Mapping[str, Any], record: Mapping[str, Any], evaluati
         metrics = ["perplexity"]
     if evaluation and datasets and "nll" in evaluation:
         common = dict(
-            task_type="text-generation", dataset_type=datasets[0], dataset_name=datasets[0],
+            task_type="text-generation",
+            dataset_type=datasets[0],
+            dataset_name=datasets[0],
             dataset_split=str(evaluation.get("split", "test")),
         )
-        eval_results = [EvalResult(metric_type="nll", metric_name="IW-NLL (nats per sentence)", metric_value=float(evaluation["nll"]), **common)]
+        eval_results = [
+            EvalResult(
+                metric_type="nll",
+                metric_name="IW-NLL (nats per sentence)",
+                metric_value=float(evaluation["nll"]),
+                **common,
+            )
+        ]
         if "ppl" in evaluation:
-            eval_results.append(EvalResult(metric_type="perplexity", metric_name="IW perplexity", metric_value=float(evaluation["ppl"]), **common))
+            eval_results.append(
+                EvalResult(
+                    metric_type="perplexity",
+                    metric_name="IW perplexity",
+                    metric_value=float(evaluation["ppl"]),
+                    **common,
+                )
+            )
     return ModelCardData(
         library_name="transformers",
         pipeline_tag="text-generation",
@@ -184,8 +223,10 @@ def started_from_sentence(started: Mapping[str, Any]) -> str:
     trained = f", which had been trained for {earlier:,} steps" if earlier else ", whose training is not recorded"
     if earlier and best and best != earlier:
         trained += f" (its weights: step {best:,}, its best validation loss)"
-    return (f"This run {how} {started.get('model')} (`--{started.get('flag')}`){trained}. The table gives this stage; "
-            "the command after it repeats every recorded stage.")
+    return (
+        f"This run {how} {started.get('model')} (`--{started.get('flag')}`){trained}. The table gives this stage; "
+        "the command after it repeats every recorded stage."
+    )
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
@@ -194,9 +235,17 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record: Mapping[str, Any],
-                     evaluation: Mapping[str, Any] | None, examples: tuple[list[str], list[str], str | None],
-                     has_curves: bool, num_parameters: int | None, has_latent_map: bool = False) -> str:
+def render_card_body(
+    name: str,
+    repo_id: str,
+    config: Mapping[str, Any],
+    record: Mapping[str, Any],
+    evaluation: Mapping[str, Any] | None,
+    examples: tuple[list[str], list[str], str | None],
+    has_curves: bool,
+    num_parameters: int | None,
+    has_latent_map: bool = False,
+) -> str:
     """
     The Markdown below the front matter.
 
@@ -230,16 +279,25 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
         )
     parts = [f"# {name}", about]
     architecture = [
-        ("vocabulary size", config.get("vocab_size")), ("embedding size", config.get("embedding_size")),
-        (f"{cell} hidden size", config.get("hidden_size")), ("latent size", config.get("latent_size")),
-        (f"{cell} layers", config.get("num_layers")), ("bidirectional encoder", config.get("bidirectional_encoder")),
-        ("word dropout", config.get("word_dropout")), ("z fed to every decoder step", config.get("latent_to_every_step")),
-        ("tied word embeddings", config.get("tie_word_embeddings")), ("language", config.get("lang")),
-        ("segmentation", config.get("segmentation")), ("longest training sentence (words)", config.get("max_sentence_length")),
+        ("vocabulary size", config.get("vocab_size")),
+        ("embedding size", config.get("embedding_size")),
+        (f"{cell} hidden size", config.get("hidden_size")),
+        ("latent size", config.get("latent_size")),
+        (f"{cell} layers", config.get("num_layers")),
+        ("bidirectional encoder", config.get("bidirectional_encoder")),
+        ("word dropout", config.get("word_dropout")),
+        ("z fed to every decoder step", config.get("latent_to_every_step")),
+        ("tied word embeddings", config.get("tie_word_embeddings")),
+        ("language", config.get("lang")),
+        ("segmentation", config.get("segmentation")),
+        ("longest training sentence (words)", config.get("max_sentence_length")),
     ]
     if language_model:
-        architecture = [(key, value) for key, value in architecture
-                        if key not in ("bidirectional encoder", "z fed to every decoder step")]
+        architecture = [
+            (key, value)
+            for key, value in architecture
+            if key not in ("bidirectional encoder", "z fed to every decoder step")
+        ]
     if num_parameters is not None:
         architecture.append(("parameters", f"{num_parameters:,}"))
     parts += ["## Model", _table(architecture)]
@@ -247,8 +305,12 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
     parts.append("## Training")
     if record:
         shown_data = (record.get("dataset") or "not recorded").replace("local folder ", "private text files: ")
-        facts = [("dataset", ", ".join(record.get("datasets") or []) or shown_data), ("steps", record.get("global_step")),
-                 ("processes", record.get("world_size")), ("sentences per step", record.get("total_train_batch_size"))]
+        facts = [
+            ("dataset", ", ".join(record.get("datasets") or []) or shown_data),
+            ("steps", record.get("global_step")),
+            ("processes", record.get("world_size")),
+            ("sentences per step", record.get("total_train_batch_size")),
+        ]
         if record.get("best_step") is not None:
             facts.insert(2, ("weights of step", f"{record['best_step']} (best validation loss)"))
         facts += sorted(applied_settings(record.get("training_arguments", {}), language_model).items())
@@ -264,43 +326,61 @@ def render_card_body(name: str, repo_id: str, config: Mapping[str, Any], record:
             final = {key: value for key, value in final.items() if "kl" not in key and "elbo" not in key}
         if final:
             kind = "exact NLL" if language_model else "β = 1"
-            parts.append(f"Validation figures at the end of training (nats per sentence; {kind}):\n\n"
-                         + _table([(key, value) for key, value in sorted(final.items())]))
+            parts.append(
+                f"Validation figures at the end of training (nats per sentence; {kind}):\n\n"
+                + _table([(key, value) for key, value in sorted(final.items())])
+            )
     else:
         parts.append("The training run was not recorded with this folder (no `training_record.json`).")
     if has_curves:
         shown = "training and validation NLL" if language_model else "reconstruction, KL, β and validation ELBO"
         parts.append(f"![Training curves: {shown}]({TRAINING_CURVES_FILE})")
     if has_latent_map:
-        parts.append(f"![Latent map: posterior means of validation sentences, 2-D PCA, coloured by length]({LATENT_MAP_FILE})")
+        parts.append(
+            f"![Latent map: posterior means of validation sentences, 2-D PCA, coloured by length]({LATENT_MAP_FILE})"
+        )
 
     parts.append("## Evaluation")
     if evaluation:
         rows = [(key, evaluation[key]) for key in EVALUATION_KEYS if key in evaluation]
         rows += [(key, evaluation[key]) for key in ("split", "max_sentences") if evaluation.get(key) is not None]
-        parts.append("Importance-weighted NLL and the rest of the protocol of He et al. (2019), in nats per sentence; "
-                     "PPL counts the end-of-sentence token.\n\n" + _table(rows))
+        parts.append(
+            "Importance-weighted NLL and the rest of the protocol of He et al. (2019), in nats per sentence; "
+            "PPL counts the end-of-sentence token.\n\n" + _table(rows)
+        )
         if reconstruction_paragraph(evaluation):
             parts.append(reconstruction_paragraph(evaluation))
         if evaluation.get("command"):
             command = public_command(evaluation["command"], repo_id, record.get("datasets", []))
             parts.append(f"Reproduce with:\n\n```bash\n{command}\n```")
     else:
-        parts.append(f"No evaluation results yet: run `vaelm-evaluate --model {repo_id} --data_dir DATA --split test "
-                     "--output MODEL_DIR/eval_results.json` and push again to add them here.")
+        parts.append(
+            f"No evaluation results yet: run `vaelm-evaluate --model {repo_id} --data_dir DATA --split test "
+            "--output MODEL_DIR/eval_results.json` and push again to add them here."
+        )
 
     samples, homotopy, reason = examples
     parts.append("## Samples")
     if samples:
-        how = ("Sentences drawn by ancestral sampling (seed 0; greedy decoding would give one sentence)" if language_model
-               else "Sentences decoded greedily from z ~ N(0, I) (seed 0)")
-        parts.append(f"{how}, `<unk>` suppressed as `vaelm-sample` does by default:\n\n" + "\n".join(f"- {s or '*(empty sentence)*'}" for s in samples))
+        how = (
+            "Sentences drawn by ancestral sampling (seed 0; greedy decoding would give one sentence)"
+            if language_model
+            else "Sentences decoded greedily from z ~ N(0, I) (seed 0)"
+        )
+        parts.append(
+            f"{how}, `<unk>` suppressed as `vaelm-sample` does by default:\n\n"
+            + "\n".join(f"- {s or '*(empty sentence)*'}" for s in samples)
+        )
         if homotopy:
-            parts.append("A linear homotopy between the first two samples' posterior means:\n\n"
-                         + "\n".join(f"{i}. {s or '*(empty sentence)*'}" for i, s in enumerate(homotopy, 1)))
+            parts.append(
+                "A linear homotopy between the first two samples' posterior means:\n\n"
+                + "\n".join(f"{i}. {s or '*(empty sentence)*'}" for i, s in enumerate(homotopy, 1))
+            )
     else:
-        parts.append(f"Samples could not be generated when this card was written ({reason}). Generate some with "
-                     f"`vaelm-sample --model {repo_id} --num 5`.")
+        parts.append(
+            f"Samples could not be generated when this card was written ({reason}). Generate some with "
+            f"`vaelm-sample --model {repo_id} --num 5`."
+        )
 
     if language_model:  # no posterior: no homotopy, no encoding, no reconstruction
         commands = f"vaelm-sample --model {repo_id} --num 5 --strategy sample"
@@ -310,8 +390,10 @@ generator = pipeline("text-generation", model="{repo_id}", trust_remote_code=Tru
 print(generator("the company said")[0]["generated_text"])"""
         forward = "output = model(**batch)  # loss = exact NLL per sentence\nprint(output.loss.item())"
     else:
-        commands = (f"vaelm-sample --model {repo_id} --num 5\n"
-                    f'vaelm-homotopy --model {repo_id} --start "SENTENCE ONE" --end "SENTENCE TWO" --steps 3')
+        commands = (
+            f"vaelm-sample --model {repo_id} --num 5\n"
+            f'vaelm-homotopy --model {repo_id} --start "SENTENCE ONE" --end "SENTENCE TWO" --steps 3'
+        )
         pipelines = f"""from transformers import pipeline, set_seed
 
 generator = pipeline("text-generation", model="{repo_id}", trust_remote_code=True)
@@ -323,9 +405,14 @@ vae("the company said it will buy shares", mode="encode")   # posterior mean and
 vae("the company said it will buy shares")                  # reconstruction from the posterior mean
 vae(3, mode="sample", seed=0)                               # prior samples
 vae({{"start": "the company said it will buy shares", "end": "investors are worried"}}, mode="interpolate", steps=3)"""
-        forward = ("output = model(**batch, sample_latent=False)  # loss = -ELBO; mu, logvar = q(z|x)\n"
-                   "print(output.loss.item(), output.mu)")
-    parts += ["## How to use", "With vaelm installed:", f"""```python
+        forward = (
+            "output = model(**batch, sample_latent=False)  # loss = -ELBO; mu, logvar = q(z|x)\n"
+            "print(output.loss.item(), output.mu)"
+        )
+    parts += [
+        "## How to use",
+        "With vaelm installed:",
+        f"""```python
 from vaelm import VAELMModel, load_tokenizer
 
 model = VAELMModel.from_pretrained("{repo_id}")
@@ -334,9 +421,13 @@ tokenizer = load_tokenizer("{repo_id}")
 
 ```bash
 {commands}
-```""", "Without vaelm, with transformers alone (the model and pipeline code come with the model):", f"""```python
+```""",
+        "Without vaelm, with transformers alone (the model and pipeline code come with the model):",
+        f"""```python
 {pipelines}
-```""", f"The model itself ({'NLL' if language_model else 'ELBO, posterior'}) with transformers alone:", f"""```python
+```""",
+        f"The model itself ({'NLL' if language_model else 'ELBO, posterior'}) with transformers alone:",
+        f"""```python
 import torch
 from transformers import AutoModel, AutoTokenizer
 
@@ -345,15 +436,20 @@ tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)
 batch = tokenizer(["the company said it will buy shares </s>"], return_tensors="pt")  # a whole sentence ends with </s>
 with torch.no_grad():
     {forward}
-```""", "Pass `revision=` to `from_pretrained` to load an earlier commit or another branch."]
-    parts += ["## Citation", """```bibtex
+```""",
+        "Pass `revision=` to `from_pretrained` to load an earlier commit or another branch.",
+    ]
+    parts += [
+        "## Citation",
+        """```bibtex
 @inproceedings{bowman2016generating,
   title     = {Generating Sentences from a Continuous Space},
   author    = {Bowman, Samuel R. and Vilnis, Luke and Vinyals, Oriol and Dai, Andrew M. and Jozefowicz, Rafal and Bengio, Samy},
   booktitle = {Proceedings of the 20th SIGNLL Conference on Computational Natural Language Learning},
   year      = {2016}
 }
-```"""]
+```""",
+    ]
     return "\n\n".join(parts) + "\n"
 
 
@@ -409,9 +505,15 @@ def render_model_card(
     for key, value in _space_keys(folder).items():
         setattr(data, key, value)
     body = render_card_body(
-        name=name, repo_id=shown_id, config=config, record=record, evaluation=evaluation,
-        examples=card_examples(model, tokenizer), has_curves=(folder / TRAINING_CURVES_FILE).is_file(),
-        num_parameters=model.num_parameters(), has_latent_map=(folder / LATENT_MAP_FILE).is_file(),
+        name=name,
+        repo_id=shown_id,
+        config=config,
+        record=record,
+        evaluation=evaluation,
+        examples=card_examples(model, tokenizer),
+        has_curves=(folder / TRAINING_CURVES_FILE).is_file(),
+        num_parameters=model.num_parameters(),
+        has_latent_map=(folder / LATENT_MAP_FILE).is_file(),
     )
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{redact_tokens(body)}")
 

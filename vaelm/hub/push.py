@@ -35,7 +35,11 @@ def _is_connection_error(error: BaseException) -> bool:
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, ConnectionError) or type(error).__name__ in ("ConnectError", "ConnectTimeout", "ProxyError"):
+        if isinstance(error, ConnectionError) or type(error).__name__ in (
+            "ConnectError",
+            "ConnectTimeout",
+            "ProxyError",
+        ):
             return True
         error = error.__cause__ or error.__context__
     return False
@@ -85,8 +89,16 @@ def push_model_folder(
             card = render_model_card(folder, repo_id=repo_id, license=license, extra_datasets=extra_datasets)
             upload = stage_for_upload(folder, Path(staging) / folder.resolve().name)
             card.save(upload / CARD_FILE)
-        commit, pushed_to = _upload(upload, repo_id, folder.resolve().name, private=private, revision=revision,
-                                    commit_message=commit_message, token=token, resolved_token=resolved_token)
+        commit, pushed_to = _upload(
+            upload,
+            repo_id,
+            folder.resolve().name,
+            private=private,
+            revision=revision,
+            commit_message=commit_message,
+            token=token,
+            resolved_token=resolved_token,
+        )
     logger.info("Pushed %s to %s (commit %s).", folder, pushed_to, commit.oid)
     return commit
 
@@ -116,8 +128,17 @@ def stage_for_upload(folder: Path, staging: Path) -> Path:
     return staging
 
 
-def _upload(upload: Path, repo_id: str, name: str, *, private: bool, revision: str | None,
-            commit_message: str | None, token: str | None, resolved_token: str | None) -> tuple[CommitInfo, str]:
+def _upload(
+    upload: Path,
+    repo_id: str,
+    name: str,
+    *,
+    private: bool,
+    revision: str | None,
+    commit_message: str | None,
+    token: str | None,
+    resolved_token: str | None,
+) -> tuple[CommitInfo, str]:
     """Create the repository (and branch) and upload the folder in one commit, with errors a user can act on."""
     api = HfApi(token=token, library_name="vaelm", library_version=__version__)
     try:
@@ -143,7 +164,9 @@ def _upload(upload: Path, repo_id: str, name: str, *, private: bool, revision: s
                 f"The Hub at {api.endpoint} refused to let this token write to {repo_id} (HTTP {status}). Log in with "
                 "`hf auth login`, or set HF_TOKEN (or --token) to a token with write access."
             ) from None
-        raise RuntimeError(redact_tokens(f"Pushing to {repo_id} at {api.endpoint} failed: {error}", resolved_token)) from None
+        raise RuntimeError(
+            redact_tokens(f"Pushing to {repo_id} at {api.endpoint} failed: {error}", resolved_token)
+        ) from None
     except Exception as error:
         if _is_connection_error(error):
             raise ConnectionError(

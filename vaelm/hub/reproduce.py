@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..corpora.data import DATASET_ALIASES
 from ..configuration_vaelm import config_has_latent, training_flags
+from ..corpora.data import DATASET_ALIASES
 from ..pretrained.model_folder import BEST_MODEL_ARGUMENT_NAMES, KL_ARGUMENT_NAMES
 
 # Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for (one table, in vaelm.corpora.data).
@@ -26,16 +26,24 @@ def applied_settings(arguments: Mapping[str, Any], language_model: bool = False)
         arguments = {key: value for key, value in arguments.items() if key not in (*KL_ARGUMENT_NAMES, "free_bits")}
     schedule = arguments.get("kl_schedule")
     unused = {
-        "kl_cycles": schedule != "cyclical", "kl_cycle_ratio": schedule != "cyclical",
-        "annealing_steepness": schedule != "sigmoid_pivot", "annealing_rate": schedule != "logistic",
-        "annealing_pivot": schedule in ("constant", "cyclical"), "kl_weight": schedule != "constant",
-        "num_train_epochs": (arguments.get("max_steps") or 0) > 0, "bf16": not arguments.get("bf16"),
-        "fp16": not arguments.get("fp16"), "free_bits": not arguments.get("free_bits"),
-        "warmup_steps": not arguments.get("warmup_steps"), "weight_decay": not arguments.get("weight_decay"),
+        "kl_cycles": schedule != "cyclical",
+        "kl_cycle_ratio": schedule != "cyclical",
+        "annealing_steepness": schedule != "sigmoid_pivot",
+        "annealing_rate": schedule != "logistic",
+        "annealing_pivot": schedule in ("constant", "cyclical"),
+        "kl_weight": schedule != "constant",
+        "num_train_epochs": (arguments.get("max_steps") or 0) > 0,
+        "bf16": not arguments.get("bf16"),
+        "fp16": not arguments.get("fp16"),
+        "free_bits": not arguments.get("free_bits"),
+        "warmup_steps": not arguments.get("warmup_steps"),
+        "weight_decay": not arguments.get("weight_decay"),
         "ema_decay": not arguments.get("ema_decay"),
         # without load_best_model_at_end the schedule of evaluations does not change the weights
-        **{key: not arguments.get("load_best_model_at_end") or arguments.get(key) is None
-           for key in BEST_MODEL_ARGUMENT_NAMES},
+        **{
+            key: not arguments.get("load_best_model_at_end") or arguments.get(key) is None
+            for key in BEST_MODEL_ARGUMENT_NAMES
+        },
     }
     return {key: value for key, value in arguments.items() if not unused.get(key, False)}
 
@@ -108,7 +116,6 @@ def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str 
 
 def _flag_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
 
 
 __all__ = ["KNOWN_DATASETS", "applied_settings", "public_command", "public_dataset_flag", "training_command"]

@@ -15,7 +15,11 @@ def keep_freed_memory() -> bool:
     mmap and trim thresholds makes the freed blocks reusable. Memory use stays at the run's peak, as with a
     caching allocator. Does nothing (returns `False`) outside Linux/glibc or with `VAELM_KEEP_FREED_MEMORY=0`.
     """
-    if os.environ.get("VAELM_KEEP_FREED_MEMORY", "1") == "0" or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if (
+        os.environ.get("VAELM_KEEP_FREED_MEMORY", "1") == "0"
+        or platform.system() != "Linux"
+        or platform.libc_ver()[0] != "glibc"
+    ):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -23,7 +27,6 @@ def keep_freed_memory() -> bool:
         return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
     except (OSError, AttributeError):
         return False
-
 
 
 __all__ = ["keep_freed_memory"]

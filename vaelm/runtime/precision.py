@@ -44,7 +44,8 @@ def resolve_bf16(requested: bool, device: torch.device | str, command: str) -> b
         return requested
     logger.warning(
         "%s: --bf16 was requested, but this CPU has no native bfloat16 matmuls (no AVX-512), so they would run about "
-        "20x slower than fp32; running in fp32 instead (results differ by a few hundredths of a nat at most).", command
+        "20x slower than fp32; running in fp32 instead (results differ by a few hundredths of a nat at most).",
+        command,
     )
     return False
 

@@ -18,9 +18,7 @@ from dataclasses import field
 
 logger = logging.getLogger(__name__)
 
-NUM_THREADS_HELP = (
-    "CPU threads for torch (default: OMP_NUM_THREADS if set, else the cores this process may use)."
-)
+NUM_THREADS_HELP = "CPU threads for torch (default: OMP_NUM_THREADS if set, else the cores this process may use)."
 
 
 def num_threads_field():
@@ -131,5 +129,11 @@ def configure_threads(requested: int | None = None) -> int:
     return threads
 
 
-__all__ = ["NUM_THREADS_HELP", "busy_cores", "choose_num_threads", "configure_threads", "num_threads_field",
-           "usable_cores"]
+__all__ = [
+    "NUM_THREADS_HELP",
+    "busy_cores",
+    "choose_num_threads",
+    "configure_threads",
+    "num_threads_field",
+    "usable_cores",
+]

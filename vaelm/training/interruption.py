@@ -40,14 +40,18 @@ class GracefulInterruption(TrainerCallback):
     # ------------------------------------------------------------------------------------------ signal handling
     def _handle(self, signum: int, frame) -> None:
         if self.received == signum:  # the same signal twice: the user means it, stop without any cleanup
-            print(f"{signal.Signals(signum).name} received again: stopped at once, nothing saved.", file=sys.stderr,
-                  flush=True)
+            print(
+                f"{signal.Signals(signum).name} received again: stopped at once, nothing saved.",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(128 + signal.SIGINT)
         if self.received is None:
             print(
                 f"\n{signal.Signals(signum).name} received: finishing the current step and saving a checkpoint "
                 "(press Ctrl-C again to stop at once, without saving).",
-                file=sys.stderr, flush=True,
+                file=sys.stderr,
+                flush=True,
             )
         self.received = self.received or signum
 

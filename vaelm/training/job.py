@@ -16,25 +16,25 @@ from pathlib import Path
 
 from transformers import GenerationConfig, set_seed
 
-from ..runtime.allocator import keep_freed_memory
-from ..pretrained.checkpoints import RUN_CONFIGURATION_NAME, resolve_resume
+from .. import pipeline_vaelm
 from ..configuration_vaelm import VAELMConfig
 from ..corpora.data import VAELMCollator, load_text_splits, text_column, tokenize_splits
 from ..corpora.report import PreparationReport
 from ..corpora.sources import check_output_dir
+from ..corpora.streaming import group_by_length, stream_text_splits, vocabulary_sample
+from ..corpora.vocabulary import build_tokenizer
 from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
 from ..generation.decoding import DecodingConfig
-from .. import pipeline_vaelm
+from ..modeling_vaelm import VAELMModel
+from ..pretrained.checkpoints import RUN_CONFIGURATION_NAME, resolve_resume
+from ..pretrained.loading import check_fit, check_model_source, load_model, load_tokenizer
+from ..runtime.allocator import keep_freed_memory
+from ..runtime.precision import resolve_bf16
+from ..tokenization_vaelm import check_tokenizer_matches, segment
+from ..version import __version__
 from .interruption import GracefulInterruption, TrainingInterrupted
 from .progress_log import progress_output
 from .record import starting_model, write_training_card
-from ..pretrained.loading import check_fit, check_model_source, load_model, load_tokenizer
-from ..modeling_vaelm import VAELMModel
-from ..runtime.precision import resolve_bf16
-from ..corpora.streaming import group_by_length, stream_text_splits, vocabulary_sample
-from ..corpora.vocabulary import build_tokenizer
-from ..tokenization_vaelm import check_tokenizer_matches, segment
-from ..version import __version__
 from .settings import DataArguments, ModelArguments
 from .trainer import VAETrainer, VAETrainingArguments
 
@@ -52,7 +52,11 @@ def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, trai
     source = data_args.tokenizer or model_args.model_name_or_path or model_args.init_from
     if source:
         return load_tokenizer(source)  # vaelm.loading's: a clear error for a folder without tokenizer.json
-    logger.info("Building a word-level tokenizer (vocab_size %d, min_frequency %d).", data_args.vocab_size, data_args.min_frequency)
+    logger.info(
+        "Building a word-level tokenizer (vocab_size %d, min_frequency %d).",
+        data_args.vocab_size,
+        data_args.min_frequency,
+    )
     return build_tokenizer(
         segment(train_texts, data_args.segmentation),
         vocab_size=data_args.vocab_size,
@@ -72,17 +76,19 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
         # The configuration checked when the flags were parsed, completed by the data: the tokenizer's sizes and ids
         # agree with it by construction (check_tokenizer_matches below), and saving checks the whole once more.
         config = copy.deepcopy(model_args.config)
-        config.update({
-            "vocab_size": len(tokenizer),
-            "max_sentence_length": data_args.max_length,
-            "lang": data_args.lang,
-            "segmentation": data_args.segmentation,
-            "sentence_split": data_args.sentence_split,
-            "pad_token_id": tokenizer.pad_token_id,
-            "unk_token_id": tokenizer.unk_token_id,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-        })
+        config.update(
+            {
+                "vocab_size": len(tokenizer),
+                "max_sentence_length": data_args.max_length,
+                "lang": data_args.lang,
+                "segmentation": data_args.segmentation,
+                "sentence_split": data_args.sentence_split,
+                "pad_token_id": tokenizer.pad_token_id,
+                "unk_token_id": tokenizer.unk_token_id,
+                "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+            }
+        )
         model = VAELMModel(config)
         if model_args.init_from:
             copy_encoder(load_model(model_args.init_from), model, model_args.init_from)
@@ -92,7 +98,9 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
     else:
         check_tokenizer_matches(tokenizer, model.config)
     model.generation_config = default_generation_config(model.config)
-    model.config.custom_pipelines = pipeline_vaelm.CUSTOM_PIPELINES  # pipeline("sentence-vae", model=folder, trust_remote_code=True)
+    model.config.custom_pipelines = (
+        pipeline_vaelm.CUSTOM_PIPELINES
+    )  # pipeline("sentence-vae", model=folder, trust_remote_code=True)
     return model
 
 
@@ -135,7 +143,9 @@ def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> No
         `ValueError`: when `source` has no encoder or its encoder is shaped differently (naming the flags to change).
     """
     if source.encoder is None:
-        raise ValueError(f"--init_from {source_name} is a plain language model (latent_dim 0): it has no encoder to copy.")
+        raise ValueError(
+            f"--init_from {source_name} is a plain language model (latent_dim 0): it has no encoder to copy."
+        )
     source_state = source.state_dict()
     target_state = target.state_dict()
     copied = {name: tensor for name, tensor in source_state.items() if name.startswith(ENCODER_PREFIXES)}
@@ -151,8 +161,13 @@ def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> No
     logger.info("Copied %d encoder tensors from %s; the decoder starts afresh.", len(copied), source_name)
 
 
-def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments,
-                 resume: str | None = None, report: PreparationReport | None = None):
+def prepare_data(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: VAETrainingArguments,
+    resume: str | None = None,
+    report: PreparationReport | None = None,
+):
     """
     The data of a training job: raw splits (train, valid), the tokenizer, and the token ids the Trainer reads.
     `report` (a [`PreparationReport`]) receives what was read, kept and dropped, as `vaelm-prepare` writes it.
@@ -165,27 +180,47 @@ def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_
     if data_args.streaming and training_args.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps: a streamed dataset has no length to count epochs by.")
     if data_args.streaming and data_args.data_dir is not None:
-        raw = stream_text_splits(data_args.data_dir, ("train", "valid"), data_args.text_column,
-                                 data_args.sentence_split, data_args.lang, report=report)
+        raw = stream_text_splits(
+            data_args.data_dir,
+            ("train", "valid"),
+            data_args.text_column,
+            data_args.sentence_split,
+            data_args.lang,
+            report=report,
+        )
     else:
         raw = load_text_splits(
-            data_dir=data_args.data_dir, dataset=data_args.dataset, text_column=data_args.text_column,
-            splits=("train", "valid"), streaming=data_args.streaming, seed=training_args.seed,
-            sentence_split=data_args.sentence_split, lang=data_args.lang, report=report,
+            data_dir=data_args.data_dir,
+            dataset=data_args.dataset,
+            text_column=data_args.text_column,
+            splits=("train", "valid"),
+            streaming=data_args.streaming,
+            seed=training_args.seed,
+            sentence_split=data_args.sentence_split,
+            lang=data_args.lang,
+            report=report,
         )
     # A stream's vocabulary comes from its first --vocab_sample sentences (bounded memory).
-    train_texts = vocabulary_sample(raw["train"], data_args.vocab_sample) if data_args.streaming else text_column(raw["train"])
+    train_texts = (
+        vocabulary_sample(raw["train"], data_args.vocab_sample) if data_args.streaming else text_column(raw["train"])
+    )
     tokenizer = prepare_tokenizer(model_args, data_args, train_texts, resume)
-    tokenized = tokenize_splits(raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long,
-                                report)
+    tokenized = tokenize_splits(
+        raw, tokenizer, data_args.segmentation, data_args.max_length, data_args.truncate_long, report
+    )
     if data_args.streaming:
-        tokenized["train"] = group_by_length(tokenized["train"], training_args.per_device_train_batch_size,
-                                             data_args.stream_buffer, training_args.seed)
+        tokenized["train"] = group_by_length(
+            tokenized["train"], training_args.per_device_train_batch_size, data_args.stream_buffer, training_args.seed
+        )
     return raw, tokenizer, tokenized
 
 
-def train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments,
-          command: Sequence[str] | None = None) -> dict:
+def train(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: VAETrainingArguments,
+    command: Sequence[str] | None = None,
+) -> dict:
     """
     Run one training job and save the final model, tokenizer, generation config and training curves.
 
@@ -203,8 +238,12 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: V
         return _train(model_args, data_args, training_args, command)
 
 
-def _train(model_args: ModelArguments, data_args: DataArguments, training_args: VAETrainingArguments,
-           command: Sequence[str] | None) -> dict:
+def _train(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: VAETrainingArguments,
+    command: Sequence[str] | None,
+) -> dict:
     wants_bf16 = training_args.bf16 or training_args.mixed_precision == "bf16"  # --bf16 or accelerate's setting
     if wants_bf16 and not resolve_bf16(True, training_args.device, "vaelm-train"):
         # TrainingArguments has already turned --bf16 into the Accelerator's mixed_precision: both go.
@@ -227,8 +266,9 @@ def _train(model_args: ModelArguments, data_args: DataArguments, training_args: 
     model = build_model(model_args, data_args, tokenizer)
     configuration_file = None
     if training_args.process_index == 0:
-        configuration_file = write_run_configuration(training_args.output_dir, command, model_args, data_args,
-                                                     training_args, model)
+        configuration_file = write_run_configuration(
+            training_args.output_dir, command, model_args, data_args, training_args, model
+        )
     logger.info("Model: %s parameters (%s).", f"{model.num_parameters():,}", model_summary(model.config))
 
     trainer = VAETrainer(
@@ -262,12 +302,20 @@ def _train(model_args: ModelArguments, data_args: DataArguments, training_args: 
 def model_summary(config: VAELMConfig) -> str:
     """`vocabulary 10,000, embedding 350, hidden 512, latent 32, 1 lstm layer`: a model's sizes in one phrase."""
     layers = f"{config.num_layers} {config.cell_type} layer{'s' if config.num_layers != 1 else ''}"
-    return (f"vocabulary {config.vocab_size:,}, embedding {config.embedding_size}, hidden {config.hidden_size}, "
-            f"latent {config.latent_size}, {layers}")
+    return (
+        f"vocabulary {config.vocab_size:,}, embedding {config.embedding_size}, hidden {config.hidden_size}, "
+        f"latent {config.latent_size}, {layers}"
+    )
 
 
-def write_run_configuration(output_dir: str | Path, command: Sequence[str] | None, model_args: ModelArguments,
-                            data_args: DataArguments, training_args: VAETrainingArguments, model: VAELMModel) -> Path:
+def write_run_configuration(
+    output_dir: str | Path,
+    command: Sequence[str] | None,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: VAETrainingArguments,
+    model: VAELMModel,
+) -> Path:
     """
     Write `_run_configuration.json` into `output_dir`: the command, every flag's value and the model's configuration
     (what the log used to print), with the time, folder and vaelm version it started with. Tokens are masked.
@@ -323,14 +371,22 @@ def final_evaluation(trainer: VAETrainer, raw_dataset, iw_samples: int) -> dict:
     sequences = tokenize_sentences(texts, trainer.processing_class, model.config.segmentation)
     results = evaluate_dataset(model, sequences, iw_samples=iw_samples, seed=trainer.args.seed)
     final = {
-        f"final_{key}": value for key, value in results.items() if isinstance(value, (int, float)) and not isinstance(value, bool)
+        f"final_{key}": value
+        for key, value in results.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
     }
     trainer.log(final)
     return final
 
 
-
 __all__ = [
-    "ENCODER_PREFIXES", "build_model", "copy_encoder", "final_evaluation", "model_summary", "prepare_data",
-    "prepare_tokenizer", "train", "write_run_configuration",
+    "ENCODER_PREFIXES",
+    "build_model",
+    "copy_encoder",
+    "final_evaluation",
+    "model_summary",
+    "prepare_data",
+    "prepare_tokenizer",
+    "train",
+    "write_run_configuration",
 ]

@@ -38,8 +38,15 @@ logger = logging.getLogger(__name__)
 WINDOW_INTERVALS = 5
 MIN_WINDOW_STEPS = 200
 # How a training log line names the values it knows (anything else is written as `key value`).
-TRAIN_NAMES = {"loss": "loss", "rec_loss": "rec", "kl": "KL", "beta": "β", "grad_norm": "grad norm",
-               "learning_rate": "lr", "epoch": "epoch"}
+TRAIN_NAMES = {
+    "loss": "loss",
+    "rec_loss": "rec",
+    "kl": "KL",
+    "beta": "β",
+    "grad_norm": "grad norm",
+    "learning_rate": "lr",
+    "epoch": "epoch",
+}
 EVAL_NAMES = {"elbo": "ELBO", "rec_loss": "rec", "kl": "KL", "elbo_ppl": "PPL", "loss": "loss"}
 # Throughput figures the Trainer adds to its logs; the log lines give their own.
 THROUGHPUT_KEYS = ("runtime", "samples_per_second", "steps_per_second")
@@ -78,10 +85,16 @@ def progress_output(bars: bool) -> Iterator[None]:
     from transformers.utils import logging as transformers_logging
 
     switches = [
-        (datasets.utils.logging.is_progress_bar_enabled(), datasets.disable_progress_bars,
-         datasets.enable_progress_bars),
-        (transformers_logging.is_progress_bar_enabled(), transformers_logging.disable_progress_bar,
-         transformers_logging.enable_progress_bar),
+        (
+            datasets.utils.logging.is_progress_bar_enabled(),
+            datasets.disable_progress_bars,
+            datasets.enable_progress_bars,
+        ),
+        (
+            transformers_logging.is_progress_bar_enabled(),
+            transformers_logging.disable_progress_bar,
+            transformers_logging.enable_progress_bar,
+        ),
         (not hub_utils.are_progress_bars_disabled(), hub_utils.disable_progress_bars, hub_utils.enable_progress_bars),
     ]
     for _, disable, _ in switches:
@@ -135,10 +148,13 @@ def format_value(value) -> str:
 
 def describe(logs: dict, names: dict[str, str], prefix: str = "") -> str:
     """`loss 95.31, rec 93.2, …`: the values of `logs` under `prefix`, known names first, throughput left out."""
-    values = {key[len(prefix):]: value for key, value in logs.items() if key.startswith(prefix)}
+    values = {key[len(prefix) :]: value for key, value in logs.items() if key.startswith(prefix)}
     known = [f"{names[key]} {format_value(values[key])}" for key in names if key in values]
-    others = [f"{key} {format_value(value)}" for key, value in values.items()
-              if key not in names and key not in THROUGHPUT_KEYS and not key.startswith("total_flos")]
+    others = [
+        f"{key} {format_value(value)}"
+        for key, value in values.items()
+        if key not in names and key not in THROUGHPUT_KEYS and not key.startswith("total_flos")
+    ]
     return ", ".join(known + others)
 
 
@@ -219,21 +235,32 @@ class ProgressLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        prefix = next((key[: -len("runtime")] for key in logs
-                       if key.endswith("_runtime") and key != "train_runtime"), None)
+        prefix = next(
+            (key[: -len("runtime")] for key in logs if key.endswith("_runtime") and key != "train_runtime"), None
+        )
         if "loss" in logs:
             logger.info(self.progress_line(args, state, logs))
         elif prefix is not None:
             took = logs.get(f"{prefix}runtime")
-            logger.info("evaluation at step %s: %s%s", f"{state.global_step:,}", describe(logs, EVAL_NAMES, prefix),
-                        f" ({format_duration(took)})" if took is not None else "")
+            logger.info(
+                "evaluation at step %s: %s%s",
+                f"{state.global_step:,}",
+                describe(logs, EVAL_NAMES, prefix),
+                f" ({format_duration(took)})" if took is not None else "",
+            )
         elif "train_runtime" in logs:
             steps = state.global_step - self._start_step
             runtime = logs["train_runtime"]
             rate = f", {steps / runtime:.2f} steps/s overall" if runtime > 0 and steps > 0 else ""
             loss = f"; mean training loss {format_value(logs['train_loss'])}" if "train_loss" in logs else ""
-            logger.info("training done at step %s: %s steps in %s%s%s.", f"{state.global_step:,}", f"{steps:,}",
-                        format_duration(runtime), rate, loss)
+            logger.info(
+                "training done at step %s: %s steps in %s%s%s.",
+                f"{state.global_step:,}",
+                f"{steps:,}",
+                format_duration(runtime),
+                rate,
+                loss,
+            )
         else:
             logger.info("step %s: %s", f"{state.global_step:,}", describe(logs, {}))
 
@@ -244,13 +271,17 @@ class ProgressLog(TrainerCallback):
         batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * processes
         batch_note = f"{batch:,} sentences per step"
         if processes > 1 or args.gradient_accumulation_steps > 1:
-            batch_note += (f" ({args.per_device_train_batch_size} per device × {processes} processes × "
-                           f"{args.gradient_accumulation_steps} accumulated)")
+            batch_note += (
+                f" ({args.per_device_train_batch_size} per device × {processes} processes × "
+                f"{args.gradient_accumulation_steps} accumulated)"
+            )
         lines = [f"Training into {Path(args.output_dir).resolve()}: {state.max_steps:,} steps, {batch_note}."]
         if state.global_step > 0:
             name = Path(self.resumed_from).name if self.resumed_from else f"checkpoint-{state.global_step}"
-            lines.append(f"Resumed from {name} (step {state.global_step:,} of {state.max_steps:,}); "
-                         f"{state.max_steps - state.global_step:,} steps to go.")
+            lines.append(
+                f"Resumed from {name} (step {state.global_step:,} of {state.max_steps:,}); "
+                f"{state.max_steps - state.global_step:,} steps to go."
+            )
         threads = f"{torch.get_num_threads()} CPU thread{'s' if torch.get_num_threads() != 1 else ''}"
         lines.append(f"Device: {args.device}, {threads}, world size {processes}.")
         schedule = [f"progress every {int(state.logging_steps):,} steps"] if args.logging_strategy == "steps" else []
@@ -261,8 +292,10 @@ class ProgressLog(TrainerCallback):
         upcoming = self.next_checkpoint(args, state)
         first = "the next" if state.global_step > 0 else "the first"
         if args.save_strategy == "best" and upcoming is not None:
-            schedule.append(f"a checkpoint at each evaluation that improves {args.metric_for_best_model}, "
-                            f"{first} possible at step {upcoming:,}")
+            schedule.append(
+                f"a checkpoint at each evaluation that improves {args.metric_for_best_model}, "
+                f"{first} possible at step {upcoming:,}"
+            )
         elif saves and upcoming is not None:
             schedule.append(f"a checkpoint every {saves:,.0f} steps, {first} at step {upcoming:,}")
         elif args.save_strategy == "no":
@@ -287,8 +320,10 @@ class ProgressLog(TrainerCallback):
         upcoming = self.next_checkpoint(args, state)
         if upcoming is not None and upcoming > step:
             until = (upcoming - step) / rate
-            parts.append(f"checkpoint-{upcoming} in {format_duration(until)} "
-                         f"(≈ {format_clock(now + timedelta(seconds=until), now)})")
+            parts.append(
+                f"checkpoint-{upcoming} in {format_duration(until)} "
+                f"(≈ {format_clock(now + timedelta(seconds=until), now)})"
+            )
         return "; ".join(parts)
 
     # ------------------------------------------------------------------------------------------ estimates
@@ -356,5 +391,11 @@ def install(trainer, progress_log: ProgressLog) -> None:
 
 
 __all__ = [
-    "BarsOnly", "ProgressLog", "bars_by_default", "format_clock", "format_duration", "install", "progress_output",
+    "BarsOnly",
+    "ProgressLog",
+    "bars_by_default",
+    "format_clock",
+    "format_duration",
+    "install",
+    "progress_output",
 ]

@@ -33,9 +33,21 @@ logger = logging.getLogger(__name__)
 
 # The training arguments a record keeps (never tokens or paths).
 TRAINING_ARGUMENT_KEYS = (
-    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
-    "optim", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "seed", *KL_ARGUMENT_NAMES,
-    "bf16", "fp16", "ema_decay",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_steps",
+    "num_train_epochs",
+    "optim",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "max_grad_norm",
+    "seed",
+    *KL_ARGUMENT_NAMES,
+    "bf16",
+    "fp16",
+    "ema_decay",
     # which checkpoint the saved weights are, when the best one is kept
     *BEST_MODEL_ARGUMENT_NAMES,
 )
@@ -58,11 +70,16 @@ def training_record(trainer: Trainer, dataset: str | None = None) -> dict[str, A
     arguments = {key: (value.value if hasattr(value, "value") else value) for key, value in arguments.items()}
     metrics: dict[str, float] = {}
     for entry in trainer.state.log_history:
-        metrics.update({
-            key: value for key, value in entry.items()
-            if key.startswith(("eval_", "final_")) and isinstance(value, (int, float)) and "runtime" not in key
-            and "per_second" not in key
-        })
+        metrics.update(
+            {
+                key: value
+                for key, value in entry.items()
+                if key.startswith(("eval_", "final_"))
+                and isinstance(value, (int, float))
+                and "runtime" not in key
+                and "per_second" not in key
+            }
+        )
     shown_dataset = dataset
     if dataset and (Path(dataset).exists() or dataset.startswith((".", "/", "~"))):
         shown_dataset = f"local folder {Path(dataset).name}"
@@ -97,7 +114,9 @@ def starting_model(flag: str, source: str, **hub_kwargs: Any) -> dict[str, Any]:
     """
     if Path(source).expanduser().exists():
         bundled = Path(source).expanduser().resolve() == Path(DEFAULT_MODEL).resolve()
-        name = f"vaelm.DEFAULT_MODEL of vaelm {__version__}" if bundled else f"a private model folder, {Path(source).name}"
+        name = (
+            f"vaelm.DEFAULT_MODEL of vaelm {__version__}" if bundled else f"a private model folder, {Path(source).name}"
+        )
     else:
         name = source
     found = {}
@@ -105,7 +124,6 @@ def starting_model(flag: str, source: str, **hub_kwargs: Any) -> dict[str, Any]:
         path = model_file(source, filename, **hub_kwargs)
         found[key] = json.loads(path.read_text(encoding="utf-8")) if path else None
     return {"flag": flag, "model": name, "hub_model": None if name != source else source, **found}
-
 
 
 def write_training_card(model_dir: str | Path, trainer: Trainer, dataset: str | None = None) -> Path:
@@ -129,8 +147,9 @@ def write_training_card(model_dir: str | Path, trainer: Trainer, dataset: str | 
     if dataset is None and previous:
         record["dataset"], record["datasets"] = previous.get("dataset"), previous.get("datasets", [])
     record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    plot_training_curves(trainer.state.log_history, folder / TRAINING_CURVES_FILE,
-                         language_model=not trainer.model.config.has_latent)
+    plot_training_curves(
+        trainer.state.log_history, folder / TRAINING_CURVES_FILE, language_model=not trainer.model.config.has_latent
+    )
     _draw_latent_map(trainer, folder)
     return write_model_card(folder, model=trainer.model, tokenizer=trainer.processing_class)
 
@@ -161,7 +180,9 @@ def plot_training_curves(log_history: list[dict], path: str | Path, language_mod
     train_rec, train_kl, beta, valid_elbo = series("rec_loss"), series("kl"), series("beta"), series("eval_elbo")
     if not train_rec[0] and not valid_elbo[0]:
         return None
-    figure, axes = plt.subplots(1, 1 if language_model else 3, figsize=(5, 3.8) if language_model else (14, 3.8), squeeze=False)
+    figure, axes = plt.subplots(
+        1, 1 if language_model else 3, figsize=(5, 3.8) if language_model else (14, 3.8), squeeze=False
+    )
     axes = axes[0]
     axes[0].plot(*train_rec, label="train NLL" if language_model else "train rec")
     if valid_elbo[0]:
@@ -202,9 +223,8 @@ def _draw_latent_map(trainer: Trainer, folder: Path) -> None:
         return
     try:
         draw_training_map(trainer.model, trainer.processing_class, trainer.eval_dataset, folder / LATENT_MAP_FILE)
-    except Exception as error:  # noqa: BLE001 - the card matters more than one of its pictures
+    except Exception as error:
         logger.warning("The model card shows no latent map: %s", error)
-
 
 
 __all__ = ["TRAINING_ARGUMENT_KEYS", "plot_training_curves", "starting_model", "training_record", "write_training_card"]

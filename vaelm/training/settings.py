@@ -62,7 +62,9 @@ def _check_model_flags(self) -> None:
             "Give one."
         )
     if self.init_from and not self.config.has_latent:
-        raise ValueError(f"--init_from copies an encoder, but --{TRAINING_FLAGS['latent_size']} 0 builds a model without one.")
+        raise ValueError(
+            f"--init_from copies an encoder, but --{TRAINING_FLAGS['latent_size']} 0 builds a model without one."
+        )
 
 
 def _config_values(self) -> dict:
@@ -74,11 +76,22 @@ ModelArguments = dataclasses.make_dataclass(
     "ModelArguments",
     [
         *(_model_flag(name, flag) for name, flag in TRAINING_FLAGS.items()),
-        ("model_name_or_path", str | None,
-         field(default=None, metadata={"help": "Continue training this model (folder or Hub id)."})),
-        ("init_from", str | None, field(default=None, metadata={
-            "help": "Copy the encoder (embeddings, encoder, posterior) of this model into the new one; the decoder "
-                    "starts afresh (Li et al. 2019)."})),
+        (
+            "model_name_or_path",
+            str | None,
+            field(default=None, metadata={"help": "Continue training this model (folder or Hub id)."}),
+        ),
+        (
+            "init_from",
+            str | None,
+            field(
+                default=None,
+                metadata={
+                    "help": "Copy the encoder (embeddings, encoder, posterior) of this model into the new one; the decoder "
+                    "starts afresh (Li et al. 2019)."
+                },
+            ),
+        ),
     ],
     namespace={"__post_init__": _check_model_flags, "config_values": _config_values, "__module__": __name__},
 )
@@ -93,32 +106,47 @@ and data settings are set by the job).
 class DataArguments:
     """Where the sentences come from and how they become token ids."""
 
-    data_dir: str | None = field(default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."})
-    dataset: str | None = field(default=None, metadata={"help": "ptb, bookcorpus or a Hub dataset id (instead of --data_dir)."})
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Folder with train.txt/valid.txt/test.txt or ptb.*.txt."}
+    )
+    dataset: str | None = field(
+        default=None, metadata={"help": "ptb, bookcorpus or a Hub dataset id (instead of --data_dir)."}
+    )
     text_column: str = field(default="text", metadata={"help": "Text column of a Hub dataset."})
     streaming: bool = field(
         default=False,
         metadata={"help": "Stream a Hub dataset or a folder of text/jsonl/parquet files (needs --max_steps)."},
     )
     vocab_sample: int = field(
-        default=1_000_000, metadata={"help": "With --streaming: build the vocabulary from the first N training sentences."}
+        default=1_000_000,
+        metadata={"help": "With --streaming: build the vocabulary from the first N training sentences."},
     )
-    stream_buffer: int = field(default=10_000, metadata={"help": "With --streaming: sentences shuffled and length-grouped together."})
+    stream_buffer: int = field(
+        default=10_000, metadata={"help": "With --streaming: sentences shuffled and length-grouped together."}
+    )
     sentence_split: bool = field(
         default=config_default("sentence_split"),
         metadata={"help": "The files are running text (paragraphs): cut them into sentences."},
     )
     lowercase: bool = field(default=False, metadata={"help": "Lower-case text in the tokenizer (its normalizer)."})
     lang: str = field(
-        default=config_default("lang"), metadata={"help": "Language: zh segments words with jieba.", "choices": ["en", "zh"]}
+        default=config_default("lang"),
+        metadata={"help": "Language: zh segments words with jieba.", "choices": ["en", "zh"]},
     )
     segmentation: str | None = field(
         default=None,
-        metadata={"help": "whitespace, jieba, char or words (punctuation-aware English words); default: jieba for zh, "
-                          "else whitespace.", "choices": list(SEGMENTATIONS)},
+        metadata={
+            "help": "whitespace, jieba, char or words (punctuation-aware English words); default: jieba for zh, "
+            "else whitespace.",
+            "choices": list(SEGMENTATIONS),
+        },
     )
-    tokenizer: str | None = field(default=None, metadata={"help": "Reuse this tokenizer (folder or Hub id) instead of building one."})
-    vocab_size: int = field(default=config_default("vocab_size"), metadata={"help": "Largest vocabulary, special tokens included."})
+    tokenizer: str | None = field(
+        default=None, metadata={"help": "Reuse this tokenizer (folder or Hub id) instead of building one."}
+    )
+    vocab_size: int = field(
+        default=config_default("vocab_size"), metadata={"help": "Largest vocabulary, special tokens included."}
+    )
     min_frequency: int = field(default=1, metadata={"help": "Words seen fewer times become <unk>."})
     max_length: int = field(
         default=config_default("max_sentence_length"),

@@ -20,15 +20,16 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import TrainOutput
 
+from ..corpora.streaming import rank_shard
+from ..modeling_vaelm import gaussian_kl
 from ..runtime.threads import num_threads_field
 from .kl_schedules import KL_SCHEDULES, kl_weight_at
-from .record import write_training_card
-from ..modeling_vaelm import gaussian_kl
-from ..corpora.streaming import rank_shard
 from .progress_log import ProgressLog, bars_by_default, install
+from .record import write_training_card
 from .weight_averaging import WeightAveragingCallback
 
 logger = logging.getLogger(__name__)
+
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; raised before the bad step updates the weights."""
@@ -71,15 +72,24 @@ class VAETrainingArguments(TrainingArguments):
     multi-process (gloo) job.
     """
 
-    kl_schedule: str = field(default="sigmoid_pivot", metadata={"help": "KL annealing schedule.", "choices": list(KL_SCHEDULES)})
-    annealing_pivot: int | None = field(default=None, metadata={"help": "Pivot step of the KL schedule (default: half the run)."})
+    kl_schedule: str = field(
+        default="sigmoid_pivot", metadata={"help": "KL annealing schedule.", "choices": list(KL_SCHEDULES)}
+    )
+    annealing_pivot: int | None = field(
+        default=None, metadata={"help": "Pivot step of the KL schedule (default: half the run)."}
+    )
     annealing_steepness: float = field(default=100.0, metadata={"help": "k of sigmoid_pivot."})
     annealing_rate: float = field(default=0.0025, metadata={"help": "Rate of the logistic schedule."})
     kl_cycles: int = field(default=4, metadata={"help": "Cycles of the cyclical schedule."})
     kl_cycle_ratio: float = field(default=0.5, metadata={"help": "Rising fraction of each cycle."})
     kl_weight: float = field(default=1.0, metadata={"help": "β of the constant schedule and the cap of all."})
     free_bits: float = field(default=0.0, metadata={"help": "Per-dimension KL floor in nats (0: off)."})
-    ema_decay: float = field(default=0.0, metadata={"help": "Evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999, warmed up as min(decay, (1 + step) / (10 + step)) (0: off)."})
+    ema_decay: float = field(
+        default=0.0,
+        metadata={
+            "help": "Evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999, warmed up as min(decay, (1 + step) / (10 + step)) (0: off)."
+        },
+    )
     num_threads: int | None = num_threads_field()
     # Defaults that differ from TrainingArguments: the sentence-VAE recipe and a quiet, local run.
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
@@ -88,25 +98,36 @@ class VAETrainingArguments(TrainingArguments):
     max_grad_norm: float = field(default=5.0, metadata={"help": "Gradient clipping norm."})
     train_sampling_strategy: str = field(
         default="group_by_length",
-        metadata={"help": "Sampler: group_by_length keeps padding rare.",
-                  "choices": ["random", "sequential", "group_by_length", "batch_rebalance"]},
+        metadata={
+            "help": "Sampler: group_by_length keeps padding rare.",
+            "choices": ["random", "sequential", "group_by_length", "batch_rebalance"],
+        },
     )
     logging_steps: float = field(default=100, metadata={"help": "Log every N steps."})
     disable_tqdm: bool | None = field(
         default=None,
-        metadata={"help": "true: no progress bars; false: bars. Unset, bars are drawn only when stderr is a "
-                          "terminal. The periodic log lines are written either way."},
+        metadata={
+            "help": "true: no progress bars; false: bars. Unset, bars are drawn only when stderr is a "
+            "terminal. The periodic log lines are written either way."
+        },
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "The collator picks its columns itself."})
-    ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "Every parameter gets a gradient."})
-    batch_size: int | None = field(default=None, metadata={"help": "Alias of --per_device_train_batch_size (the original flag)."})
+    ddp_find_unused_parameters: bool | None = field(
+        default=False, metadata={"help": "Every parameter gets a gradient."}
+    )
+    batch_size: int | None = field(
+        default=None, metadata={"help": "Alias of --per_device_train_batch_size (the original flag)."}
+    )
 
     def __post_init__(self):
         if self.batch_size is not None:
             self.per_device_train_batch_size = self.batch_size
         if self.disable_tqdm is None:  # carriage-return bars only on a terminal, never in a redirected log
             self.disable_tqdm = not bars_by_default()
-        for name, value in (("batch_size", self.per_device_train_batch_size), ("per_device_eval_batch_size", self.per_device_eval_batch_size)):
+        for name, value in (
+            ("batch_size", self.per_device_train_batch_size),
+            ("per_device_eval_batch_size", self.per_device_eval_batch_size),
+        ):
             if value < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {value}.")
         if self.learning_rate < 0:
@@ -179,7 +200,9 @@ class VAETrainer(Trainer):
     @contextlib.contextmanager
     def _fixed_evaluation_noise(self):
         device = self.args.device
-        devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        devices = (
+            [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        )
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.args.seed + self.args.process_index)
             yield
@@ -220,8 +243,12 @@ class VAETrainer(Trainer):
         if not isinstance(self.train_dataset, datasets.IterableDataset) or self.args.world_size <= 1:
             return super().get_train_dataloader()
         shard = rank_shard(self.train_dataset, self.args.process_index, self.args.world_size)
-        return DataLoader(shard, batch_size=self._train_batch_size, collate_fn=self.data_collator,
-                          num_workers=self.args.dataloader_num_workers)
+        return DataLoader(
+            shard,
+            batch_size=self._train_batch_size,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+        )
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **keyword) -> TrainOutput:
         """
@@ -238,8 +265,12 @@ class VAETrainer(Trainer):
         if isinstance(resume_from_checkpoint, (str, Path)) and self.args.max_steps > 0:
             state = TrainerState.load_from_json(str(Path(resume_from_checkpoint) / TRAINER_STATE_NAME))
             if state.global_step >= self.args.max_steps:
-                logger.info("%s is at step %d, and --max_steps is %d: nothing left to train.",
-                            resume_from_checkpoint, state.global_step, self.args.max_steps)
+                logger.info(
+                    "%s is at step %d, and --max_steps is %d: nothing left to train.",
+                    resume_from_checkpoint,
+                    state.global_step,
+                    self.args.max_steps,
+                )
                 self._load_from_checkpoint(str(resume_from_checkpoint))
                 if self.weight_averaging is not None:
                     self.weight_averaging.apply_to(self.model)
@@ -275,11 +306,15 @@ class VAETrainer(Trainer):
                     "step is intact and --resume_from_checkpoint true continues from it."
                 )
             values = [outputs.rec_loss.detach(), outputs.kl.detach(), beta, 1.0, sentences, tokens]
-            self._sums["train"] += torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.args.device) for v in values])
+            self._sums["train"] += torch.stack(
+                [torch.as_tensor(v, dtype=torch.float64, device=self.args.device) for v in values]
+            )
         else:
             loss = outputs.loss
             values = [outputs.rec_per_sentence.sum(), outputs.kl * sentences, 0.0, 1.0, sentences, tokens]
-            self._sums["eval"] += torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.args.device) for v in values])
+            self._sums["eval"] += torch.stack(
+                [torch.as_tensor(v, dtype=torch.float64, device=self.args.device) for v in values]
+            )
         return (loss, outputs) if return_outputs else loss
 
     def create_model_card(self, *positional, **keyword) -> None:
@@ -303,17 +338,21 @@ class VAETrainer(Trainer):
             if steps:
                 logs.update(rec_loss=round(rec / steps, 4), kl=round(kl / steps, 4), beta=round(beta / steps, 6))
         # Evaluation metrics come as {prefix}loss, {prefix}runtime, …; train_runtime closes training instead.
-        prefix = next((key[: -len("runtime")] for key in logs if key.endswith("_runtime") and key != "train_runtime"), None)
+        prefix = next(
+            (key[: -len("runtime")] for key in logs if key.endswith("_runtime") and key != "train_runtime"), None
+        )
         if prefix is not None and f"{prefix}loss" in logs:
             rec, kl, _, _, sentences, tokens = self._reduced_sums("eval")
             if sentences:
                 elbo = (rec + kl) / sentences
-                logs.update({
-                    f"{prefix}rec_loss": round(rec / sentences, 4),
-                    f"{prefix}kl": round(kl / sentences, 4),
-                    f"{prefix}elbo": round(elbo, 4),
-                    f"{prefix}elbo_ppl": round(math.exp(min((rec + kl) / tokens, 700)), 3),
-                })
+                logs.update(
+                    {
+                        f"{prefix}rec_loss": round(rec / sentences, 4),
+                        f"{prefix}kl": round(kl / sentences, 4),
+                        f"{prefix}elbo": round(elbo, 4),
+                        f"{prefix}elbo_ppl": round(math.exp(min((rec + kl) / tokens, 700)), 3),
+                    }
+                )
         super().log(logs, start_time)
 
 

@@ -96,19 +96,28 @@ class WeightAveragingCallback(TrainerCallback):
     def save(self, folder: str | Path) -> None:
         """Write the average next to a checkpoint's raw weights."""
         if self.average is not None:
-            save_file({name: tensor.contiguous() for name, tensor in self.average.items()}, str(Path(folder) / WEIGHT_AVERAGE_FILE))
+            save_file(
+                {name: tensor.contiguous() for name, tensor in self.average.items()},
+                str(Path(folder) / WEIGHT_AVERAGE_FILE),
+            )
 
     def load(self, folder: str | Path, model: torch.nn.Module) -> None:
         """Continue the average saved in a checkpoint (before `Trainer.train` loads the checkpoint's raw weights)."""
         path = Path(folder) / WEIGHT_AVERAGE_FILE
         if not path.is_file():
-            logger.warning("%s has no %s (trained without --ema_decay): the average starts at its weights.", folder, WEIGHT_AVERAGE_FILE)
+            logger.warning(
+                "%s has no %s (trained without --ema_decay): the average starts at its weights.",
+                folder,
+                WEIGHT_AVERAGE_FILE,
+            )
             self.average = None  # on_train_begin starts it, once the Trainer has loaded the checkpoint's weights
             return
         saved = load_file(str(path))
         expected = set(self._parameters(model))
         if set(saved) != expected:
-            raise ValueError(f"{path} averages other parameters than this model's; delete it or train without --ema_decay.")
+            raise ValueError(
+                f"{path} averages other parameters than this model's; delete it or train without --ema_decay."
+            )
         device = next(model.parameters()).device
         self.average = {name: tensor.to(device) for name, tensor in saved.items()}
         self.applied = False

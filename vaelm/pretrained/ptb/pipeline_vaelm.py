@@ -45,8 +45,12 @@ class SentenceVAEPipeline(Pipeline):
             jieba_module()  # a Chinese model without jieba fails here, saying so, not at its first sentence
 
     def _sanitize_parameters(self, mode=None, steps=None, slerp=None, seed=None, **generate_kwargs):
-        preprocess = {"mode": mode or "reconstruct", "steps": HOMOTOPY_STEPS if steps is None else steps, "slerp": bool(slerp),
-                      "seed": seed}
+        preprocess = {
+            "mode": mode or "reconstruct",
+            "steps": HOMOTOPY_STEPS if steps is None else steps,
+            "slerp": bool(slerp),
+            "seed": seed,
+        }
         if preprocess["mode"] not in MODES:
             raise ValueError(f"Unknown mode {preprocess['mode']!r}: choose one of {', '.join(MODES)}.")
         return preprocess, {"generate_kwargs": generate_kwargs}, {}
@@ -89,7 +93,9 @@ class SentenceVAEPipeline(Pipeline):
     def _forward(self, model_inputs, generate_kwargs=None):
         mode, model = model_inputs["mode"], self.model
         if mode == "sample":
-            generator = torch.Generator().manual_seed(model_inputs["seed"]) if model_inputs["seed"] is not None else None
+            generator = (
+                torch.Generator().manual_seed(model_inputs["seed"]) if model_inputs["seed"] is not None else None
+            )
             z = torch.randn(model_inputs["num"], model.config.latent_size, generator=generator)
         else:
             mu, logvar = model.encode(model_inputs["input_ids"], model_inputs["attention_mask"])
