@@ -34,9 +34,10 @@ import sys
 import time
 from pathlib import Path
 
+from vaelm import VAELMConfig, VAELMModel  # isort: skip (before torch: vaelm sets OpenMP's wait policy first)
+
 import torch
 
-from vaelm import VAELMConfig, VAELMModel  # before torch: vaelm sets OpenMP's wait policy before torch loads it
 from vaelm.evaluation.metrics import evaluate_sequences
 from vaelm.pretrained import DEFAULT_MODEL
 from vaelm.runtime.threads import configure_threads

@@ -70,12 +70,11 @@ import time
 import warnings
 from pathlib import Path
 
+import vaelm  # noqa: F401  # isort: skip (first: sets OpenMP's wait policy before torch loads it, as every vaelm command does)
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
-
-import vaelm  # noqa: F401  (first: sets OpenMP's wait policy before torch loads it, as every vaelm command does)
 
 # Plain nn.LSTM calls, except that under bf16 autocast on a CPU without a bf16 LSTM kernel (AVX2 only) they run in
 # fp32, as vaelm's do; without that the reference would crash there.

@@ -20,6 +20,8 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
+from .configuration_vaelm import SEGMENTATIONS
+
 logger = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -346,6 +348,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ELISIONS",
+    "SEGMENTATIONS",
     "SPECIAL_TOKENS",
     "VAELMTokenizer",
     "check_tokenizer_matches",

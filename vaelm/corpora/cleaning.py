@@ -63,12 +63,14 @@ _PAGE_NUMBER = re.compile(r"(?:\.\s*){3,}\s*\d*\s*$|\s{2,}\d+\s*$")  # ". . . . 
 _SPEAKER_LABEL = re.compile(
     r"^(?P<label>(?-i:[A-Z][A-Z'’\-]+\.?(?:\s+[A-Z][A-Z'’\-]*\.?){0,3}))[.:]\s+(?=[“\"‘(\[A-Z])"
 )
-_TITLES = frozenset(
+# Titles after which a period never ends a sentence in fiction ("Mr. Holmes"), lower-cased, without the period.
+TITLES = frozenset(
     [
         "mr",
         "mrs",
         "ms",
         "messrs",
+        "m",
         "mme",
         "mlle",
         "dr",
@@ -378,7 +380,7 @@ def _is_title_abbreviation(label: str) -> bool:
     """`MR` in "MR. HOLMES said": a title, not a speaker; "I" (the pronoun) or a numeral neither."""
     words = label.split()
     first = words[0].rstrip(".").lower()
-    return len(words) == 1 and (first in _TITLES or re.fullmatch(r"[ivxlcdm]+", first) is not None)
+    return len(words) == 1 and (first in TITLES or re.fullmatch(r"[ivxlcdm]+", first) is not None)
 
 
 __all__ = ["GUTENBERG_END", "GUTENBERG_START", "clean_paragraphs", "gutenberg_body", "gutenberg_books", "is_heading"]

@@ -20,39 +20,9 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
-from .cleaning import clean_paragraphs, gutenberg_body, gutenberg_books
+from .cleaning import TITLES, clean_paragraphs, gutenberg_body, gutenberg_books
 from .report import PreparationReport
 
-# Titles after which a period never ends a sentence in fiction ("Mr. Holmes"), lower-cased, without the period.
-TITLES = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "messrs",
-        "m",
-        "mme",
-        "mlle",
-        "dr",
-        "st",
-        "mt",
-        "prof",
-        "rev",
-        "capt",
-        "col",
-        "gen",
-        "lt",
-        "sgt",
-        "maj",
-        "gov",
-        "sen",
-        "rep",
-        "hon",
-        "jr",
-        "sr",
-        "fr",
-    ]
-)
 _ENDS_WITH_TITLE = re.compile(r"(?:^|[\s“\"'‘(])(" + "|".join(sorted(TITLES)) + r")\.$", re.IGNORECASE)
 # Bling Fire keeps two quoted sentences together ("…late!” “Well,…"); they are cut between the quotes.
 _BETWEEN_QUOTES = re.compile(r"(?<=[.!?…][”\"]) (?=[“\"][A-Z])")
