@@ -44,7 +44,8 @@ RECIPES=(
 COMMON=(--kl_schedule linear --annealing_pivot "$PIVOT" --latent_dim 32
         --embedding_size 350 --num_units 256 --keep_prob 0.75 --embedding_dropout 0.3 --output_dropout 0.3
         --learning_rate 1e-3 --lr_scheduler_type cosine --max_steps "$STEPS" --bf16 "$BF16"
-        --eval_strategy steps --eval_steps "$STEPS" --per_device_eval_batch_size 32 --save_steps "$HALF" --save_total_limit 2
+        --eval_strategy steps --eval_steps "$STEPS" --per_device_eval_batch_size 32
+        --save_steps "$HALF" --save_total_limit 2
         --resume_from_checkpoint true --logging_steps 100 --disable_tqdm true --report_to none --seed 42
         --num_threads "$THREADS")
 EVAL_LIMIT=()
@@ -54,12 +55,15 @@ evaluate() {  # evaluate MODEL_DIR OUTPUT_JSON: the likelihood protocol and reco
   [ -f "$2" ] && return 0
   nice -n 10 python -m vaelm.cli.evaluate --model "$1" --data_dir "$PTB_DIR" --split valid --iw_samples "$K" \
     --seed 0 --num_threads "$THREADS" --no_progress true "${EVAL_LIMIT[@]}" \
-    --reconstruction_sentences "$RECON_SENTENCES" --output "$2" --progress_file "$RUNS/$(basename "$2").progress" > /dev/null
+    --reconstruction_sentences "$RECON_SENTENCES" --output "$2" \
+    --progress_file "$RUNS/$(basename "$2").progress" > /dev/null
 }
 
 run_recipe() {  # run_recipe NAME FLAGS: train (resumable), then score on valid, half-way and at the end
   local name=$1 flags=$2 out=$RUNS/$1
-  if [ ! -f "$out/model.safetensors" ] && { [ -z "${HALF_ONLY:-}" ] || [ ! -f "$out/checkpoint-$HALF/trainer_state.json" ]; }; then
+  local half_done=false
+  [ -n "${HALF_ONLY:-}" ] && [ -f "$out/checkpoint-$HALF/trainer_state.json" ] && half_done=true
+  if [ ! -f "$out/model.safetensors" ] && [ "$half_done" = false ]; then
     local started=$SECONDS status=0
     # shellcheck disable=SC2086  # flags are word lists
     nice -n 10 vaelm-train --data_dir "$PTB_DIR" --output_dir "$out" $flags "${COMMON[@]}" &
