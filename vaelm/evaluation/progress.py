@@ -68,7 +68,7 @@ class EvaluationProgress:
         try:
             with safe_open(str(self.path), framework="pt") as handle:
                 header = handle.metadata() or {}
-                stored = {name: handle.get_tensor(name) for name in handle}
+                stored = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is not iterable)
         except (SafetensorError, OSError, ValueError) as error:
             raise ValueError(
                 f"The progress file {self.path} cannot be read ({error}); it was probably cut off. Delete it to start "

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..configuration_vaelm import config_has_latent
 from ..generation.decoding import DecodingConfig
 from ..generation.sentence_vae import SentenceVAE
 from ..modeling_vaelm import VAELMModel
@@ -164,7 +165,7 @@ def reconstruct_sequences(
         [`ReconstructionResult`]: hypotheses and references in input order.
     """
     config = model.config
-    if config.latent_size == 0:
+    if not config.has_latent:
         raise ValueError("A language model (latent_size 0) has no posterior, so there is nothing to reconstruct from.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
@@ -214,7 +215,7 @@ def reconstruction_summary(
     """
     if max_sentences <= 0:
         return {}
-    if model.config.latent_size == 0:
+    if not model.config.has_latent:
         logger.info("The model has no latent variable (latent_size 0): no reconstruction to score.")
         return {}
     chosen = list(sequences[:max_sentences])
@@ -235,7 +236,7 @@ def reconstruction_line(summary: Mapping) -> str:
             f"\n  reconstruction from μ ({found['sentences']:,} sentences, greedy, <unk> allowed): "
             f"BLEU-4 {found['bleu4']:.2f}  exact match {100 * found['exact_match']:.1f}%"
         )
-    if summary.get("latent_size") == 0:
+    if not config_has_latent(summary):
         return "\n  reconstruction: none (a language model has no latent code)"
     return ""
 
