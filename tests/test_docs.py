@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, SHARED_DATA, write_corpus
+from test_readme import TINY_TRAINING as README_TINY_TRAINING
 
 
 def load_script(name: str):
@@ -40,32 +41,8 @@ def load_script(name: str):
 docs_figures = load_script("docs_figures")
 docs_layout = load_script("docs_layout")
 PAGES = docs_figures.doc_files()
-TINY_TRAINING = [
-    "--embedding_size",
-    "16",
-    "--num_units",
-    "24",
-    "--latent_dim",
-    "4",
-    "--batch_size",
-    "16",
-    "--max_steps",
-    "4",
-    "--eval_steps",
-    "2",
-    "--save_steps",
-    "2",
-    "--logging_steps",
-    "2",
-    "--final_eval_iw_samples",
-    "2",
-    "--annealing_pivot",
-    "2",
-    "--disable_tqdm",
-    "true",
-    "--num_threads",
-    "1",
-]
+# README's tiny training flags, with a smaller batch and one thread for the many runs of the pages.
+TINY_TRAINING = [*README_TINY_TRAINING, "--batch_size", "16", "--num_threads", "1"]
 # Every block the tests leave out, as (file, category). A new one must be added here, with its reason in the page.
 SKIPPED = sorted(
     [
