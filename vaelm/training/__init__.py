@@ -11,9 +11,11 @@
 
 from ..compat import lazy_exports
 
-# What `from vaelm.training import ...` gave before it became this package (its argument dataclasses and
-# `parse_arguments` are the command's: `vaelm.cli.train`).
+# What `from vaelm.training import ...` gave before it became this package (`parse_arguments` and
+# `config_file_flags` are the command's: `vaelm.cli.train`, `vaelm.cli`).
 _EXPORTS = {
+    "DataArguments": ".settings",
+    "ModelArguments": ".settings",
     "VAETrainer": ".trainer",
     "VAETrainingArguments": ".trainer",
     "build_model": ".job",
