@@ -2,6 +2,7 @@
 
 import os
 import random
+import socket
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ SUBJECTS = ["the company", "mr. <unk>", "the bank", "investors", "the board", "a
 VERBS = ["said it will buy", "agreed to sell", "expects to issue", "plans to trade"]
 OBJECTS = ["N shares", "its stock", "the unit", "N million of bonds", "a stake in the bank"]
 ENDINGS = ["", "this week", "next year", "in new york"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a test server or `accelerate launch --main_process_port`)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def write_corpus(folder: Path, sentences: dict[str, int] | None = None, seed: int = 0) -> Path:

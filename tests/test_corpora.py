@@ -5,7 +5,6 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, train_tiny
+from conftest import REPO, free_port, train_tiny
 
 from vaelm.corpora.data import raw_text_splits, tokenize_splits
 from vaelm.corpora.sentences import clean_paragraphs, paragraphs, split_sentences
@@ -292,17 +291,11 @@ def test_resumed_streaming_run_continues_where_it_stopped(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- two machines
-def free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
-
-
 def test_two_machine_accelerate_run_with_streaming(raw_books, tmp_path):
     """Two `accelerate launch` commands (machine_rank 0 and 1) of configuration/accelerate/multi_node.yaml form
     one 2-rank gloo job on this host, streaming raw books, and save the model."""
     folder, _ = raw_books
-    out, port = tmp_path / "two-machines", free_port()
+    out, port = tmp_path / "two-machines", str(free_port())
     environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     commands = [
         [

@@ -5,13 +5,13 @@ install hint without Gradio. Screenshots go to `tests/artifacts/` (ignored by gi
 import os
 import runpy
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from huggingface_hub import ModelCard
 
 from vaelm import DEFAULT_MODEL
@@ -30,12 +30,6 @@ pytestmark = [
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 MAP_SENTENCES = 30
 START, END = "the market fell sharply", "investors bought more stock"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, train_tiny
+from conftest import REPO, free_port, train_tiny
 from test_robustness import ONE_THREAD, SLOW_RUN, TINY, cli_train
-from test_training import free_port
 
 from vaelm.pretrained.checkpoints import last_complete_checkpoint
 
@@ -125,7 +124,7 @@ def test_ctrl_c_of_a_two_process_accelerate_job(script, tiny_corpus, tmp_path):
         "--dynamo_backend",
         "no",
         "--main_process_port",
-        free_port(),
+        str(free_port()),
     ]
     argv = ["--data_dir", tiny_corpus, "--output_dir", out, *FLAGS, "--batch_size", "8"]
     process = start(script, argv, log, slow_step_s=0.3, launcher=launcher)
@@ -149,7 +148,7 @@ def test_ctrl_c_of_a_two_process_accelerate_job(script, tiny_corpus, tmp_path):
     assert text.count(f"interrupted: training stopped at step {step}") == 2, text[-4000:]
 
     resume = subprocess.run(
-        [*launcher[:-1], free_port(), "scripts/train.py", *map(str, argv), "--resume_from_checkpoint", "true"],
+        [*launcher[:-1], str(free_port()), "scripts/train.py", *map(str, argv), "--resume_from_checkpoint", "true"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -3,13 +3,12 @@
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, train_tiny
+from conftest import REPO, free_port, train_tiny
 
 from vaelm.training.trainer import VAETrainingArguments, kl_weight_at
 
@@ -136,12 +135,6 @@ def test_chinese_training_uses_a_word_vocabulary(luxun_dir, tmp_path):
     assert sum(len(word) > 1 for word in vocab if not word.startswith("<")) > 100, "multi-character words expected"
 
 
-def free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
-
-
 def test_two_process_accelerate_launch(tiny_corpus, tmp_path):
     out = tmp_path / "ddp"
 
@@ -161,7 +154,7 @@ def test_two_process_accelerate_launch(tiny_corpus, tmp_path):
                 "--dynamo_backend",
                 "no",
                 "--main_process_port",
-                free_port(),
+                str(free_port()),
                 "scripts/train.py",
                 "--data_dir",
                 str(tiny_corpus),

@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, free_port
 from test_robustness import TINY, cli_train
 
 from vaelm.corpora.data import DataError, download_ptb, load_text_splits
@@ -241,12 +240,6 @@ def test_a_failed_ptb_download_leaves_no_empty_cache_folder(tmp_path, monkeypatc
     with pytest.raises(DataError, match="Could not download"):
         download_ptb(kept / "ptb", base_url="http://127.0.0.1:9/")
     assert kept.is_dir() and not (kept / "ptb").exists(), "a folder that was there before stays"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_demo_names_its_share_flag(monkeypatch, capsys):
