@@ -12,7 +12,7 @@ from conftest import REPO
 
 from vaelm.cli import run_command
 
-COMMANDS = ["train", "evaluate", "sample", "homotopy", "map", "demo", "push"]
+COMMANDS = ["train", "prepare", "evaluate", "sample", "homotopy", "map", "demo", "push"]
 # vaelm-train's flags include transformers' TrainingArguments, and importing it imports torch (as does importing
 # PreTrainedConfig, which VAELMConfig's fields come from): its --help cannot avoid torch.
 TORCH_FREE_HELP = [command for command in COMMANDS if command != "train"]

@@ -9,10 +9,8 @@ words in and kept, and the words dropped by reason with examples). Prints the re
 import sys
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser
-
 from ..runtime.threads import configure_threads, num_threads_field
-from . import parse_flags, run_command
+from . import ArgumentParser, build_parser, parse_flags, run_command
 
 NAME = "vaelm-prepare"
 
@@ -58,8 +56,13 @@ class PrepareArguments:
             raise ValueError(f"--max_length must be a positive integer, got {self.max_length}.")
 
 
+def make_parser() -> ArgumentParser:
+    """The parser of `vaelm-prepare`'s flags (the help layout and flag fixes every command shares)."""
+    return build_parser([PrepareArguments], prog=NAME, description=__doc__)
+
+
 def main(argv: list[str]) -> int:
-    (args,) = parse_flags(HfArgumentParser(PrepareArguments, prog=NAME, description=__doc__), argv)
+    (args,) = parse_flags(make_parser(), argv)
     configure_threads(args.num_threads)
     from ..corpora.preparation import prepare_corpus, write_prepared  # here: --help reads no data library
     from ..corpora.sources import check_output_dir
