@@ -13,20 +13,24 @@
 #   rate (5e-4 down to 0 each), an EMA of the weights (0.9995) across the cycles, the best of 9 evaluations kept.
 # wd-ema: the bundled recipe's first stage (configuration/ptb.yaml, 16,000 steps) with DropConnect 0.3 on the
 #   decoder's recurrent weights and an EMA of the weights (0.999) from the start.
+# li: Li et al. (2019) on our architecture: an autoencoder (β = 0) for 4,000 steps (runs/li-ae, not scored), then a
+#   new model from its encoder (`--init_from`, the decoder starts afresh) with free bits 0.5 and the recipe's linear
+#   annealing for 16,000 steps (runs/li-fb0.5).
 set -uo pipefail
-RECIPE=${1:?usage: quality_v3.sh cont-cyclic|wd-ema [PTB_DIR]}
+RECIPE=${1:?usage: quality_v3.sh cont-cyclic|wd-ema|li [PTB_DIR]}
 PTB=${2:-../shared/data/ptb}
 export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 mkdir -p runs
 COMMON=(--data_dir "$PTB" --num_threads 1 --disable_tqdm true --report_to none --resume_from_checkpoint true
         --logging_steps 100 --per_device_eval_batch_size 512 --save_total_limit 2
         --load_best_model_at_end true --metric_for_best_model eval_loss --greater_is_better false)
-run() {  # run NAME FLAGS...: train (resumable; wall seconds of each segment in runs/NAME/wall_seconds.txt), then score
+run() {  # run NAME FLAGS...: train (resumable; wall seconds of each segment in runs/NAME/wall_seconds.txt), then
+         # score on valid unless SCORE=0
   local name=$1 started=$SECONDS
   shift
   [ -f "runs/$name/model.safetensors" ] || vaelm-train "$@" "${COMMON[@]}" --output_dir "runs/$name"
   mkdir -p "runs/$name" && echo $((SECONDS - started)) >> "runs/$name/wall_seconds.txt"
-  if [ -f "runs/$name/model.safetensors" ] && [ ! -f "runs/$name.valid.k50.json" ]; then
+  if [ -f "runs/$name/model.safetensors" ] && [ "${SCORE:-1}" = 1 ] && [ ! -f "runs/$name.valid.k50.json" ]; then
     vaelm-evaluate --model "runs/$name" --data_dir "$PTB" --split valid --iw_samples 50 --seed 0 --num_threads 1 \
       --no_progress true --output "runs/$name.valid.k50.json" --progress_file "runs/$name.valid.k50.progress"
   fi
@@ -40,5 +44,10 @@ case "$RECIPE" in
   wd-ema)
     run wd-ema configuration/ptb.yaml --weight_drop 0.3 --ema_decay 0.999 --eval_steps 1000 --save_steps 1000 \
       --final_eval_iw_samples 0 ;;
-  *) echo "unknown recipe $RECIPE (cont-cyclic or wd-ema)" >&2; exit 2 ;;
+  li)
+    SCORE=0 run li-ae configuration/ptb.yaml --kl_schedule constant --kl_weight 0 --free_bits 0 --max_steps 4000 \
+      --eval_steps 1000 --save_steps 1000 --final_eval_iw_samples 0 --load_best_model_at_end false
+    [ -f runs/li-ae/model.safetensors ] && run li-fb0.5 configuration/ptb.yaml --init_from runs/li-ae --free_bits 0.5 \
+      --eval_steps 1000 --save_steps 1000 --final_eval_iw_samples 0 ;;
+  *) echo "unknown recipe $RECIPE (cont-cyclic, wd-ema or li)" >&2; exit 2 ;;
 esac
