@@ -351,6 +351,33 @@ def test_init_from_trains_from_an_auto_encoders_encoder(tiny_corpus, tmp_path):
     assert not torch.equal(source["decoder.weight_hh_l0"], target["decoder.weight_hh_l0"])
 
 
+# ------------------------------------------------------------------------------------------------ freeze_decoder
+def test_freeze_decoder_trains_the_encoder_alone(tiny_model_dir, tiny_corpus, tmp_path):
+    refit = train_tiny(
+        tiny_corpus,
+        tmp_path / "refit",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--freeze_decoder",
+        "true",
+        "--kl_schedule",
+        "constant",
+        "--max_steps",
+        "6",
+    )
+    before, after = load_file(str(tiny_model_dir / "model.safetensors")), load_file(str(refit / "model.safetensors"))
+    assert before.keys() == after.keys()
+    encoder = {name for name in before if name.startswith(("encoder.", "posterior."))}
+    assert encoder and all(not torch.equal(before[name], after[name]) for name in encoder)
+    for name in before.keys() - encoder:  # the decoder, the output layer and the embeddings the encoder reads
+        assert torch.equal(before[name], after[name]), name
+
+
+def test_freeze_decoder_needs_a_trained_model(tiny_corpus, tmp_path):
+    with pytest.raises(ValueError, match="--freeze_decoder trains the encoder of a trained model"):
+        train_tiny(tiny_corpus, tmp_path / "new", "--freeze_decoder", "true")
+
+
 def test_a_tied_model_resumes_exactly_and_without_a_missing_key_warning(tiny_corpus, tmp_path):
     # Checkpoints of a tied model hold the embedding once; resuming must re-tie it (not train two copies), silently.
     from transformers.testing_utils import CaptureLogger

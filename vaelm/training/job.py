@@ -36,7 +36,7 @@ from .interruption import GracefulInterruption, TrainingInterrupted
 from .progress_log import progress_output
 from .record import starting_model, write_training_card
 from .settings import DataArguments, ModelArguments
-from .trainer import VAETrainer, VAETrainingArguments
+from .trainer import ENCODER_OWN_PREFIXES, VAETrainer, VAETrainingArguments
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def save_pipeline_code(folder: str | Path) -> Path:
 
 
 # What `--init_from` copies: everything that computes q(z|x). The embeddings are shared with the decoder's inputs.
-ENCODER_PREFIXES = ("embed_tokens.", "encoder.", "posterior.", "posterior_mean_norm.", "posterior_mean_shift")
+ENCODER_PREFIXES = ("embed_tokens.", *ENCODER_OWN_PREFIXES)
 
 
 def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> None:
@@ -250,6 +250,11 @@ def _train(
         training_args.bf16, training_args.mixed_precision = False, "no"
     set_seed(training_args.seed)
     keep_freed_memory()
+    if training_args.freeze_decoder and not model_args.model_name_or_path:
+        raise ValueError(
+            "--freeze_decoder trains the encoder of a trained model: name that model with --model_name_or_path "
+            "(a new model's decoder would stay at its random initialisation)."
+        )
     if model_args.model_name_or_path:  # fail before the data is read, not after
         check_model_source(model_args.model_name_or_path)
     if model_args.init_from:

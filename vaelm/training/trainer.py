@@ -31,6 +31,10 @@ from .weight_averaging import WeightAveragingCallback
 logger = logging.getLogger(__name__)
 
 
+# What q(z|x) owns alone (`--freeze_decoder` trains these): the embeddings are the decoder's too.
+ENCODER_OWN_PREFIXES = ("encoder.", "posterior.", "posterior_mean_norm.", "posterior_mean_shift")
+
+
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; raised before the bad step updates the weights."""
 
@@ -63,6 +67,12 @@ class VAETrainingArguments(TrainingArguments):
             Weight averaging: keep an exponential moving average of the weights with this decay (e.g. 0.999) and
             evaluate and save the averaged weights ([`~vaelm.weight_averaging.WeightAveragingCallback`]). 0 turns it
             off.
+        freeze_decoder (`bool`, *optional*, defaults to `False`):
+            Train the encoder alone (its recurrent layer and the posterior heads) of a trained model: the decoder,
+            the prior and the embeddings it shares stay fixed and run without dropout, as they do when evaluated.
+            With `--kl_schedule constant --free_bits 0` the encoder fits the ELBO of the decoder as it is, which
+            tightens the bound and the importance-sampled NLL (q(z|x) is the proposal) without changing p(x); He et
+            al. (2019) found the encoder lags behind its decoder.
         num_threads (`int`, *optional*):
             CPU threads for torch; see [`vaelm.threads.choose_num_threads`] for the default.
         batch_size (`int`, *optional*):
@@ -88,6 +98,12 @@ class VAETrainingArguments(TrainingArguments):
         default=0.0,
         metadata={
             "help": "Evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999, warmed up as min(decay, (1 + step) / (10 + step)) (0: off)."
+        },
+    )
+    freeze_decoder: bool = field(
+        default=False,
+        metadata={
+            "help": "Train only the encoder of a trained model (--model_name_or_path): the decoder and the embeddings stay fixed and run without dropout. With --kl_schedule constant --free_bits 0 it tightens the ELBO and the IW-NLL estimate; p(x) does not change."
         },
     )
     num_threads: int | None = num_threads_field()
@@ -146,6 +162,28 @@ class VAETrainingArguments(TrainingArguments):
             raise ValueError(f"--ema_decay must lie in [0, 1) (0: off), got {self.ema_decay}.")
 
 
+def freeze_all_but_encoder(model: torch.nn.Module) -> None:
+    """
+    Leave only the encoder's own weights ([`ENCODER_OWN_PREFIXES`]) trainable (`--freeze_decoder`).
+
+    Raises:
+        `ValueError`: for a model without an encoder (a plain language model).
+    """
+    names = [name for name, _ in model.named_parameters()]
+    trainable = [name for name in names if name.startswith(ENCODER_OWN_PREFIXES)]
+    if not trainable:
+        raise ValueError(
+            "--freeze_decoder trains the encoder, and this model has none (it was built with --latent_dim 0)."
+        )
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name in trainable)
+    logger.info(
+        "--freeze_decoder: training the encoder's %d tensors (%s parameters); the decoder and embeddings stay fixed.",
+        len(trainable),
+        f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}",
+    )
+
+
 def follow_umask(paths) -> None:
     """
     Give files written private (mode 0600: safetensors writes its files so) the mode every other file gets, 0666
@@ -181,6 +219,8 @@ class VAETrainer(Trainer):
         self.weight_averaging = WeightAveragingCallback(self.args.ema_decay) if self.args.ema_decay > 0 else None
         if self.weight_averaging is not None:
             self.add_callback(self.weight_averaging)
+        if self.args.freeze_decoder:
+            freeze_all_but_encoder(self.model)
         self.progress_log = ProgressLog()  # readable log lines instead of printed dictionaries; bars on a terminal
         install(self, self.progress_log)
 
@@ -288,10 +328,21 @@ class VAETrainer(Trainer):
         return kl_weight_at(self.state.global_step, self.args, self.state.max_steps or None)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs, return_logits=False)
+        training = model.training
+        if training and self.args.freeze_decoder:
+            # The fixed decoder as it is evaluated: no dropout, no word dropout. cuDNN's RNN backward refuses eval
+            # mode, and the graph keeps the implementation chosen here, so its backward runs without cuDNN too.
+            model.eval()
+            try:
+                with torch.backends.cudnn.flags(enabled=False):
+                    outputs = model(**inputs, return_logits=False)
+            finally:
+                model.train()
+        else:
+            outputs = model(**inputs, return_logits=False)
         sentences = inputs["input_ids"].size(0)
         tokens = inputs["attention_mask"].sum() - sentences  # n + 1 scored tokens per sentence
-        if model.training:
+        if training:
             beta = self.kl_weight()
             if self.args.free_bits > 0:
                 kl_term = gaussian_kl(outputs.mu, outputs.logvar).mean(0).clamp(min=self.args.free_bits).sum()
