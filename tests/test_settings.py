@@ -1,6 +1,7 @@
 """One source for each setting: the command-line flags are derived from the library's settings and agree with them.
 
-- every command-line default equals its library default (each command's parser, walked flag by flag);
+- every command-line default equals its library default (each command's parser, walked flag by flag), and
+  vaelm-prepare's data flags equal vaelm-train's;
 - vaelm-train's model flags come from `VAELMConfig` (the original script's names included);
 - the docstrings state the defaults the fields have;
 - the Python API, the commands, both pipelines and the demo decode with the same defaults (no `<unk>`).
@@ -20,13 +21,18 @@ from vaelm import pipeline_vaelm
 from vaelm.configuration_vaelm import COMPLEMENT_FLAGS, FIELD_CHOICES, TRAINING_FLAGS, VAELMConfig, flag_value
 from vaelm.generation import decoding
 
-COMMANDS = ["train", "evaluate", "sample", "homotopy", "map", "demo", "push"]
+COMMANDS = ["train", "prepare", "evaluate", "sample", "homotopy", "map", "demo", "push"]
+
+
+def parser_actions(command: str) -> dict:
+    """Each flag's destination and argparse action in `vaelm-<command>`'s parser."""
+    parser = importlib.import_module(f"vaelm.cli.{command}").make_parser()
+    return {action.dest: action for action in parser._actions if action.dest != "help"}
 
 
 def parser_defaults(command: str) -> dict:
     """Each flag's destination and default in `vaelm-<command>`'s parser."""
-    parser = importlib.import_module(f"vaelm.cli.{command}").make_parser()
-    return {action.dest: action.default for action in parser._actions if action.dest != "help"}
+    return {dest: action.default for dest, action in parser_actions(command).items()}
 
 
 def signature_defaults(function, renamed: dict | None = None, only: set | None = None, skip: tuple = ()) -> dict:
@@ -51,6 +57,7 @@ def library_defaults(command: str) -> dict:
     """What the library itself does by default, for the flags of `command` that have a library counterpart."""
     from vaelm.apps.demo import build_demo
     from vaelm.apps.map import draw_map
+    from vaelm.corpora.preparation import prepare_corpus
     from vaelm.evaluation.metrics import evaluate_sequences
     from vaelm.generation.sentence_vae import SentenceVAE
     from vaelm.hub.job import push
@@ -65,6 +72,8 @@ def library_defaults(command: str) -> dict:
             "sentence_split": config["sentence_split"],
         }
         return {**model, **data}
+    if command == "prepare":
+        return signature_defaults(prepare_corpus)
     decoding_defaults = dataclass_defaults(decoding.DecodingConfig)
     if command == "evaluate":
         return signature_defaults(evaluate_sequences)
@@ -95,6 +104,7 @@ EXPECTED_MATCHES = {
         "vocab_size",
         "lang",
     },
+    "prepare": {"text_column", "sentence_split", "lang", "segmentation", "lowercase", "max_length", "seed"},
     "evaluate": {"iw_samples", "batch_size", "chunk_size", "seed"},
     "sample": {"strategy", "no_unk", "num_beams", "max_new_tokens", "impute_steps"},
     "homotopy": {"strategy", "no_unk", "steps", "mode"},
@@ -118,6 +128,25 @@ def test_every_command_line_default_equals_its_library_default(command):
         if flags[name] != library[name] and not (flags[name] == [] and library[name] is None)
     }
     assert not differing, f"vaelm-{command}: flag default != library default: {differing}"
+
+
+def test_prepare_flags_are_vaelm_trains_data_flags():
+    # vaelm-prepare's --help reads no torch, so it cannot import vaelm-train's settings: its copies are held equal
+    # here. --max_length is the one exception: prepare keeps every sentence unless told, train drops long ones.
+    prepare, train = parser_actions("prepare"), parser_actions("train")
+    shared = (set(prepare) & set(train)) - {"max_length", "num_threads"}
+    assert {
+        "data_dir",
+        "dataset",
+        "text_column",
+        "sentence_split",
+        "lang",
+        "segmentation",
+        "lowercase",
+        "seed",
+    } <= shared
+    for name in shared:
+        assert (prepare[name].default, prepare[name].choices) == (train[name].default, train[name].choices), name
 
 
 def test_model_flags_are_the_config_fields_under_the_original_names():
