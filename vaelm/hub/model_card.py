@@ -235,6 +235,20 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# The last section of every card.
+CITATION_SECTION = [
+    "## Citation",
+    """```bibtex
+@inproceedings{bowman2016generating,
+  title     = {Generating Sentences from a Continuous Space},
+  author    = {Bowman, Samuel R. and Vilnis, Luke and Vinyals, Oriol and Dai, Andrew M. and Jozefowicz, Rafal and Bengio, Samy},
+  booktitle = {Proceedings of the 20th SIGNLL Conference on Computational Natural Language Learning},
+  year      = {2016}
+}
+```""",
+]
+
+
 def render_card_body(
     name: str,
     repo_id: str,
@@ -260,24 +274,41 @@ def render_card_body(
         num_parameters (`int`, *optional*): the parameter count.
         has_latent_map (`bool`, *optional*, defaults to `False`): whether `latent_map.png` is in the folder.
     """
-    cell = str(config.get("cell_type") or VAELMConfig.cell_type).upper()
-    article = "An" if cell == "LSTM" else "A"
     language_model = not config_has_latent(config)
+    cell = str(config.get("cell_type") or VAELMConfig.cell_type).upper()
+    parts = [
+        f"# {name}",
+        _about(cell, language_model),
+        *_model_section(config, cell, language_model, num_parameters),
+        *_training_section(config, record, language_model, has_curves, has_latent_map),
+        *_evaluation_section(evaluation, repo_id, record),
+        *_samples_section(examples, repo_id, language_model),
+        *_usage_section(repo_id, language_model),
+        *CITATION_SECTION,
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _about(cell: str, language_model: bool) -> str:
+    """The opening paragraph: what kind of model this is."""
+    article = "An" if cell == "LSTM" else "A"
     if language_model:
-        about = (
+        return (
             f"A plain {cell} language model, trained with vaelm as the baseline that its sentence VAEs (Bowman et al. "
             "2016, *Generating Sentences from a Continuous Space*) have to beat: the VAE's decoder without the latent "
             "variable (`--latent_dim 0`), trained the same way. Its NLL is exact; it samples sentences, but has no "
             "posterior, so no reconstruction or homotopy."
         )
-    else:
-        about = (
-            "A sentence-level variational auto-encoder language model (Bowman et al. 2016, *Generating Sentences from a "
-            f"Continuous Space*), trained with vaelm. {article} {cell} encoder maps a sentence to a "
-            f"diagonal Gaussian q(z|x); {article.lower()} {cell} decoder whose initial state is computed from z generates the sentence back. "
-            "Sampling z from N(0, I) generates new sentences; moving z between two sentences gives a homotopy."
-        )
-    parts = [f"# {name}", about]
+    return (
+        "A sentence-level variational auto-encoder language model (Bowman et al. 2016, *Generating Sentences from a "
+        f"Continuous Space*), trained with vaelm. {article} {cell} encoder maps a sentence to a "
+        f"diagonal Gaussian q(z|x); {article.lower()} {cell} decoder whose initial state is computed from z generates the sentence back. "
+        "Sampling z from N(0, I) generates new sentences; moving z between two sentences gives a homotopy."
+    )
+
+
+def _model_section(config: Mapping[str, Any], cell: str, language_model: bool, num_parameters: int | None) -> list[str]:
+    """The "Model" section: the architecture table."""
     architecture = [
         ("vocabulary size", config.get("vocab_size")),
         ("embedding size", config.get("embedding_size")),
@@ -300,9 +331,18 @@ def render_card_body(
         ]
     if num_parameters is not None:
         architecture.append(("parameters", f"{num_parameters:,}"))
-    parts += ["## Model", _table(architecture)]
+    return ["## Model", _table(architecture)]
 
-    parts.append("## Training")
+
+def _training_section(
+    config: Mapping[str, Any],
+    record: Mapping[str, Any],
+    language_model: bool,
+    has_curves: bool,
+    has_latent_map: bool,
+) -> list[str]:
+    """The "Training" section: where the model started, the settings, the reproduce command, final figures and curves."""
+    parts = ["## Training"]
     if record:
         shown_data = (record.get("dataset") or "not recorded").replace("local folder ", "private text files: ")
         facts = [
@@ -339,8 +379,12 @@ def render_card_body(
         parts.append(
             f"![Latent map: posterior means of validation sentences, 2-D PCA, coloured by length]({LATENT_MAP_FILE})"
         )
+    return parts
 
-    parts.append("## Evaluation")
+
+def _evaluation_section(evaluation: Mapping[str, Any] | None, repo_id: str, record: Mapping[str, Any]) -> list[str]:
+    """The "Evaluation" section: the protocol's figures, reconstruction, and the command that reproduces them."""
+    parts = ["## Evaluation"]
     if evaluation:
         rows = [(key, evaluation[key]) for key in EVALUATION_KEYS if key in evaluation]
         rows += [(key, evaluation[key]) for key in ("split", "max_sentences") if evaluation.get(key) is not None]
@@ -358,9 +402,15 @@ def render_card_body(
             f"No evaluation results yet: run `vaelm-evaluate --model {repo_id} --data_dir DATA --split test "
             "--output MODEL_DIR/eval_results.json` and push again to add them here."
         )
+    return parts
 
+
+def _samples_section(
+    examples: tuple[list[str], list[str], str | None], repo_id: str, language_model: bool
+) -> list[str]:
+    """The "Samples" section: prior samples and a homotopy, or why there are none."""
     samples, homotopy, reason = examples
-    parts.append("## Samples")
+    parts = ["## Samples"]
     if samples:
         how = (
             "Sentences drawn by ancestral sampling (seed 0; greedy decoding would give one sentence)"
@@ -381,7 +431,11 @@ def render_card_body(
             f"Samples could not be generated when this card was written ({reason}). Generate some with "
             f"`vaelm-sample --model {repo_id} --num 5`."
         )
+    return parts
 
+
+def _usage_section(repo_id: str, language_model: bool) -> list[str]:
+    """The "How to use" section: with vaelm, with transformers' pipelines alone, and the model's forward pass."""
     if language_model:  # no posterior: no homotopy, no encoding, no reconstruction
         commands = f"vaelm-sample --model {repo_id} --num 5 --strategy sample"
         pipelines = f"""from transformers import pipeline
@@ -409,7 +463,7 @@ vae({{"start": "the company said it will buy shares", "end": "investors are worr
             "output = model(**batch, sample_latent=False)  # loss = -ELBO; mu, logvar = q(z|x)\n"
             "print(output.loss.item(), output.mu)"
         )
-    parts += [
+    return [
         "## How to use",
         "With vaelm installed:",
         f"""```python
@@ -439,18 +493,6 @@ with torch.no_grad():
 ```""",
         "Pass `revision=` to `from_pretrained` to load an earlier commit or another branch.",
     ]
-    parts += [
-        "## Citation",
-        """```bibtex
-@inproceedings{bowman2016generating,
-  title     = {Generating Sentences from a Continuous Space},
-  author    = {Bowman, Samuel R. and Vilnis, Luke and Vinyals, Oriol and Dai, Andrew M. and Jozefowicz, Rafal and Bengio, Samy},
-  booktitle = {Proceedings of the 20th SIGNLL Conference on Computational Natural Language Learning},
-  year      = {2016}
-}
-```""",
-    ]
-    return "\n\n".join(parts) + "\n"
 
 
 def descriptive_name(config: Mapping[str, Any], record: Mapping[str, Any]) -> str:
