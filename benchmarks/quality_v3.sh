@@ -16,8 +16,13 @@
 # li: Li et al. (2019) on our architecture: an autoencoder (β = 0) for 4,000 steps (runs/li-ae, not scored), then a
 #   new model from its encoder (`--init_from`, the decoder starts afresh) with free bits 0.5 and the recipe's linear
 #   annealing for 16,000 steps (runs/li-fb0.5).
+# wide-960: the bundled recipe's first stage with 960 hidden units (14.2 M parameters: 28 MB in fp16) and dropout 0.5.
+# refit-bundled, refit-cc-fb0.16: the encoder refit (`--freeze_decoder`): the encoder alone trained on the ELBO of
+#   the fixed decoder of the bundled model (free bits 0; the screen ran with --max_steps 2000, was stopped on its
+#   plateau at step 973 and checkpoint-973 was scored) and of cont-cyclic
+#   (free bits 0.16, which keeps KL at 5 nats, 750 steps), at a constant 3e-4; the decoder and p(x) stay as they were.
 set -uo pipefail
-RECIPE=${1:?usage: quality_v3.sh cont-cyclic|wd-ema|li [PTB_DIR]}
+RECIPE=${1:?usage: quality_v3.sh cont-cyclic|wd-ema|li|wide-960|refit-bundled|refit-cc-fb0.16 [PTB_DIR]}
 PTB=${2:-../shared/data/ptb}
 export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 mkdir -p runs
@@ -35,6 +40,8 @@ run() {  # run NAME FLAGS...: train (resumable; wall seconds of each segment in 
       --no_progress true --output "runs/$name.valid.k50.json" --progress_file "runs/$name.valid.k50.progress"
   fi
 }
+REFIT=(--freeze_decoder true --kl_schedule constant --kl_weight 1 --learning_rate 3e-4 --lr_scheduler_type constant
+       --batch_size 64 --eval_strategy steps --eval_steps 250 --eval_on_start true --save_steps 250 --seed 45)
 case "$RECIPE" in
   cont-cyclic)
     run cont-cyclic --model_name_or_path vaelm/pretrained/ptb --kl_schedule constant --kl_weight 1.0 --free_bits 0.2 \
@@ -49,5 +56,12 @@ case "$RECIPE" in
       --eval_steps 1000 --save_steps 1000 --final_eval_iw_samples 0 --load_best_model_at_end false
     [ -f runs/li-ae/model.safetensors ] && run li-fb0.5 configuration/ptb.yaml --init_from runs/li-ae --free_bits 0.5 \
       --eval_steps 1000 --save_steps 1000 --final_eval_iw_samples 0 ;;
-  *) echo "unknown recipe $RECIPE (cont-cyclic, wd-ema or li)" >&2; exit 2 ;;
+  wide-960)
+    run wide-960 configuration/ptb.yaml --num_units 960 --embedding_dropout 0.5 --output_dropout 0.5 \
+      --eval_steps 1000 --save_steps 1000 --final_eval_iw_samples 0 --per_device_eval_batch_size 256 ;;
+  refit-bundled)
+    run refit-bundled --model_name_or_path vaelm/pretrained/ptb "${REFIT[@]}" --free_bits 0 --max_steps 973 ;;
+  refit-cc-fb0.16)
+    run refit-cc-fb0.16 --model_name_or_path runs/cont-cyclic "${REFIT[@]}" --free_bits 0.16 --max_steps 750 ;;
+  *) echo "unknown recipe $RECIPE (cont-cyclic, wd-ema, li, wide-960, refit-bundled or refit-cc-fb0.16)" >&2; exit 2 ;;
 esac
