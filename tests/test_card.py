@@ -166,6 +166,19 @@ def test_a_continued_run_records_and_reproduces_every_stage(tiny_model_dir, tiny
         "--model_name_or_path stage-1 --output_dir stage-2"
     ), "how the best checkpoint was chosen"
     assert "--eval_steps" not in lines[0], "the first stage kept its last weights: no selection flags"
+    # A scheduler's keyword arguments and an encoder refit are part of the command: without them it trains another model.
+    refit = {
+        **second_stage,
+        "training_arguments": {
+            **second_stage["training_arguments"],
+            "lr_scheduler_type": "cosine_with_restarts",
+            "lr_scheduler_kwargs": {"num_cycles": 4},
+            "freeze_decoder": True,
+        },
+    }
+    last = training_command(config, refit).splitlines()[1]
+    assert "--freeze_decoder true" in last and """--lr_scheduler_kwargs '{"num_cycles": 4}'""" in last
+    assert "lr_scheduler_kwargs" not in lines[1] and "freeze_decoder" not in lines[1], "left out when unused"
     # A start whose training is not recorded: one command, from the model a reader has to supply.
     unknown = {**second_stage, "started_from": {"flag": "init_from", "model": "org/ae", "hub_model": "org/ae"}}
     assert training_command(config, unknown).endswith("--seed 0 --init_from org/ae")

@@ -5,7 +5,9 @@ Read from a model folder's `config.json` and training record ([`vaelm.training.r
 from another recorded model gives one command per stage.
 """
 
+import json
 import re
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +41,8 @@ def applied_settings(arguments: Mapping[str, Any], language_model: bool = False)
         "warmup_steps": not arguments.get("warmup_steps"),
         "weight_decay": not arguments.get("weight_decay"),
         "ema_decay": not arguments.get("ema_decay"),
+        "lr_scheduler_kwargs": not arguments.get("lr_scheduler_kwargs"),
+        "freeze_decoder": not arguments.get("freeze_decoder"),
         # without load_best_model_at_end the schedule of evaluations does not change the weights
         **{
             key: not arguments.get("load_best_model_at_end") or arguments.get(key) is None
@@ -115,6 +119,8 @@ def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str 
 
 
 def _flag_value(value: Any) -> str:
+    if isinstance(value, (dict, list)):  # e.g. --lr_scheduler_kwargs '{"num_cycles": 4}', quoted for the shell
+        return shlex.quote(json.dumps(value))
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -40,6 +40,7 @@ TRAINING_ARGUMENT_KEYS = (
     "num_train_epochs",
     "optim",
     "lr_scheduler_type",
+    "lr_scheduler_kwargs",
     "warmup_steps",
     "weight_decay",
     "max_grad_norm",
@@ -48,6 +49,7 @@ TRAINING_ARGUMENT_KEYS = (
     "bf16",
     "fp16",
     "ema_decay",
+    "freeze_decoder",
     # which checkpoint the saved weights are, when the best one is kept
     *BEST_MODEL_ARGUMENT_NAMES,
 )
