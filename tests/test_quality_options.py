@@ -315,6 +315,13 @@ def test_ema_decay_must_lie_in_the_unit_interval(tmp_path):
         VAETrainingArguments(output_dir=str(tmp_path), ema_decay=1.0)
 
 
+def test_scheduler_keywords_that_are_not_json_name_their_flag(tmp_path):
+    with pytest.raises(ValueError, match="--lr_scheduler_kwargs takes a JSON object"):
+        VAETrainingArguments(output_dir=str(tmp_path), lr_scheduler_kwargs="{'num_cycles': 4}")
+    arguments = VAETrainingArguments(output_dir=str(tmp_path), lr_scheduler_kwargs='{"num_cycles": 4}')
+    assert arguments.lr_scheduler_kwargs == {"num_cycles": 4}
+
+
 # ------------------------------------------------------------------------------------------------ init_from
 def test_copy_encoder_keeps_the_encoder_and_resets_the_decoder():
     source, target = tiny(seed=1), tiny(seed=2)

@@ -12,7 +12,9 @@ import shlex
 import time
 
 import pytest
+import torch
 from conftest import REPO
+from safetensors.torch import load_file
 
 from vaelm.cli import run_command
 
@@ -116,6 +118,21 @@ def test_continue_configuration_continues_the_main_run(fresh_clone, tiny_corpus)
     arguments = record["training_arguments"]
     assert arguments["kl_schedule"] == "constant" and arguments["ema_decay"] == 0.999
     assert record["best_step"] in (2, 4), "the best of the checkpoints is kept"
+    # Stages 3 and 4 (issue 28): the cyclic continuation, then the encoder refit with the decoder fixed.
+    for stage in ("ptb-cyclic", "ptb-refit"):
+        assert [f"configuration/{stage}.yaml", "--dataset", "ptb"] in commands("vaelm-train", TRAINING_PAGE)
+        status, _, err = run("vaelm-train", [f"configuration/{stage}.yaml", *tiny])
+        assert status == 0, err[-3000:]
+    runs = fresh_clone / "runs"
+    cyclic = json.loads((runs / "ptb-cyclic" / "training_record.json").read_text())
+    assert cyclic["training_arguments"]["lr_scheduler_kwargs"] == {"num_cycles": 4}
+    assert cyclic["started_from"]["model"].endswith("ptb-continued")
+    refit = json.loads((runs / "ptb-refit" / "training_record.json").read_text())
+    assert refit["training_arguments"]["freeze_decoder"] is True and refit["started_from"]["model"].endswith(
+        "ptb-cyclic"
+    )
+    before, after = (load_file(str(runs / name / "model.safetensors")) for name in ("ptb-cyclic", "ptb-refit"))
+    assert all(torch.equal(before[name], after[name]) for name in before if name.startswith("decoder."))
 
 
 def test_a_missing_local_folder_fails_at_once(fresh_clone, monkeypatch):

@@ -5,6 +5,7 @@ import argparse
 import copy
 import dataclasses
 import difflib
+import json
 import os
 import sys
 import typing
@@ -184,6 +185,8 @@ def config_file_flags(path: str) -> list[str]:
         flags.append(f"--{key}")
         if isinstance(value, (list, tuple)):
             flags.extend(str(v) for v in value)
+        elif isinstance(value, dict):  # e.g. lr_scheduler_kwargs: the flag takes JSON, not Python's repr
+            flags.append(json.dumps(value))
         else:
             flags.append(str(value).lower() if isinstance(value, bool) else str(value))
     return flags

@@ -6,6 +6,7 @@ exactly. The loss components are summed on every step and averaged, across proce
 """
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -148,6 +149,16 @@ class VAETrainingArguments(TrainingArguments):
                 raise ValueError(f"--{name} must be a positive integer, got {value}.")
         if self.learning_rate < 0:
             raise ValueError(f"--learning_rate must be >= 0, got {self.learning_rate}.")
+        for name in self._VALID_DICT_FIELDS:  # the Trainer's own error would not name the flag
+            value = getattr(self, name, None)
+            if isinstance(value, str) and value.lstrip().startswith("{"):
+                try:
+                    json.loads(value)
+                except json.JSONDecodeError as error:
+                    raise ValueError(
+                        f"--{name} takes a JSON object, such as '{{\"num_cycles\": 4}}' (double quotes inside, single "
+                        f"quotes around it in a shell); {value!r} is not one: {error}."
+                    ) from None
         if not self.use_cpu and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
             # Without use_cpu, `accelerate launch --multi_gpu` on a CPU machine runs N unrelated single processes.
             self.use_cpu = True
