@@ -30,6 +30,9 @@ def test_bundled_model_folder_is_complete_and_small():
         "tokenizer_config.json",
         "configuration_vaelm.py",
         "modeling_vaelm.py",
+        "tokenization_vaelm.py",
+        "pipeline_vaelm.py",
+        "eval_results.json",
         "README.md",
         "training_curves.png",
     } <= files
@@ -37,7 +40,7 @@ def test_bundled_model_folder_is_complete_and_small():
     config = json.loads((MODEL / "config.json").read_text())
     assert config["model_type"] == "vaelm" and config["vocab_size"] == 10000
     # The shipped source files are the package's own, so remote-code loading runs today's code.
-    for name in ("configuration_vaelm.py", "modeling_vaelm.py"):
+    for name in ("configuration_vaelm.py", "modeling_vaelm.py", "tokenization_vaelm.py", "pipeline_vaelm.py"):
         assert (MODEL / name).read_text() == (REPO / "vaelm" / name).read_text(), f"{name} is stale: copy it again"
 
 

@@ -251,11 +251,12 @@ def reconstruction_paragraph(evaluation: Mapping | None) -> str | None:
     found = (evaluation or {}).get("reconstruction")
     if not found:
         return None
+    matches = found["exact_matches"]
     return (
         f"Reconstruction: the first {found['sentences']:,} of these sentences, decoded greedily from their posterior "
         f"mean (`<unk>` allowed), give corpus BLEU-4 **{found['bleu4']:.2f}** and an exact-match rate of "
-        f"**{100 * found['exact_match']:.1f}%** ({found['exact_matches']:,} sentences): how much of a sentence its "
-        "latent code carries, which likelihood alone does not show."
+        f"**{100 * found['exact_match']:.1f}%** ({matches:,} sentence{'' if matches == 1 else 's'}): how much of a "
+        "sentence its latent code carries, which likelihood alone does not show."
     )
 
 
