@@ -149,7 +149,7 @@ class VAETrainingArguments(TrainingArguments):
                 raise ValueError(f"--{name} must be a positive integer, got {value}.")
         if self.learning_rate < 0:
             raise ValueError(f"--learning_rate must be >= 0, got {self.learning_rate}.")
-        for name in self._VALID_DICT_FIELDS:  # the Trainer's own error would not name the flag
+        for name in getattr(self, "_VALID_DICT_FIELDS", ["lr_scheduler_kwargs"]):  # the Trainer's error names no flag
             value = getattr(self, name, None)
             if isinstance(value, str) and value.lstrip().startswith("{"):
                 try:
@@ -180,8 +180,7 @@ def freeze_all_but_encoder(model: torch.nn.Module) -> None:
     Raises:
         `ValueError`: for a model without an encoder (a plain language model).
     """
-    names = [name for name, _ in model.named_parameters()]
-    trainable = [name for name in names if name.startswith(ENCODER_OWN_PREFIXES)]
+    trainable = {name for name, _ in model.named_parameters() if name.startswith(ENCODER_OWN_PREFIXES)}
     if not trainable:
         raise ValueError(
             "--freeze_decoder trains the encoder, and this model has none (it was built with --latent_dim 0)."
