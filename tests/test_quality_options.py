@@ -378,6 +378,9 @@ def test_freeze_decoder_trains_the_encoder_alone(tiny_model_dir, tiny_corpus, tm
     assert encoder and all(not torch.equal(before[name], after[name]) for name in encoder)
     for name in before.keys() - encoder:  # the decoder, the output layer and the embeddings the encoder reads
         assert torch.equal(before[name], after[name]), name
+    # A continued run saves the tokenizer it loaded, without the keys transformers adds on loading.
+    saved = json.loads((refit / "tokenizer_config.json").read_text())
+    assert not {"is_local", "local_files_only"} & set(saved) and saved["segmentation"] == "whitespace"
 
 
 def test_freeze_decoder_needs_a_trained_model(tiny_corpus, tmp_path):

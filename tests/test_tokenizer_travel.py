@@ -107,10 +107,14 @@ def test_whitespace_sentences_decode_without_a_leading_space_and_continuations_j
     assert not noisy, noisy
 
 
-def test_the_bundled_tokenizer_files_are_untouched_and_vaelm_decodes_them_without_a_leading_space():
+def test_the_bundled_tokenizer_travels_and_decodes_its_old_spacing_without_a_leading_space():
+    # Its tokenizer.json predates vaelm 0.4 (every word decoded with a space before it); its tokenizer_config.json
+    # names VAELMTokenizer, which travels with it, as a fresh model folder's does, without loading-time keys.
     bundled = Path(vaelm.DEFAULT_MODEL)
     config = json.loads((bundled / "tokenizer_config.json").read_text())
-    assert "auto_map" not in config and config["tokenizer_class"] == "TokenizersBackend"
+    assert config["auto_map"]["AutoTokenizer"][0] == "tokenization_vaelm.VAELMTokenizer"
+    assert config["tokenizer_class"] == "TokenizersBackend" and config["segmentation"] == "whitespace"
+    assert (bundled / "tokenization_vaelm.py").is_file() and not {"is_local", "local_files_only"} & set(config)
     tokenizer = load_tokenizer(bundled)
     assert isinstance(tokenizer, VAELMTokenizer) and tokenizer.segmentation == "whitespace"
     ids = tokenizer("the company said")["input_ids"]

@@ -226,7 +226,14 @@ def load_tokenizer(path: str | Path, **hub_kwargs) -> PreTrainedTokenizerFast:
         path (`str` or `Path`): a model folder, a tokenizer folder or a Hub id.
         hub_kwargs: passed to `from_pretrained` (`revision`, `token`, …).
     """
-    return VAELMTokenizer.from_pretrained(str(path), **hub_kwargs)
+    tokenizer = VAELMTokenizer.from_pretrained(str(path), **hub_kwargs)
+    for key in LOADING_KEYS:  # where this copy came from, not part of the tokenizer: not to be saved with it again
+        tokenizer.init_kwargs.pop(key, None)
+    return tokenizer
+
+
+# What transformers adds to a loaded tokenizer's `init_kwargs` and would write into a re-saved tokenizer_config.json.
+LOADING_KEYS = ("is_local", "local_files_only")
 
 
 CONTEXT_WORD = "a"  # a word a continuation is decoded after, to learn whether a space joins it to what precedes
