@@ -3,6 +3,7 @@
 import os
 import random
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,26 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def two_process_launcher() -> list[str]:
+    """`accelerate launch` of two CPU processes on a free port: the command line before the script and its flags."""
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+    ]
 
 
 def write_corpus(folder: Path, sentences: dict[str, int] | None = None, seed: int = 0) -> Path:

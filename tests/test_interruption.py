@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, train_tiny
+from conftest import REPO, free_port, train_tiny, two_process_launcher
 from test_robustness import ONE_THREAD, SLOW_RUN, TINY, cli_train
 
 from vaelm.pretrained.checkpoints import last_complete_checkpoint
@@ -110,22 +110,7 @@ def test_second_ctrl_c_stops_at_once(script, tiny_corpus, tmp_path):
 
 def test_ctrl_c_of_a_two_process_accelerate_job(script, tiny_corpus, tmp_path):
     out, log = tmp_path / "ddp", tmp_path / "ddp.log"
-    launcher = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(free_port()),
-    ]
+    launcher = two_process_launcher()
     argv = ["--data_dir", tiny_corpus, "--output_dir", out, *FLAGS, "--batch_size", "8"]
     process = start(script, argv, log, slow_step_s=0.3, launcher=launcher)
     try:

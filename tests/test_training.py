@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, train_tiny
+from conftest import REPO, train_tiny, two_process_launcher
 
 from vaelm.training.trainer import VAETrainingArguments, kl_weight_at
 
@@ -141,20 +141,7 @@ def test_two_process_accelerate_launch(tiny_corpus, tmp_path):
     def launch():
         return run_cli(
             [
-                sys.executable,
-                "-m",
-                "accelerate.commands.launch",
-                "--multi_gpu",
-                "--num_processes",
-                "2",
-                "--num_machines",
-                "1",
-                "--mixed_precision",
-                "no",
-                "--dynamo_backend",
-                "no",
-                "--main_process_port",
-                str(free_port()),
+                *two_process_launcher(),
                 "scripts/train.py",
                 "--data_dir",
                 str(tiny_corpus),
