@@ -2,10 +2,12 @@
 
 import json
 import logging
+import shutil
 
 import pytest
 import torch
 from conftest import train_tiny
+from safetensors.torch import load_file
 
 from vaelm import precision
 from vaelm.cli import run_command
@@ -60,3 +62,33 @@ def test_commands_fall_back_to_fp32_where_bf16_is_emulated(tiny_model_dir, tiny_
     trained = train_tiny(tiny_corpus, tmp_path / "model", "--max_steps", "2", "--bf16", "true")
     arguments = torch.load(trained / "training_args.bin", weights_only=False)
     assert arguments.bf16 is False and arguments.mixed_precision == "no", "the Accelerator's autocast is off too"
+
+
+@pytest.mark.parametrize("stored", [torch.float16, torch.bfloat16])
+def test_weights_stored_in_half_precision_load_in_float32_and_evaluate(
+    stored, tiny_model_dir, tiny_corpus, tmp_path, capsys
+):
+    """A model saved in float16 or bfloat16 (half the download) is widened as it loads and evaluates like the original."""
+    from vaelm.pretrained.loading import load_model
+
+    original = load_model(tiny_model_dir)
+    half = tmp_path / "half"
+    shutil.copytree(tiny_model_dir, half)
+    load_model(tiny_model_dir).to(stored).save_pretrained(half)
+    assert json.loads((half / "config.json").read_text(encoding="utf-8"))["dtype"] == str(stored).removeprefix("torch.")
+    assert {tensor.dtype for tensor in load_file(half / "model.safetensors").values()} == {stored}, "the file is half"
+    widened = load_model(half)
+    assert widened.dtype == torch.float32
+    for name, parameter in original.state_dict().items():
+        torch.testing.assert_close(widened.state_dict()[name], parameter.to(stored).float(), rtol=0, atol=0)
+
+    summaries = {}
+    for label, folder in (("original", tiny_model_dir), ("half", half)):
+        output = tmp_path / f"{label}.json"
+        argv = ["--model", str(folder), "--data_dir", str(tiny_corpus), "--split", "test", "--iw_samples", "3"]
+        argv += ["--max_sentences", "8", "--seed", "0", "--no_progress", "true", "--output", str(output)]
+        assert run_command("vaelm-evaluate", evaluate_main, argv) == 0, capsys.readouterr().err[-2000:]
+        summaries[label] = json.loads(output.read_text(encoding="utf-8"))
+    assert summaries["half"]["nll"] == pytest.approx(summaries["original"]["nll"], abs=0.05), (
+        "rounding moves NLL little"
+    )

@@ -242,6 +242,11 @@ def load_model(path_or_id: str | Path, **hub_kwargs: Any) -> VAELMModel:
     """
     Load a [`VAELMModel`] (in evaluation mode) from a folder or a Hub id, safetensors only, without remote code.
 
+    The model always comes back in float32, the dtype vaelm computes in, whatever the file stores: weights saved in
+    float16 or bfloat16 to halve the download are widened as they load (`--bf16` then runs under autocast). Left
+    to themselves, transformers would keep the file's dtype, and the first float32 tensor (the latent noise) would
+    meet a half-precision layer.
+
     Args:
         path_or_id (`str` or `Path`): a model folder, or a Hub id.
         hub_kwargs: `revision`, `token`, `cache_dir`, `local_files_only`, …
@@ -257,7 +262,7 @@ def load_model(path_or_id: str | Path, **hub_kwargs: Any) -> VAELMModel:
         raise ModelLoadError(f"{source}: {CONFIG_NAME} holds impossible values: {_sentence(error)} Fix the file, or retrain.") from None
     try:
         model, info = VAELMModel.from_pretrained(
-            source, config=config, use_safetensors=True, output_loading_info=True, **hub_kwargs
+            source, config=config, dtype=torch.float32, use_safetensors=True, output_loading_info=True, **hub_kwargs
         )
     except Exception as error:  # safetensors raises its own SafetensorError for a damaged file
         raise ModelLoadError(
