@@ -17,6 +17,8 @@ import pytest
 import torch
 from hub_server import LoopbackHub
 from huggingface_hub import HfApi, ModelCard
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import load_file
 
 from vaelm import VAELMModel, load_tokenizer
 from vaelm.hub.model_card import render_model_card, write_model_card
@@ -56,7 +58,7 @@ for revision in revisions:
     with torch.no_grad():
         output = model(**batch, sample_latent=False)
     results[revision] = {"input_ids": batch["input_ids"], "mu": output.mu, "logits": output.logits,
-                         "class": type(model).__module__}
+                         "class": type(model).__module__, "dtype": str(model.dtype)}
 assert sys.modules["vaelm"] is None and not [name for name in sys.modules if name.startswith("vaelm.")]
 torch.save(results, out)
 """
@@ -354,6 +356,41 @@ def test_a_push_uploads_the_card_rendered_for_its_repository_and_writes_nothing(
     assert uploaded == str(render_model_card(folder, repo_id="org/renamed")), "the card rendered for the repository"
     assert "# renamed" in uploaded and 'AutoModel.from_pretrained("org/renamed", trust_remote_code=True)' in uploaded
     assert "org/renamed" not in (folder / CARD_FILE).read_text()
+
+
+def test_push_with_storage_dtype_uploads_half_weights_that_compute_in_float32(pushed, hub, hub_env, tmp_path):
+    """`--storage_dtype float16` halves the upload; remote-code loads follow config.json's float32; the folder is untouched."""
+    folder = tmp_path / "half-upload"
+    shutil.copytree(pushed[0], folder)
+    before = folder_digest(folder)
+    command = ["vaelm-push", "--model", str(folder), "--repo_id", "org/half", "--storage_dtype", "float16"]
+    assert_ok(run(command, hub_env, cwd=tmp_path))
+    assert folder_digest(folder) == before, "the folder's own weights were cast"
+    files = hub.files("org/half")
+    assert set(files) == set(hub.files("org/pushed"))
+    uploaded = safetensors_load(files["model.safetensors"])
+    original = load_file(folder / "model.safetensors")
+    assert uploaded.keys() == original.keys() and {tensor.dtype for tensor in uploaded.values()} == {torch.float16}
+    assert len(files["model.safetensors"]) < 0.6 * (folder / "model.safetensors").stat().st_size
+    for name, tensor in original.items():
+        torch.testing.assert_close(uploaded[name], tensor.half(), rtol=0, atol=0)
+    assert json.loads(files["config.json"])["dtype"] == "float32", "loaders must compute in float32"
+    assert "| weights stored in | float16 (loaded and computed in float32) |" in files[CARD_FILE].decode()
+    assert "| weights stored in | float32 |" in hub.files("org/pushed")[CARD_FILE].decode()
+
+    out = tmp_path / "loaded.pt"
+    argv = [sys.executable, "-c", LOAD_WITHOUT_VAELM, "org/half", '["main"]', json.dumps(SENTENCES), str(out)]
+    assert_ok(run(argv, hub_env, cwd=tmp_path))
+    loaded, expected = torch.load(out)["main"], local_outputs(folder)
+    assert loaded["dtype"] == "torch.float32"
+    assert torch.equal(loaded["input_ids"], expected["input_ids"])
+    torch.testing.assert_close(loaded["mu"], expected["mu"], rtol=0, atol=0.02)
+    assert not torch.equal(loaded["mu"], expected["mu"]), "the weights were rounded to float16"
+
+    rejected = run(
+        ["vaelm-push", "--model", str(folder), "--repo_id", "org/x", "--storage_dtype", "int8"], hub_env, tmp_path
+    )
+    assert rejected.returncode == 2 and "invalid choice: 'int8'" in rejected.stderr, rejected.stderr
 
 
 def test_no_token_reaches_the_hub_storage(pushed, trained, hub):

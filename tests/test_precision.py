@@ -1,4 +1,5 @@
-"""`--bf16` where bfloat16 is emulated: the commands fall back to fp32 and say so; elsewhere the request stands."""
+"""Precision: `--bf16` where bfloat16 is emulated falls back to fp32 and says so (elsewhere the request stands), and
+weights stored in float16 or bfloat16 load and compute in float32."""
 
 import json
 import logging
@@ -92,3 +93,58 @@ def test_weights_stored_in_half_precision_load_in_float32_and_evaluate(
     assert summaries["half"]["nll"] == pytest.approx(summaries["original"]["nll"], abs=0.05), (
         "rounding moves NLL little"
     )
+
+
+def test_store_weights_casts_every_shard_and_keeps_float32_compute(tiny_model_dir, tmp_path):
+    """A sharded folder stored in bfloat16: every shard cast, the index's size halved, config.json still float32."""
+    from vaelm.pretrained.loading import load_model
+    from vaelm.pretrained.storage import store_weights, stored_dtype
+
+    model = load_model(tiny_model_dir)
+    sharded = tmp_path / "sharded"
+    shutil.copytree(tiny_model_dir, sharded)
+    (sharded / "model.safetensors").unlink()
+    model.save_pretrained(sharded, max_shard_size="20KB")
+    shards = sorted(path.name for path in sharded.glob("model-*.safetensors"))
+    assert len(shards) > 1 and stored_dtype(sharded) == "float32"
+
+    stored = tmp_path / "stored"
+    written = store_weights(sharded, stored, "bfloat16")
+    assert sorted(written) == sorted([*shards, "model.safetensors.index.json", "config.json"])
+    assert stored_dtype(stored) == "bfloat16" and stored_dtype(sharded) == "float32", "the source is only read"
+    index = {
+        name: json.loads((folder / "model.safetensors.index.json").read_text())
+        for name, folder in (("before", sharded), ("after", stored))
+    }
+    assert index["after"]["weight_map"] == index["before"]["weight_map"]
+    assert index["after"]["metadata"]["total_size"] * 2 == index["before"]["metadata"]["total_size"]
+    assert json.loads((stored / "config.json").read_text())["dtype"] == "float32"
+
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        shutil.copy(sharded / name, stored / name)
+    widened = load_model(stored)
+    assert widened.dtype == torch.float32
+    for name, parameter in model.state_dict().items():
+        torch.testing.assert_close(widened.state_dict()[name], parameter.bfloat16().float(), rtol=0, atol=0)
+
+
+def test_store_weights_refuses_what_float16_cannot_hold(tiny_model_dir, tmp_path):
+    from vaelm.pretrained.loading import load_model
+    from vaelm.pretrained.storage import store_weights
+
+    large = tmp_path / "large"
+    shutil.copytree(tiny_model_dir, large)
+    model = load_model(tiny_model_dir)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[5, 0] = 1e6  # beyond float16's 65504
+    model.save_pretrained(large)
+    with pytest.raises(
+        ValueError, match=r"large/model.safetensors: the weight .*embed.* beyond float16's range .*bfloat16"
+    ):
+        store_weights(large, tmp_path / "half", "float16")
+    assert not (tmp_path / "half" / "model.safetensors").exists()
+    store_weights(large, tmp_path / "bf16", "bfloat16")  # float32's range: fine
+    with pytest.raises(ValueError, match="choose one of float32, float16, bfloat16"):
+        store_weights(large, tmp_path / "x", "int8")
+    with pytest.raises(ValueError, match="another folder than the model's own"):
+        store_weights(large, large, "float16")

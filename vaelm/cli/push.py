@@ -3,6 +3,7 @@
 import sys
 from dataclasses import dataclass, field
 
+from ..pretrained.model_folder import STORAGE_DTYPES
 from ..runtime.threads import configure_threads, num_threads_field
 from . import ArgumentParser, build_parser, parse_flags, run_command
 
@@ -31,6 +32,14 @@ class PushArguments:
         default=False,
         metadata={
             "help": "Also write and push app.py + requirements.txt (vaelm-demo --export): the files deploy as a Gradio Space."
+        },
+    )
+    storage_dtype: str | None = field(
+        default=None,
+        metadata={
+            "help": "Upload the weights in this dtype (default: as saved). float16 or bfloat16 halves the download; "
+            "the model still loads and computes in float32. The folder itself is not changed.",
+            "choices": list(STORAGE_DTYPES),
         },
     )
     num_threads: int | None = num_threads_field()
@@ -66,6 +75,7 @@ def main(argv: list[str]) -> int:
         keep_card=arguments.keep_card,
         license=arguments.license,
         datasets=arguments.dataset,
+        storage_dtype=arguments.storage_dtype,
     )
     print(
         f"Pushed {arguments.model} to {arguments.repo_id}"

@@ -21,6 +21,7 @@ def push(
     keep_card: bool = False,
     license: str = DEFAULT_LICENSE,
     datasets: list[str] | None = None,
+    storage_dtype: str | None = None,
 ) -> CommitInfo:
     """
     Push the model folder `model` to `repo_id` (see [`vaelm.hub.push_model_folder`]).
@@ -35,6 +36,8 @@ def push(
         keep_card (`bool`, *optional*, defaults to `False`): push `README.md` as it is instead of rewriting the card.
         license (`str`, *optional*, defaults to `"apache-2.0"`): the license id of the model card.
         datasets (`list[str]`, *optional*): Hub dataset ids to list in the model card.
+        storage_dtype (`str`, *optional*): upload the weights in this dtype (`"float16"` or `"bfloat16"` halves the
+            download; they still compute in float32); default: as stored.
 
     Returns:
         `CommitInfo`: the commit.
@@ -50,6 +53,7 @@ def push(
             refresh_card=not keep_card,
             license=license,
             extra_datasets=datasets,
+            storage_dtype=storage_dtype,
         )
     except Exception as error:  # no message that crosses the CLI boundary may carry the token
         if token and token in str(error):

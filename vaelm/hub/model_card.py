@@ -35,6 +35,7 @@ from ..pretrained.model_folder import (
     TRAINING_CURVES_FILE,
     TRAINING_RECORD_FILE,
 )
+from ..pretrained.storage import COMPUTE_DTYPE, stored_dtype
 from .reproduce import KNOWN_DATASETS, applied_settings, public_command, public_dataset_flag, training_command
 from .tokens import redact_tokens
 
@@ -259,6 +260,7 @@ def render_card_body(
     has_curves: bool,
     num_parameters: int | None,
     has_latent_map: bool = False,
+    weights_dtype: str | None = None,
 ) -> str:
     """
     The Markdown below the front matter.
@@ -273,13 +275,14 @@ def render_card_body(
         has_curves (`bool`): whether `training_curves.png` is in the folder.
         num_parameters (`int`, *optional*): the parameter count.
         has_latent_map (`bool`, *optional*, defaults to `False`): whether `latent_map.png` is in the folder.
+        weights_dtype (`str`, *optional*): the dtype the weights are stored in (from [`stored_dtype`]).
     """
     language_model = not config_has_latent(config)
     cell = str(config.get("cell_type") or VAELMConfig.cell_type).upper()
     parts = [
         f"# {name}",
         _about(cell, language_model),
-        *_model_section(config, cell, language_model, num_parameters),
+        *_model_section(config, cell, language_model, num_parameters, weights_dtype),
         *_training_section(config, record, language_model, has_curves, has_latent_map),
         *_evaluation_section(evaluation, repo_id, record),
         *_samples_section(examples, repo_id, language_model),
@@ -307,7 +310,9 @@ def _about(cell: str, language_model: bool) -> str:
     )
 
 
-def _model_section(config: Mapping[str, Any], cell: str, language_model: bool, num_parameters: int | None) -> list[str]:
+def _model_section(
+    config: Mapping[str, Any], cell: str, language_model: bool, num_parameters: int | None, weights_dtype: str | None
+) -> list[str]:
     """The "Model" section: the architecture table."""
     architecture = [
         ("vocabulary size", config.get("vocab_size")),
@@ -331,6 +336,9 @@ def _model_section(config: Mapping[str, Any], cell: str, language_model: bool, n
         ]
     if num_parameters is not None:
         architecture.append(("parameters", f"{num_parameters:,}"))
+    if weights_dtype is not None:  # a half-precision file is widened as it loads: say so, it explains the size
+        computed = "" if weights_dtype == COMPUTE_DTYPE else f" (loaded and computed in {COMPUTE_DTYPE})"
+        architecture.append(("weights stored in", f"{weights_dtype}{computed}"))
     return ["## Model", _table(architecture)]
 
 
@@ -511,6 +519,7 @@ def render_model_card(
     load_path: str | None = None,
     model: VAELMModel | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
+    weights_dtype: str | None = None,
 ) -> ModelCard:
     """
     The model card of a model folder (front matter and Markdown), without writing anything.
@@ -528,6 +537,8 @@ def render_model_card(
             model's path in the repository); default: the model's name, i.e. a folder of that name.
         model ([`VAELMModel`], *optional*): the model (default: loaded from the folder).
         tokenizer (`PreTrainedTokenizerBase`, *optional*): its tokenizer (default: loaded from the folder).
+        weights_dtype (`str`, *optional*): the dtype the weights are stored in (default: read from the folder's files;
+            a push that stores them in another dtype passes it).
 
     Returns:
         `ModelCard`: the card; `card.save(path)` writes it, `str(card)` is its text.
@@ -556,6 +567,7 @@ def render_model_card(
         has_curves=(folder / TRAINING_CURVES_FILE).is_file(),
         num_parameters=model.num_parameters(),
         has_latent_map=(folder / LATENT_MAP_FILE).is_file(),
+        weights_dtype=weights_dtype or stored_dtype(folder),
     )
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{redact_tokens(body)}")
 
@@ -570,7 +582,7 @@ def write_model_card(model_dir: str | Path, **options: Any) -> Path:
     Args:
         model_dir (`str` or `Path`): the model folder.
         options: [`render_model_card`]'s keyword arguments: `repo_id`, `license`, `extra_datasets`, `load_path`,
-            `model`, `tokenizer`.
+            `model`, `tokenizer`, `weights_dtype`.
 
     Returns:
         `Path`: the card's path.

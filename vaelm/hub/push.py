@@ -17,13 +17,15 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError
 
-from ..pretrained.loading import check_model_folder
+from ..pretrained.loading import check_model_folder, load_model_and_tokenizer
 from ..pretrained.model_folder import CARD_FILE, REPO_IGNORE_PATTERNS, pushed_files
+from ..pretrained.storage import store_weights, stored_dtype
 from ..version import __version__
 from .model_card import DEFAULT_LICENSE, render_model_card
 from .tokens import redact_tokens, refuse_files_with_token
@@ -56,6 +58,7 @@ def push_model_folder(
     refresh_card: bool = True,
     license: str = DEFAULT_LICENSE,
     extra_datasets: list[str] | None = None,
+    storage_dtype: str | None = None,
 ) -> CommitInfo:
     """
     Push a saved model folder (model, tokenizer, custom code, card, plot) to the Hub in one commit.
@@ -72,22 +75,40 @@ def push_model_folder(
             the folder itself is never written.
         license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
         extra_datasets (`list[str]`, *optional*): Hub dataset ids to list in the card.
+        storage_dtype (`str`, *optional*): upload the weights cast to `"float16"` or `"bfloat16"` (half the
+            download; they load and compute in float32) or `"float32"`; default: as the folder stores them. The cast
+            copy is written into the staging folder ([`vaelm.pretrained.storage.store_weights`]), never over the
+            folder's own weights.
 
     Returns:
         `CommitInfo`: the commit (`oid`, `commit_url`).
 
     Raises:
         `FileNotFoundError`: the folder is not a saved model. `ConnectionError`: the Hub endpoint cannot be
-        reached. `PermissionError`: the token was refused, or a file to upload contains it.
+        reached. `PermissionError`: the token was refused, or a file to upload contains it. `ValueError`: an
+        unknown `storage_dtype`, or weights that float16 cannot hold.
     """
     folder = check_model_folder(model_dir)
     resolved_token = token or get_token()
     refuse_files_with_token(folder, resolved_token)
     with tempfile.TemporaryDirectory(prefix="vaelm-push-") as staging:
         upload = folder
+        if refresh_card or storage_dtype:
+            upload = Path(staging) / folder.resolve().name
+            written = store_weights(folder, upload, storage_dtype) if storage_dtype else []
+            stage_for_upload(folder, upload, skip={*written, *([CARD_FILE] if refresh_card else [])})
         if refresh_card:
-            card = render_model_card(folder, repo_id=repo_id, license=license, extra_datasets=extra_datasets)
-            upload = stage_for_upload(folder, Path(staging) / folder.resolve().name)
+            # Rendered from what is uploaded: with --storage_dtype, the card's samples come from the cast weights.
+            model, tokenizer = load_model_and_tokenizer(upload)
+            card = render_model_card(
+                folder,
+                repo_id=repo_id,
+                license=license,
+                extra_datasets=extra_datasets,
+                model=model,
+                tokenizer=tokenizer,
+                weights_dtype=stored_dtype(upload),
+            )
             card.save(upload / CARD_FILE)
         commit, pushed_to = _upload(
             upload,
@@ -103,21 +124,22 @@ def push_model_folder(
     return commit
 
 
-def stage_for_upload(folder: Path, staging: Path) -> Path:
+def stage_for_upload(folder: Path, staging: Path, skip: Collection[str] = (CARD_FILE,)) -> Path:
     """
     A folder to upload in place of `folder`: links to (or, where links are not allowed, copies of) every file that
-    a push uploads, except the card, which the caller writes. Nothing in `folder` is opened for writing.
+    a push uploads, except those in `skip`, which the caller writes. Nothing in `folder` is opened for writing.
 
     Args:
         folder (`Path`): the model folder.
         staging (`Path`): an empty or missing folder (e.g. inside a temporary directory).
+        skip (`Collection[str]`, *optional*, defaults to the card): paths relative to `folder` not to link.
 
     Returns:
         `Path`: `staging`.
     """
     staging.mkdir(parents=True, exist_ok=True)
     for relative in pushed_files(folder):
-        if relative == CARD_FILE:
+        if relative in skip:
             continue
         source, target = folder / relative, staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)

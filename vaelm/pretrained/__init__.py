@@ -6,6 +6,7 @@ trust_remote_code=True)` load it too.
 
 - `model_folder`: what a saved model folder holds (its file names, its training record's argument groups).
 - `loading`: loading a model folder or Hub id, with errors that say what is wrong and what to do.
+- `storage`: weights stored in float16 or bfloat16 (half the download) while computing in float32.
 - `checkpoints`: the checkpoints of an unfinished run, and which one a resume continues from.
 """
 

@@ -14,6 +14,9 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 TOKENIZER_NAME = "tokenizer.json"
+# The dtypes weights may be stored in (`vaelm-push --storage_dtype`); every loader computes in float32 whatever the
+# file holds, so float16 and bfloat16 only halve the download (vaelm.pretrained.storage).
+STORAGE_DTYPES = ("float32", "float16", "bfloat16")
 
 # ------------------------------------------------------------------------------------------------ what a run adds
 CARD_FILE = "README.md"  # the model card
@@ -72,6 +75,7 @@ __all__ = [
     "SPACE_APP_FILE",
     "SPACE_FRONT_MATTER",
     "SPACE_FRONT_MATTER_KEYS",
+    "STORAGE_DTYPES",
     "TOKENIZER_NAME",
     "TRAINING_CURVES_FILE",
     "TRAINING_RECORD_FILE",

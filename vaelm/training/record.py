@@ -153,7 +153,11 @@ def write_training_card(model_dir: str | Path, trainer: Trainer, dataset: str | 
         trainer.state.log_history, folder / TRAINING_CURVES_FILE, language_model=not trainer.model.config.has_latent
     )
     _draw_latent_map(trainer, folder)
-    return write_model_card(folder, model=trainer.model, tokenizer=trainer.processing_class)
+    # Written before save_model, so the weights' dtype is the model's own (save_pretrained keeps it).
+    weights_dtype = str(trainer.model.dtype).removeprefix("torch.")
+    return write_model_card(
+        folder, model=trainer.model, tokenizer=trainer.processing_class, weights_dtype=weights_dtype
+    )
 
 
 # ------------------------------------------------------------------------------------------------ plot
