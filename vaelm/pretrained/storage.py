@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .model_folder import CONFIG_NAME, STORAGE_DTYPES, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
@@ -37,7 +37,8 @@ def weight_files(folder: Path) -> list[str]:
 def stored_dtype(folder: str | Path) -> str | None:
     """
     The floating dtype of a model folder's weights as stored (e.g. `"float16"`), read from the safetensors headers
-    only; several dtypes are joined with `" + "`, and `None` means the folder has no readable weights.
+    only (no tensor is loaded); several dtypes are joined with `" + "`, and `None` means the folder has no readable
+    weights.
 
     Args:
         folder (`str` or `Path`): the model folder.
@@ -49,13 +50,11 @@ def stored_dtype(folder: str | Path) -> str | None:
         if not path.is_file():
             return None
         try:
-            with path.open("rb") as file:
-                header_length = int.from_bytes(file.read(8), "little")
-                header = json.loads(file.read(header_length))
-        except (OSError, ValueError):
+            with safe_open(path, framework="pt") as file:
+                header_dtypes = {file.get_slice(key).get_dtype() for key in file.keys()}  # noqa: SIM118 (not iterable)
+        except (OSError, SafetensorError):
             return None
-        found |= {_HEADER_DTYPES[entry["dtype"]] for key, entry in header.items()
-                  if key != "__metadata__" and entry.get("dtype") in _HEADER_DTYPES}
+        found |= {_HEADER_DTYPES[dtype] for dtype in header_dtypes if dtype in _HEADER_DTYPES}
     return " + ".join(sorted(found)) or None
 
 
@@ -85,10 +84,11 @@ def store_weights(source: str | Path, target: str | Path, dtype: str) -> list[st
     to_dtype = getattr(torch, dtype)
     written, total_size = [], 0
     for name in weight_files(source):
-        with safe_open(source / name, framework="pt") as file:
+        with safe_open(source / name, framework="pt") as file:  # one read: the metadata and the tensors
             metadata = file.metadata()
+            stored = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (safe_open is not iterable)
         tensors = {}
-        for key, tensor in load_file(source / name).items():
+        for key, tensor in stored.items():
             if tensor.is_floating_point():
                 cast = tensor.to(to_dtype)
                 if bool(torch.isfinite(tensor).all()) and not bool(torch.isfinite(cast).all()):
@@ -114,4 +114,4 @@ def store_weights(source: str | Path, target: str | Path, dtype: str) -> list[st
     return written
 
 
-__all__ = ["COMPUTE_DTYPE", "stored_dtype", "store_weights", "weight_files"]
+__all__ = ["COMPUTE_DTYPE", "store_weights", "stored_dtype", "weight_files"]
