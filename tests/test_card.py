@@ -95,8 +95,8 @@ def test_card_with_a_hub_id_and_ptb_data(tiny_model_dir, tmp_path):
 def test_bundled_card_is_fit_to_publish():
     folder = Path(vaelm.DEFAULT_MODEL)
     card = (folder / "README.md").read_text()
-    check_card(card, folder, "vaelm-ptb-350-512-32")
-    assert "vaelm-train --dataset ptb --embedding_size 350 --num_units 512 --latent_dim 32" in card
+    check_card(card, folder, "vaelm-ptb-350-960-32")
+    assert "vaelm-train --dataset ptb --embedding_size 350 --num_units 960 --latent_dim 32" in card
     assert "vaelm-evaluate --model vaelm/pretrained/ptb --dataset ptb --split test --iw_samples 500" in card
     assert (REPO / "vaelm/pretrained/ptb").is_dir()  # the usage snippets' path, from the repository root
     assert "kl_cycles" not in card and "num_train_epochs" not in card and "annealing_steepness" not in card
