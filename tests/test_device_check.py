@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, write_corpus
 from torch.utils.flop_counter import FlopCounterMode
 
+import vaelm
 from vaelm import VAELMConfig, VAELMModel
 from vaelm.evaluation.metrics import evaluate_sequences
 
@@ -112,10 +113,12 @@ def test_eval_speed_times_the_bundled_models_architecture(capsys):
             "1",
         ]
     )
-    assert report["config"]["hidden_size"] == 512 and report["config"]["tie_word_embeddings"]
+    bundled = json.loads((Path(vaelm.DEFAULT_MODEL) / "config.json").read_text())
+    hidden = bundled["hidden_size"]
+    assert report["config"]["hidden_size"] == hidden > 350 and report["config"]["tie_word_embeddings"]
     assert report["config"]["latent_to_every_step"]
     flops = report["flops_per_token_sample"]
-    assert flops["vocabulary_projection"] == 2 * 351 * 10000 + 2 * 512 * 350  # bias row; tied 512 -> 350 projection
-    assert flops["recurrent"] == 2 * 512 * 4 * 512
+    assert flops["vocabulary_projection"] == 2 * 351 * 10000 + 2 * hidden * 350  # bias row; tied hidden -> 350
+    assert flops["recurrent"] == 2 * hidden * 4 * hidden
     assert report["fp32"]["projected_ptb_test_seconds"] > 0
     assert json.loads(capsys.readouterr().out) == report
