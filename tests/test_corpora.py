@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, free_port, train_tiny
+from conftest import REPO, free_port, run_with_one_retry_on_gloo_abort, train_tiny
 
 from vaelm.corpora.data import raw_text_splits, tokenize_splits
 from vaelm.corpora.sentences import clean_paragraphs, paragraphs, split_sentences
@@ -295,76 +295,86 @@ def test_two_machine_accelerate_run_with_streaming(raw_books, tmp_path):
     """Two `accelerate launch` commands (machine_rank 0 and 1) of configuration/accelerate/multi_node.yaml form
     one 2-rank gloo job on this host, streaming raw books, and save the model."""
     folder, _ = raw_books
-    out, port = tmp_path / "two-machines", str(free_port())
+    out = tmp_path / "two-machines"
     environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    commands = [
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--config_file",
-            "configuration/accelerate/multi_node.yaml",
-            "--num_machines",
-            "2",
-            "--num_processes",
-            "2",
-            "--machine_rank",
-            str(rank),
-            "--main_process_ip",
-            "127.0.0.1",
-            "--main_process_port",
-            port,
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "scripts/train.py",
-            "--data_dir",
-            str(folder),
-            "--streaming",
-            "--sentence_split",
-            "--segmentation",
-            "words",
-            "--lowercase",
-            "--vocab_sample",
-            "300",
-            "--output_dir",
-            str(out),
-            "--embedding_size",
-            "16",
-            "--num_units",
-            "16",
-            "--latent_dim",
-            "4",
-            "--batch_size",
-            "8",
-            "--max_steps",
-            "4",
-            "--logging_steps",
-            "2",
-            "--save_strategy",
-            "no",
-            "--eval_strategy",
-            "no",
-            "--disable_tqdm",
-            "true",
-            "--report_to",
-            "none",
+
+    def commands(port: str) -> list[list[str]]:  # a port per launch: a retry need not wait for the last one's
+        return [
+            [
+                sys.executable,
+                "-m",
+                "accelerate.commands.launch",
+                "--config_file",
+                "configuration/accelerate/multi_node.yaml",
+                "--num_machines",
+                "2",
+                "--num_processes",
+                "2",
+                "--machine_rank",
+                str(rank),
+                "--main_process_ip",
+                "127.0.0.1",
+                "--main_process_port",
+                port,
+                "--mixed_precision",
+                "no",
+                "--dynamo_backend",
+                "no",
+                "scripts/train.py",
+                "--data_dir",
+                str(folder),
+                "--streaming",
+                "--sentence_split",
+                "--segmentation",
+                "words",
+                "--lowercase",
+                "--vocab_sample",
+                "300",
+                "--output_dir",
+                str(out),
+                "--embedding_size",
+                "16",
+                "--num_units",
+                "16",
+                "--latent_dim",
+                "4",
+                "--batch_size",
+                "8",
+                "--max_steps",
+                "4",
+                "--logging_steps",
+                "2",
+                "--save_strategy",
+                "no",
+                "--eval_strategy",
+                "no",
+                "--disable_tqdm",
+                "true",
+                "--report_to",
+                "none",
+            ]
+            for rank in (0, 1)
         ]
-        for rank in (0, 1)
-    ]
-    processes = []
-    for command in commands:
-        processes.append(
-            subprocess.Popen(
-                command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+
+    def launch() -> list[subprocess.CompletedProcess]:
+        processes = []
+        for command in commands(str(free_port())):
+            processes.append(
+                subprocess.Popen(
+                    command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
             )
-        )
-        time.sleep(1)
-    outputs = [process.communicate(timeout=600) for process in processes]
-    for process, (_, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stderr[-4000:]
-    assert "world size 2" in outputs[0][1], outputs[0][1][-4000:]
+            time.sleep(1)
+        outputs = [process.communicate(timeout=600) for process in processes]
+        return [
+            subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+            for process, (stdout, stderr) in zip(processes, outputs)
+        ]
+
+    finished = run_with_one_retry_on_gloo_abort(launch)
+    for process in finished:
+        assert process.returncode == 0, process.stderr[-4000:]
+    assert "world size 2" in finished[0].stderr, finished[0].stderr[-4000:]
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert [entry["step"] for entry in history if "rec_loss" in entry] == [2, 4]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, train_tiny, two_process_launcher
+from conftest import REPO, free_port, run_with_one_retry_on_gloo_abort, train_tiny, two_process_launcher
 from test_robustness import ONE_THREAD, SLOW_RUN, TINY, cli_train
 
 from vaelm.pretrained.checkpoints import last_complete_checkpoint
@@ -132,13 +132,15 @@ def test_ctrl_c_of_a_two_process_accelerate_job(script, tiny_corpus, tmp_path):
     assert sorted(p.name for p in out.glob("checkpoint-*")) == [checkpoint.name]
     assert text.count(f"interrupted: training stopped at step {step}") == 2, text[-4000:]
 
-    resume = subprocess.run(
-        [*launcher[:-1], str(free_port()), "scripts/train.py", *map(str, argv), "--resume_from_checkpoint", "true"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**ONE_THREAD, "PYTHONPATH": str(REPO)},
-        timeout=600,
+    resume = run_with_one_retry_on_gloo_abort(
+        lambda: subprocess.run(
+            [*launcher[:-1], str(free_port()), "scripts/train.py", *map(str, argv), "--resume_from_checkpoint", "true"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**ONE_THREAD, "PYTHONPATH": str(REPO)},
+            timeout=600,
+        )
     )
     assert resume.returncode == 0, resume.stderr[-4000:]
     assert sorted(losses(out)) == list(range(1, 41))

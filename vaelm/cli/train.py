@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 
+from ..runtime.distributed import leave_process_group
 from ..runtime.threads import configure_threads
 from ..training.settings import FLAG_ALIASES, DataArguments, ModelArguments
 from ..training.trainer import VAETrainingArguments
@@ -41,6 +42,7 @@ def main(argv: list[str]) -> int:
     from ..training.job import train  # here: the job's imports are not needed for --help or a bad flag
 
     metrics = train(model_args, data_args, training_args, command=["vaelm-train", *argv])
+    leave_process_group()  # under accelerate launch: every rank has saved; leave together, not as each one exits
     print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
 
