@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, free_port, run_with_one_retry_on_gloo_abort, train_tiny
+from conftest import MULTI_PROCESS_MODEL_FLAGS, REPO, free_port, run_with_one_retry_on_gloo_abort, train_tiny
 
 from vaelm.corpora.data import raw_text_splits, tokenize_splits
 from vaelm.corpora.sentences import clean_paragraphs, paragraphs, split_sentences
@@ -332,14 +332,7 @@ def test_two_machine_accelerate_run_with_streaming(raw_books, tmp_path):
                 "300",
                 "--output_dir",
                 str(out),
-                "--embedding_size",
-                "16",
-                "--num_units",
-                "16",
-                "--latent_dim",
-                "4",
-                "--batch_size",
-                "8",
+                *MULTI_PROCESS_MODEL_FLAGS,
                 "--max_steps",
                 "4",
                 "--logging_steps",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_with_one_retry_on_gloo_abort, train_tiny, two_process_launcher
+from conftest import MULTI_PROCESS_MODEL_FLAGS, REPO, run_with_one_retry_on_gloo_abort, train_tiny, two_process_launcher
 
 from vaelm.training.trainer import VAETrainingArguments, kl_weight_at
 
@@ -147,14 +147,7 @@ def test_two_process_accelerate_launch(tiny_corpus, tmp_path):
                 str(tiny_corpus),
                 "--output_dir",
                 str(out),
-                "--embedding_size",
-                "16",
-                "--num_units",
-                "16",
-                "--latent_dim",
-                "4",
-                "--batch_size",
-                "8",
+                *MULTI_PROCESS_MODEL_FLAGS,
                 "--max_steps",
                 "6",
                 "--logging_steps",
