@@ -8,7 +8,8 @@
 # Usage: bash benchmarks/reproduce_ptb.sh [PTB_DIR] [OUT_DIR]     (stages 2-4 go to OUT_DIR-continued, -cyclic, -refit)
 #   PTB_DIR defaults to ../shared/data/ptb; without it, use `--dataset ptb` (downloads the standard files).
 # Measured on a 2-core AVX2 CPU, one thread, fp32, beside one other run: 5.3 h + 0.85 h + 0.93 h + 10 min of training
-# (results/ablation.md), 50 min for the test pass on two threads. Threads: OMP_NUM_THREADS (default 1 here).
+# (results/ablation.md); the test pass took 51 min (the first 640 sentences on one thread there, the rest on two
+# threads of a 2-core AVX-512 Xeon). Threads: OMP_NUM_THREADS (default 1 here).
 set -euo pipefail
 PTB_DIR=${1:-../shared/data/ptb}
 OUT=${2:-runs/ptb-wide}

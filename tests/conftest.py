@@ -54,8 +54,9 @@ def two_process_launcher() -> list[str]:
 # The model and batch of the multi-process tests: small enough that start-up dominates.
 MULTI_PROCESS_MODEL_FLAGS = ["--embedding_size", "16", "--num_units", "16", "--latent_dim", "4", "--batch_size", "8"]
 
-# What gloo prints when one rank of a job on this host aborts. Seen at start-up, before any step, on 2-core machines
-# busy with other jobs, in each of the multi-process tests in turn; every rerun passed.
+# What gloo prints when one rank of a job on this host aborts. Seen on 2-core machines, in each of the multi-process
+# tests in turn, at start-up (before any step) and once at exit (before vaelm-train left its process group in order);
+# every rerun passed.
 GLOO_ABORT = "terminate called without an active exception"
 
 

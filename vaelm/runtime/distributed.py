@@ -5,10 +5,10 @@ def leave_process_group() -> bool:
     """
     Wait for every rank, then destroy the default process group; returns `False` when the process is not part of one.
 
-    Without it the ranks leave torch.distributed as the interpreter exits, in any order: a rank that exits first
-    closes its gloo connections while another still holds its own, and the other can abort with "terminate called
-    without an active exception" (SIGABRT) after a run that finished and saved. Call it once, on the success path, in
-    every rank (an error path must not wait for ranks that may never arrive).
+    Without it the ranks tear torch.distributed down as the interpreter exits, in any order, which PyTorch advises
+    against; one rank of a two-process test run that had finished and saved aborted at exit that way ("terminate
+    called without an active exception", SIGABRT). Call it once, on the success path, in every rank (an error path
+    must not wait for ranks that may never arrive).
     """
     import torch.distributed as distributed  # here: `vaelm-train --help` does not need torch
 
