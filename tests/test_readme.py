@@ -118,20 +118,32 @@ def test_continue_configuration_continues_the_main_run(fresh_clone, tiny_corpus)
     arguments = record["training_arguments"]
     assert arguments["kl_schedule"] == "constant" and arguments["ema_decay"] == 0.999
     assert record["best_step"] in (2, 4), "the best of the checkpoints is kept"
-    # Stages 3 and 4 (issue 28): the cyclic continuation, then the encoder refit with the decoder fixed.
-    for stage in ("ptb-cyclic", "ptb-refit"):
-        assert [f"configuration/{stage}.yaml", "--dataset", "ptb"] in commands("vaelm-train", TRAINING_PAGE)
-        status, _, err = run("vaelm-train", [f"configuration/{stage}.yaml", *tiny])
+    # Stages 3 and 4 (issue 28): the cyclic continuation, three runs as the page gives them, each from the last;
+    # then the encoder refit with the decoder fixed.
+    cyclic_runs = [
+        argv for argv in commands("vaelm-train", TRAINING_PAGE) if argv[0] == "configuration/ptb-cyclic.yaml"
+    ]
+    assert len(cyclic_runs) == 3 and ["configuration/ptb-refit.yaml", "--dataset", "ptb"] in commands(
+        "vaelm-train", TRAINING_PAGE
+    )
+    for argv in [*cyclic_runs, ["configuration/ptb-refit.yaml", "--dataset", "ptb"]]:
+        assert argv[1:3] == ["--dataset", "ptb"], argv
+        status, _, err = run("vaelm-train", [argv[0], *argv[3:], *tiny])
         assert status == 0, err[-3000:]
     runs = fresh_clone / "runs"
-    cyclic = json.loads((runs / "ptb-cyclic" / "training_record.json").read_text())
-    assert cyclic["training_arguments"]["lr_scheduler_kwargs"] == {"num_cycles": 4}
-    assert cyclic["started_from"]["model"].endswith("ptb-continued")
+    for name, started_from in (
+        ("ptb-cyclic", "ptb-continued"),
+        ("ptb-cyclic2", "ptb-cyclic"),
+        ("ptb-cyclic3", "ptb-cyclic2"),
+    ):
+        cyclic = json.loads((runs / name / "training_record.json").read_text())
+        assert cyclic["training_arguments"]["lr_scheduler_kwargs"] == {"num_cycles": 4}
+        assert cyclic["started_from"]["model"].endswith(started_from), (name, cyclic["started_from"]["model"])
     refit = json.loads((runs / "ptb-refit" / "training_record.json").read_text())
     assert refit["training_arguments"]["freeze_decoder"] is True and refit["started_from"]["model"].endswith(
-        "ptb-cyclic"
+        "ptb-cyclic3"
     )
-    before, after = (load_file(str(runs / name / "model.safetensors")) for name in ("ptb-cyclic", "ptb-refit"))
+    before, after = (load_file(str(runs / name / "model.safetensors")) for name in ("ptb-cyclic3", "ptb-refit"))
     assert all(torch.equal(before[name], after[name]) for name in before if name.startswith("decoder."))
 
 
