@@ -11,7 +11,8 @@
 #   PTB_DIR defaults to ../shared/data/ptb; without it, use `--dataset ptb` (downloads the standard files).
 # Measured with one thread, fp32, beside one other run (results/ablation.md): 5.3 h + 0.85 h + 0.93 h of training on
 # a 2-core AVX2 EPYC, then 1.74 h + 0.91 h + 10 min on a 2-core AVX-512 Xeon (the second cyclic run's time includes
-# pauses); the test pass took 4.19N min on two idle threads of the Xeon. Threads: OMP_NUM_THREADS (default 1 here).
+# pauses); the test pass took 37 min on two threads of the Xeon (its first 128 sentences on one).
+# Threads: OMP_NUM_THREADS (default 1 here).
 set -euo pipefail
 PTB_DIR=${1:-../shared/data/ptb}
 OUT=${2:-runs/ptb-wide}
@@ -21,10 +22,10 @@ COMMON=(--data_dir "$PTB_DIR" --disable_tqdm true --final_eval_iw_samples 0 --pe
 vaelm-train configuration/ptb.yaml "${COMMON[@]}" --output_dir "$OUT" --eval_steps 1000 --save_steps 1000
 vaelm-train configuration/ptb-continue.yaml "${COMMON[@]}" --model_name_or_path "$OUT" --output_dir "$OUT-continued"
 vaelm-train configuration/ptb-cyclic.yaml "${COMMON[@]}" --model_name_or_path "$OUT-continued" --output_dir "$OUT-cyclic"
-vaelm-train configuration/ptb-cyclic.yaml "${COMMON[@]}" --model_name_or_path "$OUT-cyclic" --output_dir "$OUT-cyclic2" \
-  --seed 45
-vaelm-train configuration/ptb-cyclic.yaml "${COMMON[@]}" --model_name_or_path "$OUT-cyclic2" --output_dir "$OUT-cyclic3" \
-  --seed 46
+vaelm-train configuration/ptb-cyclic.yaml "${COMMON[@]}" --model_name_or_path "$OUT-cyclic" \
+  --output_dir "$OUT-cyclic2" --seed 45
+vaelm-train configuration/ptb-cyclic.yaml "${COMMON[@]}" --model_name_or_path "$OUT-cyclic2" \
+  --output_dir "$OUT-cyclic3" --seed 46
 vaelm-train configuration/ptb-refit.yaml "${COMMON[@]}" --model_name_or_path "$OUT-cyclic3" --output_dir "$OUT-refit"
 
 # The K = 50 and K = 500 passes keep their finished sentences in --progress_file: after a stop, rerun the same
@@ -42,4 +43,5 @@ find "$OUT-refit" -maxdepth 1 -type f ! -name model.safetensors ! -name config.j
 python -c "import sys; from vaelm.pretrained.storage import store_weights; store_weights(*sys.argv[1:3], 'float16')" \
   "$OUT-refit" "$OUT-fp16"
 vaelm-evaluate --model "$OUT-fp16" --data_dir "$PTB_DIR" --split test --iw_samples 500 --seed 0 \
-  --num_threads "$OMP_NUM_THREADS" --output results/ptb-wide-cyclic3-refit.test.json --progress_file "$OUT-fp16.test.progress"
+  --num_threads "$OMP_NUM_THREADS" --output results/ptb-wide-cyclic3-refit.test.json \
+  --progress_file "$OUT-fp16.test.progress"

@@ -120,13 +120,11 @@ def test_continue_configuration_continues_the_main_run(fresh_clone, tiny_corpus)
     assert record["best_step"] in (2, 4), "the best of the checkpoints is kept"
     # Stages 3 and 4 (issue 28): the cyclic continuation, three runs as the page gives them, each from the last;
     # then the encoder refit with the decoder fixed.
-    cyclic_runs = [
-        argv for argv in commands("vaelm-train", TRAINING_PAGE) if argv[0] == "configuration/ptb-cyclic.yaml"
-    ]
-    assert len(cyclic_runs) == 3 and ["configuration/ptb-refit.yaml", "--dataset", "ptb"] in commands(
-        "vaelm-train", TRAINING_PAGE
-    )
-    for argv in [*cyclic_runs, ["configuration/ptb-refit.yaml", "--dataset", "ptb"]]:
+    training_commands = commands("vaelm-train", TRAINING_PAGE)
+    cyclic_runs = [argv for argv in training_commands if argv[0] == "configuration/ptb-cyclic.yaml"]
+    refit_command = ["configuration/ptb-refit.yaml", "--dataset", "ptb"]
+    assert len(cyclic_runs) == 3 and refit_command in training_commands
+    for argv in [*cyclic_runs, refit_command]:
         assert argv[1:3] == ["--dataset", "ptb"], argv
         status, _, err = run("vaelm-train", [argv[0], *argv[3:], *tiny])
         assert status == 0, err[-3000:]
