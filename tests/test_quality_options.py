@@ -19,9 +19,10 @@ from vaelm.cli import run_command
 from vaelm.cli import sample as sample_cli
 from vaelm.cli.train import parse_arguments
 from vaelm.evaluation.metrics import evaluate_sequences
+from vaelm.hub.reproduce import training_command
 from vaelm.training.job import copy_encoder
 from vaelm.training.trainer import VAETrainer, VAETrainingArguments
-from vaelm.training.weight_averaging import WEIGHT_AVERAGE_FILE
+from vaelm.training.weight_averaging import WEIGHT_AVERAGE_FILE, average_into
 
 
 def tiny(seed: int = 0, **overrides) -> VAELMModel:
@@ -320,6 +321,71 @@ def test_scheduler_keywords_that_are_not_json_name_their_flag(tmp_path):
         VAETrainingArguments(output_dir=str(tmp_path), lr_scheduler_kwargs="{'num_cycles': 4}")
     arguments = VAETrainingArguments(output_dir=str(tmp_path), lr_scheduler_kwargs='{"num_cycles": 4}')
     assert arguments.lr_scheduler_kwargs == {"num_cycles": 4}
+
+
+# ------------------------------------------------------------------------------------------------ average_with
+def test_average_into_takes_the_uniform_mean_and_names_a_model_of_another_shape():
+    models = [tiny(seed=seed) for seed in (1, 2, 3)]
+    states = [{name: tensor.clone() for name, tensor in model.state_dict().items()} for model in models]
+    average_into(models[0], models[1:], ["b", "c"])
+    for name, tensor in models[0].state_dict().items():
+        assert torch.allclose(tensor, sum(state[name] for state in states) / 3, atol=1e-6), name
+    with pytest.raises(ValueError, match=r"--average_with wide: .*name or shape"):
+        average_into(tiny(), [tiny(hidden_size=16)], ["wide"])
+
+
+def test_average_with_needs_the_model_it_averages_with(tmp_path):
+    base = ["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match="--model_name_or_path"):
+        parse_arguments([*base, "--average_with", "a", "b"])
+    arguments = parse_arguments([*base, "--model_name_or_path", "c", "--average_with", "a", "b"])[0]
+    assert arguments.average_with == ["a", "b"]
+
+
+def test_a_run_starts_from_the_average_and_its_card_repeats_the_stages(tiny_model_dir, tiny_corpus, tmp_path):
+    later = train_tiny(tiny_corpus, tmp_path / "later", "--model_name_or_path", str(tiny_model_dir), "--max_steps", "3")
+    averaged = train_tiny(  # learning rate 0: the saved weights are the ones it started from
+        tiny_corpus,
+        tmp_path / "averaged",
+        "--model_name_or_path",
+        str(later),
+        "--average_with",
+        str(tiny_model_dir),
+        "--max_steps",
+        "1",
+        "--learning_rate",
+        "0",
+    )
+    first, second, result = (
+        load_file(str(folder / "model.safetensors")) for folder in (tiny_model_dir, later, averaged)
+    )
+    assert not torch.equal(first["decoder.weight_hh_l0"], second["decoder.weight_hh_l0"])
+    for name, tensor in result.items():
+        assert torch.allclose(tensor, (first[name] + second[name]) / 2, atol=1e-6), name
+    record = json.loads((averaged / "training_record.json").read_text())
+    [entry] = record["started_from"]["averaged_with"]
+    assert entry["training_record"] == json.loads((tiny_model_dir / "training_record.json").read_text())
+    assert (
+        f"its weights averaged with those of a private model folder, {tiny_model_dir.name} (`--average_with`)"
+        in (averaged / "README.md").read_text()
+    )
+    # On public data, the card's command gives the three stages; the average names the earlier stage.
+    public = ["ptb-text-only/ptb_text_only"]
+    stage_1 = {**entry["training_record"], "datasets": public}
+    stage_2 = {**record["started_from"]["training_record"], "datasets": public}
+    stage_2["started_from"] = {**stage_2["started_from"], "training_record": stage_1}
+    stage_3 = {**record, "datasets": public}
+    stage_3["started_from"] = {
+        **record["started_from"],
+        "training_record": stage_2,
+        "averaged_with": [{**entry, "training_record": stage_1}],
+    }
+    config = json.loads((averaged / "config.json").read_text())
+    lines = training_command(config, stage_3).splitlines()
+    assert len(lines) == 3
+    assert lines[2].endswith("--model_name_or_path stage-2 --average_with stage-1 --output_dir stage-3")
+    unrecorded = {**stage_3, "started_from": {**stage_3["started_from"], "averaged_with": [{"model": "x"}]}}
+    assert "--average_with AVERAGED_MODEL --output_dir stage-3" in training_command(config, unrecorded)
 
 
 # ------------------------------------------------------------------------------------------------ init_from

@@ -118,13 +118,14 @@ def test_continue_configuration_continues_the_main_run(fresh_clone, tiny_corpus)
     arguments = record["training_arguments"]
     assert arguments["kl_schedule"] == "constant" and arguments["ema_decay"] == 0.999
     assert record["best_step"] in (2, 4), "the best of the checkpoints is kept"
-    # Stages 3 and 4 (issue 28): the cyclic continuation, three runs as the page gives them, each from the last;
-    # then the encoder refit with the decoder fixed.
+    # Stages 3 to 8 (issue 28), in the page's order: the cyclic continuation, three runs, each from the last; the
+    # encoder refit with the decoder fixed; then twice a further cyclic run and the refit again, from the average of
+    # that run and the model it started from.
     training_commands = commands("vaelm-train", TRAINING_PAGE)
-    cyclic_runs = [argv for argv in training_commands if argv[0] == "configuration/ptb-cyclic.yaml"]
-    refit_command = ["configuration/ptb-refit.yaml", "--dataset", "ptb"]
-    assert len(cyclic_runs) == 3 and refit_command in training_commands
-    for argv in [*cyclic_runs, refit_command]:
+    cyclic_yaml, refit_yaml = "configuration/ptb-cyclic.yaml", "configuration/ptb-refit.yaml"
+    later_stages = [argv for argv in training_commands if argv[0] in (cyclic_yaml, refit_yaml)]
+    assert [argv[0] for argv in later_stages] == [*[cyclic_yaml] * 3, *[refit_yaml, cyclic_yaml] * 2, refit_yaml]
+    for argv in later_stages:
         assert argv[1:3] == ["--dataset", "ptb"], argv
         status, _, err = run("vaelm-train", [argv[0], *argv[3:], *tiny])
         assert status == 0, err[-3000:]
@@ -133,6 +134,8 @@ def test_continue_configuration_continues_the_main_run(fresh_clone, tiny_corpus)
         ("ptb-cyclic", "ptb-continued"),
         ("ptb-cyclic2", "ptb-cyclic"),
         ("ptb-cyclic3", "ptb-cyclic2"),
+        ("ptb-cyclic4", "ptb-refit"),
+        ("ptb-cyclic5", "ptb-average-refit"),
     ):
         cyclic = json.loads((runs / name / "training_record.json").read_text())
         assert cyclic["training_arguments"]["lr_scheduler_kwargs"] == {"num_cycles": 4}
@@ -143,6 +146,24 @@ def test_continue_configuration_continues_the_main_run(fresh_clone, tiny_corpus)
     )
     before, after = (load_file(str(runs / name / "model.safetensors")) for name in ("ptb-cyclic3", "ptb-refit"))
     assert all(torch.equal(before[name], after[name]) for name in before if name.startswith("decoder."))
+    for averaged_refit, cyclic_run, start in (
+        ("ptb-average-refit", "ptb-cyclic4", "ptb-refit"),
+        ("ptb-average-refit2", "ptb-cyclic5", "ptb-average-refit"),
+    ):
+        last = json.loads((runs / averaged_refit / "training_record.json").read_text())
+        assert last["training_arguments"]["freeze_decoder"] is True
+        assert last["started_from"]["model"].endswith(cyclic_run)
+        [averaged] = last["started_from"]["averaged_with"]
+        assert averaged["model"].endswith(start)
+        assert averaged["training_record"] == json.loads((runs / start / "training_record.json").read_text())
+        first, second, result = (
+            load_file(str(runs / name / "model.safetensors")) for name in (start, cyclic_run, averaged_refit)
+        )
+        assert all(  # the fixed decoder is the average of the two
+            torch.allclose(result[name], (first[name] + second[name]) / 2, atol=1e-6)
+            for name in result
+            if name.startswith("decoder.")
+        )
 
 
 def test_a_missing_local_folder_fails_at_once(fresh_clone, monkeypatch):

@@ -224,6 +224,10 @@ def started_from_sentence(started: Mapping[str, Any]) -> str:
     trained = f", which had been trained for {earlier:,} steps" if earlier else ", whose training is not recorded"
     if earlier and best and best != earlier:
         trained += f" (its weights: step {best:,}, its best validation loss)"
+    averaged = started.get("averaged_with") or []
+    if averaged:
+        names = ", ".join(str(entry.get("model")) for entry in averaged)
+        trained += f", its weights averaged with those of {names} (`--average_with`)"
     return (
         f"This run {how} {started.get('model')} (`--{started.get('flag')}`){trained}. The table gives this stage; "
         "the command after it repeats every recorded stage."

@@ -94,8 +94,20 @@ def training_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> st
     for number, ((_, stage_record), command) in enumerate(zip(stages, commands), 1):
         if number > 1:
             command += f" --{stage_record['started_from']['flag']} stage-{number - 1}"
+        averaged = (stage_record.get("started_from") or {}).get("averaged_with") or []
+        if averaged:  # an earlier stage of this chain where one is recorded, else a model the reader supplies
+            command += " --average_with " + " ".join(_stage_name(entry, stages[: number - 1]) for entry in averaged)
         lines.append(f"{command} --output_dir stage-{number}")
     return "\n".join(lines)
+
+
+def _stage_name(entry: Mapping[str, Any], earlier: list[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> str:
+    """The `stage-N` that an `--average_with` model is (same config and training record), or its Hub id, or a
+    placeholder."""
+    for number, (config, record) in enumerate(earlier, 1):
+        if entry.get("training_record") and (entry.get("config"), entry["training_record"]) == (config, record):
+            return f"stage-{number}"
+    return entry.get("hub_model") or "AVERAGED_MODEL"
 
 
 def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str | None:

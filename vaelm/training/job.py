@@ -37,6 +37,7 @@ from .progress_log import progress_output
 from .record import starting_model, write_training_card
 from .settings import DataArguments, ModelArguments
 from .trainer import ENCODER_OWN_PREFIXES, VAETrainer, VAETrainingArguments
+from .weight_averaging import average_into
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,14 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
     """A new model sized by `model_args` for `tokenizer`, or the one at `--model_name_or_path`."""
     if model_args.model_name_or_path:
         model = load_model(model_args.model_name_or_path)
+        if model_args.average_with:
+            for name in model_args.average_with:  # same shapes are checked by the average; same words here
+                if load_tokenizer(name).get_vocab() != tokenizer.get_vocab():
+                    raise ValueError(
+                        f"--average_with {name}: its tokenizer's vocabulary differs from the run's; average models "
+                        "that share one tokenizer (successive runs of one recipe)."
+                    )
+            average_into(model, [load_model(name) for name in model_args.average_with], model_args.average_with)
         model.train()
     else:
         # The configuration checked when the flags were parsed, completed by the data: the tokenizer's sizes and ids
@@ -257,8 +266,8 @@ def _train(
         )
     if model_args.model_name_or_path:  # fail before the data is read, not after
         check_model_source(model_args.model_name_or_path)
-    if model_args.init_from:
-        check_model_source(model_args.init_from)
+    for name in [*(model_args.average_with or []), *([model_args.init_from] if model_args.init_from else [])]:
+        check_model_source(name)
     check_output_dir(training_args.output_dir)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     report = PreparationReport()
@@ -352,10 +361,14 @@ def write_run_configuration(
 
 
 def started_from(model_args: ModelArguments) -> dict | None:
-    """What `--model_name_or_path` or `--init_from` names, with its recorded training (see [`starting_model`])."""
+    """What `--model_name_or_path` (and `--average_with`) or `--init_from` names, with its recorded training (see
+    [`starting_model`])."""
     for flag in ("model_name_or_path", "init_from"):
         if getattr(model_args, flag):
-            return starting_model(flag, getattr(model_args, flag))
+            started = starting_model(flag, getattr(model_args, flag))
+            if flag == "model_name_or_path" and model_args.average_with:
+                started["averaged_with"] = [starting_model("average_with", name) for name in model_args.average_with]
+            return started
     return None
 
 

@@ -61,6 +61,8 @@ def _check_model_flags(self) -> None:
             "--init_from starts a new model from another's encoder; --model_name_or_path continues a whole model. "
             "Give one."
         )
+    if self.average_with and not self.model_name_or_path:
+        raise ValueError("--average_with averages with the model that --model_name_or_path names: give that model too.")
     if self.init_from and not self.config.has_latent:
         raise ValueError(
             f"--init_from copies an encoder, but --{TRAINING_FLAGS['latent_size']} 0 builds a model without one."
@@ -80,6 +82,18 @@ ModelArguments = dataclasses.make_dataclass(
             "model_name_or_path",
             str | None,
             field(default=None, metadata={"help": "Continue training this model (folder or Hub id)."}),
+        ),
+        (
+            "average_with",
+            list[str] | None,
+            field(
+                default=None,
+                metadata={
+                    "help": "Start from the uniform average of the weights of --model_name_or_path and these models "
+                    "(folders or Hub ids of the same architecture and tokenizer, e.g. earlier runs of the same "
+                    "trajectory): weight averaging across runs."
+                },
+            ),
         ),
         (
             "init_from",

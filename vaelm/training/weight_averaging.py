@@ -1,4 +1,5 @@
-"""Weight averaging as a Trainer callback: an exponential moving average (EMA) of the parameters.
+"""Weight averaging: within a run, a Trainer callback keeping an exponential moving average (EMA) of the parameters;
+across runs, [`average_into`], the uniform average of several trained models (`vaelm-train --average_with`).
 
 The callback keeps a float32 copy of every trainable parameter, updated after each optimizer step as
 `average = d · average + (1 - d) · weight` (Polyak averaging as used for LSTM language models, Merity et al.
@@ -8,6 +9,10 @@ checkpoints a best-model choice compares) would score mostly that. `VAETrainer` 
 `evaluate` and the final `save_model`, and loads them into the model for good when training ends. Checkpoints keep
 the raw weights (training continues from them) plus the average in `weight_average.safetensors`, so a resumed run
 continues the same average.
+
+Across runs, the uniform average of models that lie along one training trajectory (e.g. successive cyclic runs, each
+continued from the last; Izmailov et al. 2018) scores better than each of them: the bundled PTB model's last stages
+start from such averages.
 """
 
 from __future__ import annotations
@@ -123,4 +128,41 @@ class WeightAveragingCallback(TrainerCallback):
         self.applied = False
 
 
-__all__ = ["WEIGHT_AVERAGE_FILE", "WeightAveragingCallback"]
+@torch.no_grad()
+def average_into(model: torch.nn.Module, others: list[torch.nn.Module], names: list[str]) -> None:
+    """
+    Replace `model`'s weights by the uniform average of its own and `others`' (every floating tensor of the state
+    dict, accumulated in float64; integer buffers stay `model`'s).
+
+    Args:
+        model (`torch.nn.Module`): the model to average into (`--model_name_or_path`).
+        others (`list[torch.nn.Module]`): the models averaged with it, of the same architecture.
+        names (`list[str]`): what `others` were loaded from, for the error messages.
+
+    Raises:
+        `ValueError`: a model whose tensors differ from `model`'s in name or shape (naming it).
+    """
+    state = model.state_dict()
+    total = {key: tensor.double() for key, tensor in state.items() if tensor.is_floating_point()}
+    for other, name in zip(others, names):
+        other_state = other.state_dict()
+        different = sorted(
+            key
+            for key in state.keys() | other_state.keys()
+            if key not in state or key not in other_state or state[key].shape != other_state[key].shape
+        )
+        if different:
+            raise ValueError(
+                f"--average_with {name}: its weights differ from --model_name_or_path's in name or shape "
+                f"({', '.join(different[:3])}{'…' if len(different) > 3 else ''}); average models of one architecture "
+                "and tokenizer, e.g. successive runs of one recipe."
+            )
+        for key in total:
+            total[key] += other_state[key].to(device=total[key].device, dtype=torch.float64)
+    model.load_state_dict(
+        {key: (value / (1 + len(others))).to(state[key].dtype) for key, value in total.items()}, strict=False
+    )
+    logger.info("Started from the uniform average of %d models' weights.", 1 + len(others))
+
+
+__all__ = ["WEIGHT_AVERAGE_FILE", "WeightAveragingCallback", "average_into"]
