@@ -25,11 +25,6 @@ if [[ "${1:-}" == "--prepare" ]]; then
     exit 0
 fi
 
-# Only where the installed packages do not do (the GPU image): the carried wheels, installed outside the image.
-if ! "$PYTHON" -c "import datasets, transformers; from packaging.version import Version; \
-        assert Version(transformers.__version__) >= Version('5.23')" 2>/dev/null && compgen -G ".whl/*.whl" > /dev/null; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/vaelm-site .whl/*.whl >&2
-    export PYTHONPATH="/tmp/vaelm-site${PYTHONPATH:+:$PYTHONPATH}"
-fi
+source benchmarks/gpu_env.sh  # the carried wheels, where the image lacks them
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1 TOKENIZERS_PARALLELISM=false
 exec "$PYTHON" benchmarks/device_check.py "$@"

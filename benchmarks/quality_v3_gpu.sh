@@ -11,7 +11,7 @@
 # averaged refit won on valid (101.135, test 99.957; the average was made by a one-off script with the same
 # arithmetic as --average_with); the second from that model (SEEDS=48 SKIP_DEVICE_CHECK=1 BUDGET=300 RESERVE=200):
 # one run, and its averaged refit became the bundled model (valid 101.083, test 99.859).
-# Evaluation runs with TF32 off (cuDNN's RNNs use it by default): the scores are float32's.
+# Evaluation runs with TF32 off (vaelm-evaluate's default; cuDNN's RNNs would use it): the scores are float32's.
 #
 # Prepare here:  benchmarks/device_check.sh --prepare       (PTB into .ptb/, wheels into .whl/; carry both)
 # Run there:     bash benchmarks/quality_v3_gpu.sh     (carry .ptb .whl; into $OUT: results.tgz with the logs and
@@ -34,11 +34,7 @@ trap 'tar -C runs/gpu -czf "$OUT/results.tgz" results' EXIT
 log() { echo "[$((SECONDS - START)) s] $*" | tee -a "$R/quality.log" >&2; }
 left() { echo $((BUDGET - (SECONDS - START))); }
 
-if ! "$PYTHON" -c "import datasets, transformers; from packaging.version import Version; \
-        assert Version(transformers.__version__) >= Version('5.23')" 2>/dev/null && compgen -G ".whl/*.whl" > /dev/null; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/vaelm-site .whl/*.whl >&2
-    export PYTHONPATH="/tmp/vaelm-site${PYTHONPATH:+:$PYTHONPATH}"
-fi
+source benchmarks/gpu_env.sh  # the carried wheels, where the image lacks them
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1 TOKENIZERS_PARALLELISM=false \
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 "$PYTHON" -c "import torch, transformers, datasets, huggingface_hub, tokenizers, accelerate, vaelm; \
@@ -64,11 +60,12 @@ fi
 
 COMMON=(--data_dir "$PTB" --disable_tqdm true --report_to none --final_eval_iw_samples 0 --per_device_eval_batch_size 512)
 train() { "$PYTHON" scripts/train.py "$@" "${COMMON[@]}" >> "$R/train.log" 2>&1; }
-score() {  # score FOLDER NAME SPLIT K FLAGS...: float32 (TF32 off) IW-NLL and the rest into $R/NAME.SPLIT.kK.json
+# score FOLDER NAME SPLIT K FLAGS...: IW-NLL and the rest into $R/NAME.SPLIT.kK.json, in float32 (vaelm-evaluate turns
+# TF32 off; the calls of 2026-12-04 wrapped it to do so, before it did)
+score() {
     local folder=$1 name=$2 split=$3 k=$4
     shift 4
-    ${TIMEOUT:-} "$PYTHON" -c "import sys, torch; torch.backends.cudnn.allow_tf32 = False; torch.backends.cuda.matmul.allow_tf32 = False
-from vaelm.cli.evaluate import entry_point; entry_point()" --model "$folder" --data_dir "$PTB" --split "$split" \
+    ${TIMEOUT:-} "$PYTHON" scripts/evaluate.py --model "$folder" --data_dir "$PTB" --split "$split" \
         --iw_samples "$k" --seed 0 --chunk_size 16384 --no_progress true --output "$R/$name.$split.k$k.json" \
         "$@" > /dev/null 2>> "$R/evaluate.log" && log "$name $split K=$k: $("$PYTHON" -c "import json,sys; \
 r=json.load(open(sys.argv[1])); print(*(f'{k} {r[k]:.4f}' for k in ('nll','ppl','elbo','kl','mi')), 'AU', r['au'], \

@@ -65,6 +65,38 @@ def test_commands_fall_back_to_fp32_where_bf16_is_emulated(tiny_model_dir, tiny_
     assert arguments.bf16 is False and arguments.mixed_precision == "no", "the Accelerator's autocast is off too"
 
 
+def test_evaluation_runs_without_tf32_and_restores_the_settings(tiny_model_dir, tiny_corpus, monkeypatch):
+    from vaelm.evaluation import job
+    from vaelm.evaluation.settings import EvaluationArguments
+
+    seen = []
+    real = job.evaluate_sequences
+
+    def spy(*args, **kwargs):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job, "evaluate_sequences", spy)
+    arguments = EvaluationArguments(
+        model=str(tiny_model_dir),
+        data_dir=str(tiny_corpus),
+        split="test",
+        iw_samples=2,
+        max_sentences=3,
+        no_progress=True,
+        reconstruction_sentences=0,
+    )
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # a caller that allows TF32
+    try:
+        job.run_evaluation(arguments)
+        after = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    assert seen == [(False, False)], "cuDNN's default TF32 would give GPU figures other than the CPU's"
+    assert after == (True, True), "the caller's settings come back"
+
+
 @pytest.mark.parametrize("stored", [torch.float16, torch.bfloat16])
 def test_weights_stored_in_half_precision_load_in_float32_and_evaluate(
     stored, tiny_model_dir, tiny_corpus, tmp_path, capsys

@@ -8,6 +8,8 @@ with a warning, rather than making a run twenty times longer.
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -50,4 +52,20 @@ def resolve_bf16(requested: bool, device: torch.device | str, command: str) -> b
     return False
 
 
-__all__ = ["native_bf16", "resolve_bf16"]
+@contextmanager
+def full_fp32() -> Iterator[None]:
+    """
+    Within the block, float32 matmuls and cuDNN's recurrent kernels keep float32's precision on GPUs: TF32 (a 10-bit
+    mantissa, which cuDNN uses by default on Ampere and later GPUs) is off, and the settings come back afterwards. The
+    evaluation protocol's figures are float32's, so a GPU pass agrees with a CPU pass (`--bf16` asks for less, and says
+    so). No effect on CPUs.
+    """
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+__all__ = ["full_fp32", "native_bf16", "resolve_bf16"]
