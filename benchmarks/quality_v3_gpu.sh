@@ -16,6 +16,7 @@
 # Prepare here:  benchmarks/device_check.sh --prepare       (PTB into .ptb/, wheels into .whl/; carry both)
 # Run there:     bash benchmarks/quality_v3_gpu.sh     (carry .ptb .whl; into $OUT: results.tgz with the logs and
 #                the scores, and the chosen model's folder as model.tgz.part-*, pieces under the tool's 16 MiB)
+#                Settings (environment): BUDGET, RESERVE, START_MODEL, SEEDS, SKIP_DEVICE_CHECK=1, TRAIN_SECONDS.
 # A CPU smoke test of the logic: SMOKE=1 OUT=/tmp/out PTB=SMALL_PTB_DIR bash benchmarks/quality_v3_gpu.sh (tiny steps;
 # the last candidate is taken whatever its score, so that the test pass and the packing run too).
 set -uo pipefail
@@ -44,18 +45,16 @@ print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.
     || { cat "$R/quality.log" >&2; log "the environment does not import; stopping"; exit 1; }
 log "$(tail -1 "$R/quality.log")"
 
-if [ -z "${SMOKE:-}" ]; then
-    CYCLIC_FLAGS=() REFIT_FLAGS=() SCORE_FLAGS=() TEST_FLAGS=()
-fi
-if [ -z "${SMOKE:-}" ] && [ -z "${SKIP_DEVICE_CHECK:-}" ]; then
+CYCLIC_FLAGS=() REFIT_FLAGS=() SCORE_FLAGS=() TEST_FLAGS=()
+if [ -n "${SMOKE:-}" ]; then  # tiny steps and splits: the logic, on a CPU, in a minute
+    CYCLIC_FLAGS=(--max_steps 4 --eval_steps 2 --save_steps 2)
+    REFIT_FLAGS=(--max_steps 2 --eval_steps 1 --save_steps 1)
+    SCORE_FLAGS=(--max_sentences 8 --iw_samples 2 --reconstruction_sentences 4) TEST_FLAGS=("${SCORE_FLAGS[@]}")
+elif [ -z "${SKIP_DEVICE_CHECK:-}" ]; then
     log "device check"
     timeout 170 bash benchmarks/device_check.sh --train_seconds "${TRAIN_SECONDS:-30}" > "$R/device_check.json" \
         2> "$R/device_check.log" || log "device check failed or ran out of time (exit $?)"
     log "device check: $(cat "$R/device_check.json")"
-elif [ -n "${SMOKE:-}" ]; then  # tiny steps and splits: the logic, on a CPU, in a minute
-    CYCLIC_FLAGS=(--max_steps 4 --eval_steps 2 --save_steps 2)
-    REFIT_FLAGS=(--max_steps 2 --eval_steps 1 --save_steps 1)
-    SCORE_FLAGS=(--max_sentences 8 --iw_samples 2 --reconstruction_sentences 4) TEST_FLAGS=("${SCORE_FLAGS[@]}")
 fi
 
 COMMON=(--data_dir "$PTB" --disable_tqdm true --report_to none --final_eval_iw_samples 0 --per_device_eval_batch_size 512)
@@ -73,7 +72,7 @@ r=json.load(open(sys.argv[1])); print(*(f'{k} {r[k]:.4f}' for k in ('nll','ppl',
 }
 nll() { "$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['nll'])" "$1" 2>/dev/null || echo 1e9; }
 
-# The cyclic runs: the first from the bundled model (seed 47, the next seeds after the bundled chain's 44-46).
+# The cyclic runs, each from the last, the first from START_MODEL; one seed of SEEDS each.
 previous=$START_MODEL runs_done=() run_seconds=0
 for seed in $SEEDS; do
     if [ "${#runs_done[@]}" -ge 1 ] && [ "$(left)" -lt $((run_seconds + RESERVE)) ]; then break; fi
