@@ -40,7 +40,6 @@ import torch
 
 from vaelm.evaluation.metrics import evaluate_sequences
 from vaelm.pretrained import DEFAULT_MODEL
-from vaelm.runtime.precision import full_fp32
 from vaelm.runtime.threads import configure_threads
 
 PTB_TEST_SENTENCES = 3761
@@ -184,16 +183,15 @@ def time_windows(
     for window in range(arguments.windows + 1):
         batch = sequences[window * per_window : (window + 1) * per_window]
         cpu_started = time.process_time()
-        with full_fp32():  # as vaelm-evaluate runs (no TF32 on GPUs)
-            result = evaluate_sequences(
-                model,
-                batch,
-                iw_samples=arguments.iw_samples,
-                batch_size=arguments.batch_size,
-                chunk_size=arguments.chunk_size,
-                seed=window,
-                bf16=bf16,
-            )
+        result = evaluate_sequences(
+            model,
+            batch,
+            iw_samples=arguments.iw_samples,
+            batch_size=arguments.batch_size,
+            chunk_size=arguments.chunk_size,
+            seed=window,
+            bf16=bf16,
+        )
         cpu_seconds = time.process_time() - cpu_started
         if window > 0:  # window 0 warms up allocators and kernels
             work = int(result.tokens.sum()) * arguments.iw_samples

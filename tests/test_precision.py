@@ -66,17 +66,24 @@ def test_commands_fall_back_to_fp32_where_bf16_is_emulated(tiny_model_dir, tiny_
 
 
 def test_evaluation_runs_without_tf32_and_restores_the_settings(tiny_model_dir, tiny_corpus, monkeypatch):
-    from vaelm.evaluation import job
+    """The likelihoods and the reconstructions run with TF32 off, whoever calls them (vaelm-evaluate, a training run's
+    final evaluation, the benchmarks), and the caller's settings come back."""
+    from vaelm.evaluation import job, metrics, reconstruction
     from vaelm.evaluation.settings import EvaluationArguments
 
-    seen = []
-    real = job.evaluate_sequences
+    seen = {}
 
-    def spy(*args, **kwargs):
-        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
-        return real(*args, **kwargs)
+    def spy(module, name):
+        real = getattr(module, name)
 
-    monkeypatch.setattr(job, "evaluate_sequences", spy)
+        def recorded(*args, **kwargs):
+            seen[name] = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, recorded)
+
+    spy(metrics, "length_sorted_batches")  # called inside evaluate_sequences
+    spy(reconstruction, "DecodingConfig")  # called inside reconstruct_sequences
     arguments = EvaluationArguments(
         model=str(tiny_model_dir),
         data_dir=str(tiny_corpus),
@@ -84,7 +91,7 @@ def test_evaluation_runs_without_tf32_and_restores_the_settings(tiny_model_dir, 
         iw_samples=2,
         max_sentences=3,
         no_progress=True,
-        reconstruction_sentences=0,
+        reconstruction_sentences=2,
     )
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # a caller that allows TF32
@@ -93,7 +100,9 @@ def test_evaluation_runs_without_tf32_and_restores_the_settings(tiny_model_dir, 
         after = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-    assert seen == [(False, False)], "cuDNN's default TF32 would give GPU figures other than the CPU's"
+    assert seen == {"length_sorted_batches": (False, False), "DecodingConfig": (False, False)}, (
+        "cuDNN's default TF32 would give GPU figures other than the CPU's"
+    )
     assert after == (True, True), "the caller's settings come back"
 
 

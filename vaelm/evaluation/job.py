@@ -11,7 +11,7 @@ from pathlib import Path
 from ..corpora.data import load_text_splits, raw_text_splits, read_sentences, split_files
 from ..pretrained import DEFAULT_MODEL
 from ..pretrained.loading import default_device, load_model_and_tokenizer
-from ..runtime.precision import full_fp32, resolve_bf16
+from ..runtime.precision import resolve_bf16
 from .metrics import evaluate_sequences, tokenize_sentences
 from .reconstruction import reconstruction_line, reconstruction_summary
 from .settings import EvaluationArguments
@@ -65,24 +65,21 @@ def run_evaluation(arguments: EvaluationArguments, command: str | None = None) -
         arguments.iw_samples,
         next(model.parameters()).device,
     )
-    with full_fp32():  # no TF32 on GPUs: the protocol's figures are float32's, as on a CPU
-        result = evaluate_sequences(
-            model,
-            sequences,
-            iw_samples=arguments.iw_samples,
-            batch_size=arguments.batch_size,
-            chunk_size=arguments.chunk_size,
-            seed=arguments.seed,
-            progress=not arguments.no_progress,
-            progress_file=arguments.progress_file,
-            bf16=resolve_bf16(arguments.bf16, next(model.parameters()).device, "vaelm-evaluate"),
-        )
-        summary = result.summary()
-        summary.update(
-            reconstruction_summary(
-                model, sequences, arguments.reconstruction_sentences, tokenizer, arguments.batch_size
-            )
-        )
+    result = evaluate_sequences(
+        model,
+        sequences,
+        iw_samples=arguments.iw_samples,
+        batch_size=arguments.batch_size,
+        chunk_size=arguments.chunk_size,
+        seed=arguments.seed,
+        progress=not arguments.no_progress,
+        progress_file=arguments.progress_file,
+        bf16=resolve_bf16(arguments.bf16, next(model.parameters()).device, "vaelm-evaluate"),
+    )
+    summary = result.summary()
+    summary.update(
+        reconstruction_summary(model, sequences, arguments.reconstruction_sentences, tokenizer, arguments.batch_size)
+    )
     summary.update(
         model=model_name,
         split=arguments.split,

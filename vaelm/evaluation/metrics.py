@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..corpora.data import DataError
 from ..modeling_vaelm import VAELMModel, gaussian_kl
+from ..runtime.precision import full_fp32
 from ..tokenization_vaelm import encode_sentences
 from .decoder_scoring import DecoderScorer, reference_row_nll
 from .estimators import (
@@ -173,6 +174,7 @@ def _check_sequences(sequences: Sequence[Sequence[int]], config) -> None:
             )
 
 
+@full_fp32()  # no TF32 on GPUs: the protocol's figures are float32's, as on a CPU
 def evaluate_sequences(
     model: VAELMModel,
     sequences: Sequence[Sequence[int]],

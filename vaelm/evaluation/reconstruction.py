@@ -35,6 +35,7 @@ from ..configuration_vaelm import config_has_latent
 from ..generation.decoding import DecodingConfig
 from ..generation.sentence_vae import SentenceVAE
 from ..modeling_vaelm import VAELMModel
+from ..runtime.precision import full_fp32
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class ReconstructionResult:
         }
 
 
+@full_fp32()  # as the likelihoods: a GPU decodes what a CPU decodes
 def reconstruct_sequences(
     model: VAELMModel, sequences: Sequence[Sequence[int]], tokenizer=None, batch_size: int = 64
 ) -> ReconstructionResult:
