@@ -46,7 +46,7 @@ SPACE_FRONT_MATTER_KEYS = ("sdk", "sdk_version", "app_file")
 # the card, and left out of a plain language model's card (it has no KL term).
 KL_ARGUMENT_NAMES = (
     "kl_schedule", "annealing_pivot", "annealing_steepness", "annealing_rate", "kl_cycles", "kl_cycle_ratio",
-    "kl_weight", "free_bits",
+    "kl_weight", "free_bits", "target_kl", "kl_control_kp", "kl_control_ki",
 )
 # How the checkpoint whose weights were saved was chosen, when the best one is kept (`--load_best_model_at_end`).
 BEST_MODEL_ARGUMENT_NAMES = ("eval_strategy", "eval_steps", "save_strategy", "save_steps", "load_best_model_at_end",

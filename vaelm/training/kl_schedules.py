@@ -1,4 +1,5 @@
-"""KL annealing schedules: a registry from a name (`--kl_schedule`) to β as a function of the training step.
+"""KL annealing schedules: a registry from a name (`--kl_schedule`) to β as a function of the training step; and
+[`KLController`], which sets β from the measured KL to hold it at a target rate (`--target_kl`).
 
 Each schedule returns a value in [0, 1] from the global step, the pivot step (`--annealing_pivot`, or half the run)
 and the run's total steps; [`kl_weight_at`] scales it by `--kl_weight`. β is a pure function of the step, so a
@@ -67,4 +68,61 @@ def kl_weight_at(step: int, args: Any, total_steps: int | None = None) -> float:
     return args.kl_weight * KL_SCHEDULES[args.kl_schedule](step, pivot, total_steps, args)
 
 
-__all__ = ["KL_ARGUMENT_NAMES", "KL_SCHEDULES", "kl_weight_at"]
+class KLController:
+    """
+    A PI controller on β that holds the batch KL at `target_kl` nats per sentence (ControlVAE, Shao et al. 2020).
+
+    With the relative error e = (KL − target) / target of each training batch, the integral term I ← clip(I + k_i·e)
+    and β = clip(I + k_p·e), both clipped to [0, cap], where the cap is the KL schedule's β at that step: a KL above
+    the target raises β, one below lowers it, and the schedule still bounds β (a warm-up composes). β may fall below
+    1, so a target above the rate that the model would choose at β = 1 is held; one below it is held only up to
+    `--kl_weight` (the cap). The state is the integral term alone: it is saved in every checkpoint
+    (`CHECKPOINT_FILE`) and loaded on resume, so a resumed run continues exactly.
+
+    Args:
+        target (`float`): the rate to hold, in nats per sentence.
+        kp (`float`): the proportional gain.
+        ki (`float`): the integral gain (β moves by at most `ki` per step from the integral term when the KL is
+            twice the target).
+    """
+
+    CHECKPOINT_FILE = "kl_controller.json"
+
+    def __init__(self, target: float, kp: float, ki: float):
+        self.target, self.kp, self.ki = target, kp, ki
+        self.integral = 0.0
+
+    def beta(self, kl: float, cap: float) -> float:
+        """
+        β for this batch from its KL, updating the integral term.
+
+        Args:
+            kl (`float`): the batch's KL, nats per sentence (averaged across processes).
+            cap (`float`): the largest β allowed now (the schedule's).
+        """
+        error = (kl - self.target) / self.target
+        self.integral = min(max(self.integral + self.ki * error, -cap), cap)
+        return min(max(self.integral + self.kp * error, -cap), cap)
+
+    def state_dict(self) -> dict[str, float]:
+        """What a checkpoint keeps (the settings too, so that a resume with other settings is caught)."""
+        return {"target_kl": self.target, "kl_control_kp": self.kp, "kl_control_ki": self.ki, "integral": self.integral}
+
+    def load_state_dict(self, state: dict[str, float], source: str) -> None:
+        """
+        Continue from a checkpoint's state.
+
+        Args:
+            state (`dict`): what [`state_dict`] gave.
+            source (`str`): where it was read (named in the error).
+        """
+        for name, value in (("target_kl", self.target), ("kl_control_kp", self.kp), ("kl_control_ki", self.ki)):
+            if state.get(name) != value:
+                raise ValueError(
+                    f"{source} was written with --{name} {state.get(name)}, and this run has --{name} {value}: resume "
+                    "with the same rate-control flags, or start a new run (--model_name_or_path) from that checkpoint."
+                )
+        self.integral = float(state["integral"])
+
+
+__all__ = ["KL_ARGUMENT_NAMES", "KL_SCHEDULES", "KLController", "kl_weight_at"]

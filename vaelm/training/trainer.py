@@ -24,7 +24,7 @@ from transformers.trainer_utils import TrainOutput
 from ..corpora.streaming import rank_shard
 from ..modeling_vaelm import gaussian_kl
 from ..runtime.threads import num_threads_field
-from .kl_schedules import KL_SCHEDULES, kl_weight_at
+from .kl_schedules import KL_SCHEDULES, KLController, kl_weight_at
 from .progress_log import ProgressLog, bars_by_default, install
 from .record import write_training_card
 from .weight_averaging import WeightAveragingCallback
@@ -64,6 +64,12 @@ class VAETrainingArguments(TrainingArguments):
         free_bits (`float`, *optional*, defaults to 0.0):
             Per-dimension KL floor λ in nats (Kingma et al. 2016): the KL term is Σ_d max(λ, mean over the batch of
             KL_d). 0 turns it off.
+        target_kl (`float`, *optional*, defaults to 0.0):
+            Hold the KL term at this many nats per sentence: β is set by a PI controller on the batch KL
+            ([`~vaelm.training.kl_schedules.KLController`]), capped by the schedule's β. 0 turns it off. Not with
+            `free_bits` (both set the rate).
+        kl_control_kp (`float`, *optional*, defaults to 0.1): the controller's proportional gain.
+        kl_control_ki (`float`, *optional*, defaults to 0.002): the controller's integral gain (per step).
         ema_decay (`float`, *optional*, defaults to 0.0):
             Weight averaging: keep an exponential moving average of the weights with this decay (e.g. 0.999) and
             evaluate and save the averaged weights ([`~vaelm.weight_averaging.WeightAveragingCallback`]). 0 turns it
@@ -95,6 +101,15 @@ class VAETrainingArguments(TrainingArguments):
     kl_cycle_ratio: float = field(default=0.5, metadata={"help": "Rising fraction of each cycle."})
     kl_weight: float = field(default=1.0, metadata={"help": "β of the constant schedule and the cap of all."})
     free_bits: float = field(default=0.0, metadata={"help": "Per-dimension KL floor in nats (0: off)."})
+    target_kl: float = field(
+        default=0.0,
+        metadata={
+            "help": "Hold the KL at this many nats per sentence with a PI controller on β, capped by the schedule's β "
+            "(0: off; not with --free_bits)."
+        },
+    )
+    kl_control_kp: float = field(default=0.1, metadata={"help": "Proportional gain of the --target_kl controller."})
+    kl_control_ki: float = field(default=0.002, metadata={"help": "Integral gain of the --target_kl controller."})
     ema_decay: float = field(
         default=0.0,
         metadata={
@@ -169,6 +184,15 @@ class VAETrainingArguments(TrainingArguments):
             raise ValueError(f"--annealing_pivot must be a positive step count, got {self.annealing_pivot}.")
         if self.free_bits < 0:
             raise ValueError(f"--free_bits must be >= 0, got {self.free_bits}.")
+        if self.target_kl < 0:
+            raise ValueError(f"--target_kl must be >= 0 (0: off), got {self.target_kl}.")
+        if self.target_kl > 0 and self.free_bits > 0:
+            raise ValueError(
+                f"--target_kl {self.target_kl} and --free_bits {self.free_bits} both set the rate: give one (--target_kl "
+                "holds the KL at a number of nats per sentence; --free_bits sets a floor per dimension)."
+            )
+        if self.kl_control_kp < 0 or self.kl_control_ki < 0:
+            raise ValueError("--kl_control_kp and --kl_control_ki must be >= 0.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema_decay must lie in [0, 1) (0: off), got {self.ema_decay}.")
 
@@ -192,6 +216,11 @@ def freeze_all_but_encoder(model: torch.nn.Module) -> None:
         len(trainable),
         f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}",
     )
+
+
+def model_config(model: torch.nn.Module):
+    """The [`VAELMConfig`] of a model, wrapped (DDP, compiled) or not."""
+    return getattr(model, "module", model).config
 
 
 def follow_umask(paths) -> None:
@@ -231,6 +260,10 @@ class VAETrainer(Trainer):
             self.add_callback(self.weight_averaging)
         if self.args.freeze_decoder:
             freeze_all_but_encoder(self.model)
+        args = self.args
+        self.kl_controller = (
+            KLController(args.target_kl, args.kl_control_kp, args.kl_control_ki) if args.target_kl > 0 else None
+        )
         self.progress_log = ProgressLog()  # readable log lines instead of printed dictionaries; bars on a terminal
         install(self, self.progress_log)
 
@@ -282,6 +315,9 @@ class VAETrainer(Trainer):
         if self.weight_averaging is not None and self.args.should_save:
             self.weight_averaging.save(output_dir)
             follow_umask(Path(output_dir).glob("*.safetensors"))
+        if self.kl_controller is not None and self.args.should_save:
+            path = Path(output_dir) / KLController.CHECKPOINT_FILE
+            path.write_text(json.dumps(self.kl_controller.state_dict(), indent=2) + "\n")
 
     def get_train_dataloader(self):
         """
@@ -312,6 +348,14 @@ class VAETrainer(Trainer):
         self.progress_log.resumed_from = str(resume_from_checkpoint) if resumed else None
         if isinstance(resume_from_checkpoint, (str, Path)) and self.weight_averaging is not None:
             self.weight_averaging.load(resume_from_checkpoint, self.model)
+        if resumed and self.kl_controller is not None:
+            path = Path(resume_from_checkpoint) / KLController.CHECKPOINT_FILE
+            if not path.is_file():
+                raise ValueError(
+                    f"{resume_from_checkpoint} has no {KLController.CHECKPOINT_FILE}: it was trained without "
+                    "--target_kl. Resume without it, or start a new run from it with --model_name_or_path."
+                )
+            self.kl_controller.load_state_dict(json.loads(path.read_text()), str(path))
         if isinstance(resume_from_checkpoint, (str, Path)) and self.args.max_steps > 0:
             state = TrainerState.load_from_json(str(Path(resume_from_checkpoint) / TRAINER_STATE_NAME))
             if state.global_step >= self.args.max_steps:
@@ -330,8 +374,15 @@ class VAETrainer(Trainer):
         return super().train(resume_from_checkpoint, *positional, **keyword)
 
     def _zero_sums(self) -> torch.Tensor:
-        # rec, kl, beta, steps, sentences, tokens
-        return torch.zeros(6, dtype=torch.float64, device=self.args.device)
+        # rec, kl, beta, steps, sentences, tokens, bag-of-words loss
+        return torch.zeros(7, dtype=torch.float64, device=self.args.device)
+
+    def _batch_kl(self, kl: torch.Tensor) -> float:
+        """The batch KL that the rate controller reads: the mean over processes, so that every rank sets one β."""
+        kl = kl.detach().float()
+        if self.accelerator.num_processes > 1:
+            kl = self.accelerator.reduce(kl.clone(), reduction="mean")
+        return float(kl)
 
     def kl_weight(self) -> float:
         """β of the current global step."""
@@ -354,11 +405,15 @@ class VAETrainer(Trainer):
         tokens = inputs["attention_mask"].sum() - sentences  # n + 1 scored tokens per sentence
         if training:
             beta = self.kl_weight()
+            if self.kl_controller is not None:
+                beta = self.kl_controller.beta(self._batch_kl(outputs.kl), cap=beta)
             if self.args.free_bits > 0:
                 kl_term = gaussian_kl(outputs.mu, outputs.logvar).mean(0).clamp(min=self.args.free_bits).sum()
             else:
                 kl_term = outputs.kl
             loss = outputs.rec_loss + beta * kl_term
+            if outputs.bow_loss is not None:  # a training signal only: evaluation's loss is the ELBO
+                loss = loss + model_config(model).bow_loss_weight * outputs.bow_loss
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"The training loss became {loss.item()} at step {self.state.global_step + 1} "
@@ -366,13 +421,14 @@ class VAETrainer(Trainer):
                     "--learning_rate or --max_grad_norm, or train in fp32; the last checkpoint saved before this "
                     "step is intact and --resume_from_checkpoint true continues from it."
                 )
-            values = [outputs.rec_loss.detach(), outputs.kl.detach(), beta, 1.0, sentences, tokens]
+            bow = outputs.bow_loss.detach() if outputs.bow_loss is not None else 0.0
+            values = [outputs.rec_loss.detach(), outputs.kl.detach(), beta, 1.0, sentences, tokens, bow]
             self._sums["train"] += torch.stack(
                 [torch.as_tensor(v, dtype=torch.float64, device=self.args.device) for v in values]
             )
         else:
             loss = outputs.loss
-            values = [outputs.rec_per_sentence.sum(), outputs.kl * sentences, 0.0, 1.0, sentences, tokens]
+            values = [outputs.rec_per_sentence.sum(), outputs.kl * sentences, 0.0, 1.0, sentences, tokens, 0.0]
             self._sums["eval"] += torch.stack(
                 [torch.as_tensor(v, dtype=torch.float64, device=self.args.device) for v in values]
             )
@@ -395,15 +451,19 @@ class VAETrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
-            rec, kl, beta, steps, _, _ = self._reduced_sums("train")
+            rec, kl, beta, steps, _, _, bow = self._reduced_sums("train")
             if steps:
                 logs.update(rec_loss=round(rec / steps, 4), kl=round(kl / steps, 4), beta=round(beta / steps, 6))
+                if self.kl_controller is not None:
+                    logs.update(target_kl=self.kl_controller.target)
+                if model_config(self.model).bow_loss_weight > 0:
+                    logs.update(bow_loss=round(bow / steps, 4))
         # Evaluation metrics come as {prefix}loss, {prefix}runtime, …; train_runtime closes training instead.
         prefix = next(
             (key[: -len("runtime")] for key in logs if key.endswith("_runtime") and key != "train_runtime"), None
         )
         if prefix is not None and f"{prefix}loss" in logs:
-            rec, kl, _, _, sentences, tokens = self._reduced_sums("eval")
+            rec, kl, _, _, sentences, tokens, _ = self._reduced_sums("eval")
             if sentences:
                 elbo = (rec + kl) / sentences
                 logs.update(
