@@ -28,6 +28,8 @@ RECONSTRUCTION_KEYS = {
     "bleu4",
     "exact_match",
     "exact_matches",
+    "token_accuracy",
+    "rec_loss_at_mean",
     "sentences",
     "precisions",
     "brevity_penalty",
@@ -89,12 +91,33 @@ def test_bleu_brevity_penalty_and_clipping():
 
 def test_exact_match_counts_sentences_reproduced_token_for_token():
     result = ReconstructionResult(
-        hypotheses=[[5, 6], [7], [8, 9], []], references=[[5, 6], [7, 8], [8, 9], [4]], seconds=0.0
+        hypotheses=[[5, 6], [7], [8, 9], []],
+        references=[[5, 6], [7, 8], [8, 9], [4]],
+        rec_at_mean=[1.0, 2.0, 3.0, 6.0],
+        eos_token_id=3,
+        seconds=0.0,
     )
     summary = result.summary()
     assert result.exact_matches == 2
     assert summary["exact_matches"] == 2 and summary["exact_match"] == pytest.approx(0.5) and summary["sentences"] == 4
     assert summary["unk_allowed"] is True and "<unk> allowed" in summary["decoding"]
+    assert summary["rec_loss_at_mean"] == pytest.approx(3.0)
+
+
+def test_token_accuracy_compares_positions_words_and_end_of_sentence():
+    # Reference positions, </s> included: [5 6 </s>] 3/3; [7 8 </s>] against [7 </s>]: 1/3; [9 8 </s>] against
+    # [8 9 </s>]: only </s>, 1/3 (a word out of place does not count); [4 </s>] against [</s>]: 0/2. 5 of 11.
+    result = ReconstructionResult(
+        hypotheses=[[5, 6], [7], [8, 9], []],
+        references=[[5, 6], [7, 8], [9, 8], [4]],
+        rec_at_mean=[0.0] * 4,
+        eos_token_id=3,
+        seconds=0.0,
+    )
+    assert result.token_accuracy == pytest.approx(5 / 11)
+    # A hypothesis that runs on past the reference's end misses its </s>.
+    longer = ReconstructionResult([[5, 6, 7]], [[5, 6]], [0.0], eos_token_id=3, seconds=0.0)
+    assert longer.token_accuracy == pytest.approx(2 / 3)
 
 
 # ------------------------------------------------------------------------------------------------ decoding
@@ -114,6 +137,11 @@ def test_every_sentence_is_decoded_greedily_from_its_own_posterior_mean_in_input
     summary = result.summary()
     assert set(summary) >= RECONSTRUCTION_KEYS and 0.0 <= summary["bleu4"] <= 100.0
     assert summary["exact_matches"] == sum(h == r for h, r in zip(result.hypotheses, result.references))
+    # The reconstruction term at the mean is the teacher-forced -log p(x|z = μ) of each sentence, in input order.
+    for sequence, value in zip(sequences[:3], result.rec_at_mean[:3]):
+        with torch.no_grad():
+            output = model.eval()(torch.tensor([sequence]), sample_latent=False)
+        assert value == pytest.approx(output.rec_loss.item(), rel=1e-5)
 
 
 def test_a_language_model_has_no_reconstruction():

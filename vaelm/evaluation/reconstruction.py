@@ -1,5 +1,5 @@
 """How much of a sentence its latent code carries: greedy reconstruction from the posterior mean, scored with corpus
-BLEU-4 and the exact-match rate.
+BLEU-4, the exact-match rate and token accuracy, and the reconstruction term at the posterior mean.
 
 Likelihood alone hides how little a VAE's code may carry (a decoder strong enough to ignore z scores well). This is
 the measure beside it that `vaelm-evaluate` reports (`--reconstruction_sentences`), the model card shows and
@@ -14,7 +14,11 @@ the measure beside it that `vaelm-evaluate` reports (`--reconstruction_sentences
 - corpus BLEU-4 (Papineni et al. 2002): clipped n-gram matches and n-gram counts summed over the whole corpus for
   n = 1…4, their geometric mean (0 when some order has no match, no smoothing), times the brevity penalty
   exp(1 − r/c) when the hypotheses' length c is at most the references' r; reported on a 0–100 scale;
-- exact match: the share of sentences whose hypothesis is the reference, token for token.
+- exact match: the share of sentences whose hypothesis is the reference, token for token;
+- token accuracy: the share of reference positions (words and `</s>`) whose reconstructed token is the same at the
+  same position (the hypothesis ends with `</s>` too; a word dropped or inserted shifts everything after it);
+- the reconstruction term at the mean: -log p(x|z = μ), nats per sentence over the same sentences (teacher-forced,
+  as the ELBO's term, but at μ instead of a sample): the likelihood side of what greedy decoding shows.
 
 A language model (`latent_size` 0) has no posterior, hence no reconstruction: [`reconstruction_summary`] returns
 nothing for it.
@@ -116,12 +120,26 @@ class ReconstructionResult:
     Args:
         hypotheses (`list[list[int]]`): decoded token ids of each sentence, in input order, without `</s>`.
         references (`list[list[int]]`): the sentences' token ids without `<s>` and `</s>`.
+        rec_at_mean (`list[float]`): -log p(x|z = μ) of each sentence, in nats.
+        eos_token_id (`int`): the id of `</s>`, the last reference position of every sentence.
         seconds (`float`): encoding and decoding time.
     """
 
     hypotheses: list[list[int]]
     references: list[list[int]]
+    rec_at_mean: list[float]
+    eos_token_id: int
     seconds: float
+
+    @property
+    def token_accuracy(self) -> float:
+        """The share of reference positions (words and `</s>`) whose hypothesis token is the same at that position."""
+        same = total = 0
+        for hypothesis, reference in zip(self.hypotheses, self.references):
+            hypothesis, reference = [*hypothesis, self.eos_token_id], [*reference, self.eos_token_id]
+            same += sum(h == r for h, r in zip(hypothesis, reference))
+            total += len(reference)
+        return same / total if total else 0.0
 
     @property
     def exact_matches(self) -> int:
@@ -130,8 +148,8 @@ class ReconstructionResult:
 
     def summary(self) -> dict:
         """
-        `bleu4` (0–100), `exact_match` (a rate, 0–1), `exact_matches`, `sentences`, the BLEU parts, `decoding`,
-        `unk_allowed` and `seconds`.
+        `bleu4` (0–100), `exact_match` (a rate, 0–1), `exact_matches`, `token_accuracy` (0–1), `rec_loss_at_mean`
+        (nats per sentence), `sentences`, the BLEU parts, `decoding`, `unk_allowed` and `seconds`.
         """
         score = corpus_bleu(self.hypotheses, self.references)
         sentences = len(self.references)
@@ -139,6 +157,8 @@ class ReconstructionResult:
             "bleu4": round(score.bleu, 4),
             "exact_match": round(self.exact_matches / sentences, 6) if sentences else 0.0,
             "exact_matches": self.exact_matches,
+            "token_accuracy": round(self.token_accuracy, 6),
+            "rec_loss_at_mean": round(sum(self.rec_at_mean) / sentences, 4) if sentences else 0.0,
             "sentences": sentences,
             "precisions": [round(value, 4) for value in score.precisions],
             "brevity_penalty": round(score.brevity_penalty, 6),
@@ -176,6 +196,7 @@ def reconstruct_sequences(
     device = next(model.parameters()).device
     order = sorted(range(len(sequences)), key=lambda index: (-len(sequences[index]), index))
     hypotheses: list[list[int]] = [[] for _ in sequences]
+    rec_at_mean = [0.0 for _ in sequences]
     was_training = model.training
     model.eval()
     started = time.perf_counter()
@@ -188,14 +209,20 @@ def reconstruct_sequences(
             for row, index in enumerate(batch):
                 input_ids[row, : len(sequences[index])] = torch.as_tensor(list(sequences[index]), dtype=torch.long)
                 attention_mask[row, : len(sequences[index])] = 1
+            input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
             with torch.inference_mode():
-                mu, _ = model.encode(input_ids.to(device), attention_mask.to(device))
+                mu, _ = model.encode(input_ids, attention_mask)
+                nll, _ = model.reconstruction_nll(input_ids, attention_mask, mu)
+            for index, value in zip(batch, nll.tolist()):
+                rec_at_mean[index] = value
             for index, ids in zip(batch, vae.decode_ids(mu, decoding)):
                 hypotheses[index] = ids
     finally:
         model.train(was_training)
     references = [list(sequence[1:-1]) for sequence in sequences]
-    return ReconstructionResult(hypotheses, references, time.perf_counter() - started)
+    return ReconstructionResult(
+        hypotheses, references, rec_at_mean, config.eos_token_id, time.perf_counter() - started
+    )
 
 
 def reconstruction_summary(
@@ -237,6 +264,11 @@ def reconstruction_line(summary: Mapping) -> str:
         return (
             f"\n  reconstruction from μ ({found['sentences']:,} sentences, greedy, <unk> allowed): "
             f"BLEU-4 {found['bleu4']:.2f}  exact match {100 * found['exact_match']:.1f}%"
+            + (
+                f"  token accuracy {100 * found['token_accuracy']:.1f}%  rec at μ {found['rec_loss_at_mean']:.2f}"
+                if "token_accuracy" in found
+                else ""
+            )
         )
     if not config_has_latent(summary):
         return "\n  reconstruction: none (a language model has no latent code)"
@@ -257,8 +289,14 @@ def reconstruction_paragraph(evaluation: Mapping | None) -> str | None:
     return (
         f"Reconstruction: the first {found['sentences']:,} of these sentences, decoded greedily from their posterior "
         f"mean (`<unk>` allowed), give corpus BLEU-4 **{found['bleu4']:.2f}** and an exact-match rate of "
-        f"**{100 * found['exact_match']:.1f}%** ({matches:,} sentence{'' if matches == 1 else 's'}): how much of a "
-        "sentence its latent code carries, which likelihood alone does not show."
+        f"**{100 * found['exact_match']:.1f}%** ({matches:,} sentence{'' if matches == 1 else 's'})"
+        + (
+            f", token accuracy {100 * found['token_accuracy']:.1f}% and a reconstruction term of "
+            f"{found['rec_loss_at_mean']:.2f} nats at the mean"
+            if "token_accuracy" in found
+            else ""
+        )
+        + ": how much of a sentence its latent code carries, which likelihood alone does not show."
     )
 
 
