@@ -56,6 +56,10 @@ class VAELMConfig(PreTrainedConfig):
             shift, which keeps the expected KL of every dimension ≥ γ²/2. 0 turns it off.
         latent_to_every_step (`bool`, *optional*, defaults to `False`):
             Whether z is also concatenated to the decoder input at every step, not only used for its initial state.
+        bow_loss_weight (`float`, *optional*, defaults to 0.0):
+            Weight of a bag-of-words loss from z (Zhao et al. 2017): a linear head predicts every scored word of the
+            sentence from z, so that the decoder has to read a code that carries the sentence's words. It is added to
+            the training loss only, never to the ELBO or the importance-weighted NLL. 0: no head.
         tie_word_embeddings (`bool`, *optional*, defaults to `False`):
             Whether the output projection shares its weight with the input embedding. When the hidden size differs
             from the embedding size, a linear layer maps decoder states to the embedding size first.
@@ -113,6 +117,7 @@ class VAELMConfig(PreTrainedConfig):
     word_type_dropout: float = 0.0
     posterior_bn_gamma: float = 0.0
     latent_to_every_step: bool = False
+    bow_loss_weight: float = 0.0
     tie_word_embeddings: bool = False
     max_sentence_length: int = 200
     lang: str = "en"
@@ -171,6 +176,11 @@ class VAELMConfig(PreTrainedConfig):
                         else "."
                     )
                 )
+        weight = self.bow_loss_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"VAELMConfig.bow_loss_weight must be >= 0 (0: off), got {weight!r}.")
+        if weight > 0 and not self.has_latent:
+            raise ValueError("VAELMConfig.bow_loss_weight needs a latent variable (latent_size > 0).")
         gamma = self.posterior_bn_gamma
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
             raise ValueError(f"VAELMConfig.posterior_bn_gamma must be >= 0 (0: off), got {gamma!r}.")
@@ -202,6 +212,7 @@ TRAINING_FLAGS = {
     "word_type_dropout": "word_type_dropout",
     "posterior_bn_gamma": "posterior_bn_gamma",
     "latent_to_every_step": "latent_to_every_step",
+    "bow_loss_weight": "bow_loss_weight",
     "tie_word_embeddings": "tie_word_embeddings",
 }
 # The original script's model flags: a reproduce command always writes them, the others only away from their default.
