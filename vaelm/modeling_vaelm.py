@@ -356,6 +356,10 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         tied_projection = config.tie_word_embeddings and config.hidden_size != config.embedding_size
         self.output_projection = nn.Linear(config.hidden_size, config.embedding_size) if tied_projection else None
         head_input = config.embedding_size if config.tie_word_embeddings else config.hidden_size
+        # A mixture of softmaxes (Yang et al. 2018): experts' tanh projections of the head input, weighed by a prior.
+        experts = config.num_softmax_experts
+        self.expert_prior = nn.Linear(head_input, experts, bias=False) if experts > 1 else None
+        self.expert_projection = nn.Linear(head_input, experts * head_input) if experts > 1 else None
         self.lm_head = nn.Linear(head_input, config.vocab_size)
         if config.tie_word_embeddings:
             self._tied_weights_keys = {"lm_head.weight": "embed_tokens.weight"}
@@ -468,7 +472,24 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         return self._dropout_inputs(embeddings)
 
     def _project(self, states: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(self._head_inputs(states))
+        return self.output_scores(self._head_inputs(states))
+
+    def output_scores(self, head_inputs: torch.Tensor) -> torch.Tensor:
+        """
+        Next-word scores of head inputs (decoder states after dropout and the tied projection): the logits of the
+        single softmax, or with `num_softmax_experts` > 1 the mixture's log-probabilities. A softmax of either gives
+        p(w), so both serve as `logits`.
+
+        Args:
+            head_inputs (`torch.Tensor` of shape `(..., head_size)`): what [`_head_inputs`] returns.
+        """
+        if self.expert_prior is None:
+            return self.lm_head(head_inputs)
+        experts = self.config.num_softmax_experts
+        log_prior = F.log_softmax(self.expert_prior(head_inputs).float(), dim=-1)
+        expert_inputs = torch.tanh(self.expert_projection(head_inputs)).unflatten(-1, (experts, -1))
+        log_probs = F.log_softmax(self.lm_head(expert_inputs).float(), dim=-1)
+        return torch.logsumexp(log_prior.unsqueeze(-1) + log_probs, dim=-2)
 
     def _head_inputs(self, states: torch.Tensor, sentence_of_state: torch.Tensor | None = None) -> torch.Tensor:
         p = self.config.output_dropout
@@ -595,8 +616,8 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
                 + _pack(torch.arange(width, device=input_ids.device).expand_as(targets), steps_cpu).data
             )
         # Project real positions only: the padded [batch, steps, vocab] tensor is never built for the loss.
-        if return_logits or not torch.is_grad_enabled():
-            logits = self.lm_head(self._head_inputs(states, sentence_of_token))
+        if return_logits or not torch.is_grad_enabled() or self.expert_prior is not None:
+            logits = self.output_scores(self._head_inputs(states, sentence_of_token))
             token_nll = F.cross_entropy(logits.float(), token_targets, reduction="none")
         else:
             token_nll = _LinearCrossEntropy.apply(

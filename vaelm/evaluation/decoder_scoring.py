@@ -192,6 +192,10 @@ class DecoderScorer:
                 states[layer] = step_cell(layer, gates, states[layer])
                 below = states[layer][0]
             head_inputs = self.output_projection(below) if self.output_projection is not None else below
+            if self.model.expert_prior is not None:  # a mixture of softmaxes: the model's own head, in float32
+                log_probs = self.model.output_scores(head_inputs)
+                nll[:active] -= log_probs.gather(1, targets[step].index_select(0, sentences).unsqueeze(1)).squeeze(1)
+                continue
             head_inputs = torch.cat([head_inputs, head_inputs.new_ones(active, 1)], dim=1).to(self.head_dtype)
             # In bf16 only the matmul is: a bf16 log-softmax would round each token's NLL to 8 bits (≈0.02 nats).
             logits = torch.mm(head_inputs, self.head_weight_with_bias).float()

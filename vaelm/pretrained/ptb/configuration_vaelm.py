@@ -60,6 +60,10 @@ class VAELMConfig(PreTrainedConfig):
             Weight of a bag-of-words loss from z (Zhao et al. 2017): a linear head predicts every scored word of the
             sentence from z, so that the decoder has to read a code that carries the sentence's words. It is added to
             the training loss only, never to the ELBO or the importance-weighted NLL. 0: no head.
+        num_softmax_experts (`int`, *optional*, defaults to 1):
+            Number of softmaxes mixed in the output head (a mixture of softmaxes, Yang et al. 2018): each expert
+            projects the decoder state through its own tanh layer, and a softmax over the experts weighs their
+            next-word distributions. 1 is a single softmax.
         tie_word_embeddings (`bool`, *optional*, defaults to `False`):
             Whether the output projection shares its weight with the input embedding. When the hidden size differs
             from the embedding size, a linear layer maps decoder states to the embedding size first.
@@ -118,6 +122,7 @@ class VAELMConfig(PreTrainedConfig):
     posterior_bn_gamma: float = 0.0
     latent_to_every_step: bool = False
     bow_loss_weight: float = 0.0
+    num_softmax_experts: int = 1
     tie_word_embeddings: bool = False
     max_sentence_length: int = 200
     lang: str = "en"
@@ -159,7 +164,8 @@ class VAELMConfig(PreTrainedConfig):
 
     def validate_sizes(self) -> None:
         """Raise a `ValueError` naming the field when a size or probability is impossible."""
-        for name in ("vocab_size", "embedding_size", "hidden_size", "latent_size", "num_layers", "max_sentence_length"):
+        sizes = ("vocab_size", "embedding_size", "hidden_size", "latent_size", "num_layers", "num_softmax_experts")
+        for name in (*sizes, "max_sentence_length"):
             value = getattr(self, name)
             smallest = 0 if name == "latent_size" else 1  # latent_size 0: a plain language model
             if not isinstance(value, int) or isinstance(value, bool) or value < smallest:
@@ -213,6 +219,7 @@ TRAINING_FLAGS = {
     "posterior_bn_gamma": "posterior_bn_gamma",
     "latent_to_every_step": "latent_to_every_step",
     "bow_loss_weight": "bow_loss_weight",
+    "num_softmax_experts": "num_softmax_experts",
     "tie_word_embeddings": "tie_word_embeddings",
 }
 # The original script's model flags: a reproduce command always writes them, the others only away from their default.
