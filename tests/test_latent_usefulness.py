@@ -55,7 +55,7 @@ def test_a_resumed_run_continues_the_controller_exactly(tiny_corpus, tmp_path):
     # Other rate-control settings than the checkpoint's are refused, naming the flag.
     other = tmp_path / "other"
     shutil.copytree(straight / "checkpoint-10", other / "checkpoint-10")
-    with pytest.raises(ValueError, match="--target_kl 6.0.*--target_kl 9.0"):
+    with pytest.raises(ValueError, match=r"--target_kl 6\.0.*--target_kl 9\.0"):
         train_tiny(
             tiny_corpus,
             other,

@@ -220,9 +220,7 @@ def reconstruct_sequences(
     finally:
         model.train(was_training)
     references = [list(sequence[1:-1]) for sequence in sequences]
-    return ReconstructionResult(
-        hypotheses, references, rec_at_mean, config.eos_token_id, time.perf_counter() - started
-    )
+    return ReconstructionResult(hypotheses, references, rec_at_mean, config.eos_token_id, time.perf_counter() - started)
 
 
 def reconstruction_summary(
