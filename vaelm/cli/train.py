@@ -19,9 +19,17 @@ from . import ArgumentParser, build_parser, config_file_flags, parse_flags, run_
 __all__ = ["FLAG_ALIASES", "DataArguments", "ModelArguments", "entry_point", "main", "make_parser", "parse_arguments"]
 
 
+RESUME_HELP = (
+    "Continue an interrupted run: `true` resumes from the newest complete checkpoint (one whose trainer_state.json "
+    "exists) in --output_dir; a path resumes from that checkpoint folder. Give the run's other flags again."
+)
+
+
 def make_parser() -> ArgumentParser:
-    """The parser of `vaelm-train`'s flags."""
-    return build_parser((ModelArguments, DataArguments, VAETrainingArguments), prog="vaelm-train")
+    """The parser of `vaelm-train`'s flags (transformers' help of `--resume_from_checkpoint` replaced by ours)."""
+    parser = build_parser((ModelArguments, DataArguments, VAETrainingArguments), prog="vaelm-train")
+    parser._option_string_actions["--resume_from_checkpoint"].help = RESUME_HELP  # argparse has no public setter
+    return parser
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, VAETrainingArguments]:
