@@ -91,7 +91,9 @@ def templated_sentences(count: int, rng: random.Random) -> list[str]:
     ]
 
 
-def write_corpus(folder: Path, sentences: dict[str, int] | None = None, seed: int = 0, ptb_format: bool = False) -> Path:
+def write_corpus(
+    folder: Path, sentences: dict[str, int] | None = None, seed: int = 0, ptb_format: bool = False
+) -> Path:
     """Write train/valid/test.txt of short templated sentences: structured enough that a tiny model learns fast.
 
     Args:

@@ -17,6 +17,7 @@ them all, so a new skip is a visible change here.
 from __future__ import annotations
 
 import configparser
+import html
 import importlib.util
 import os
 import re
@@ -72,12 +73,11 @@ def relative(path: Path) -> str:
 
 # ------------------------------------------------------------------------------------------------- the site
 def test_mkdocs_builds_strictly(tmp_path):
+    """The site builds strictly, printing nothing but mkdocs' own lines (no theme banner, no jieba), and its API pages
+    show transformers' docstring syntax as links and code: no `[<code>` of an unlinked reference, no backtick."""
     site = tmp_path / "site"
-    environment = {
-        **os.environ,
-        "NO_MKDOCS_2_WARNING": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
+    environment = {key: value for key, value in os.environ.items() if key != "NO_MKDOCS_2_WARNING"}
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=REPO,
@@ -88,11 +88,49 @@ def test_mkdocs_builds_strictly(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    printed = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert all(line.startswith("INFO") for line in printed), "\n".join(printed)
     api = (site / "api" / "configuration" / "index.html").read_text(encoding="utf-8")
     assert "VAELMConfig" in api and "latent_size" in api, "the API reference is built from the docstrings"
     assert "SentenceVAE" in (site / "api" / "generation" / "index.html").read_text(encoding="utf-8")
     layout = (site / "layout" / "index.html").read_text(encoding="utf-8")
     assert "vaelm.training.trainer" in layout
+    links = 0
+    for page in sorted((site / "api").glob("*/index.html")):
+        article = re.search(r"<article.*?</article>", page.read_text(encoding="utf-8"), flags=re.DOTALL)[0]
+        assert "[<code>" not in article, f"{page}: an unlinked [`reference`]"
+        text = html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<pre.*?</pre>", "", article, flags=re.DOTALL)))
+        stray = [text[max(0, i - 50) : i + 30] for i in range(len(text)) if text[i] == "`"]
+        assert not stray, f"{page}: literal backticks, e.g. {stray[:3]}"
+        links += article.count('class="autorefs autorefs-internal"')
+    assert links >= 100, "transformers' [`X`] references became links"
+    model = (site / "api" / "model" / "index.html").read_text(encoding="utf-8")
+    forward = re.search(r'Output of <a class="autorefs autorefs-internal"[^>]*href="([^"]+)"', model)
+    assert forward and forward[1].endswith("#vaelm.modeling_vaelm.VAELMModel.forward"), "VAELMOutput links to forward"
+
+
+def test_transformers_docstring_syntax_is_rewritten_for_mkdocstrings():
+    import griffe
+
+    docs_crossrefs = load_script("docs_crossrefs")
+    package = griffe.load("vaelm", search_paths=[str(REPO)], docstring_parser="google")
+    index = docs_crossrefs.Index(package)
+    scope = package["modeling_vaelm.VAELMOutput"]
+    text = (
+        "Output of [`VAELMModel.forward`], see [`~vaelm.generation.SentenceVAE`] and [`~transformers.Trainer`].\n\n"
+        "Args:\n    loss (`torch.FloatTensor` of shape `()`, *optional*): the loss.\n"
+        "    config ([`VAELMConfig`]): the configuration.\n\nReturns:\n    `dict`: the figures.\n"
+    )
+    rewritten = docs_crossrefs.rewrite(text, scope, index)
+    assert '<autoref identifier="vaelm.modeling_vaelm.VAELMModel.forward" optional>' in rewritten
+    assert "<code>VAELMModel.forward</code></autoref>" in rewritten
+    assert '<autoref identifier="vaelm.generation.sentence_vae.SentenceVAE" optional><code>SentenceVAE</code>' in (
+        rewritten
+    )
+    assert "`Trainer`" in rewritten and "transformers" not in rewritten, "a name outside the package becomes code"
+    assert "    loss (torch.FloatTensor of shape (), optional): the loss." in rewritten
+    assert "    config (VAELMConfig): the configuration." in rewritten
+    assert "    dict: the figures." in rewritten
 
 
 def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
@@ -107,6 +145,7 @@ def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
     )
     config = (REPO / "mkdocs.yml").read_text(encoding="utf-8").replace("docs_dir: docs", f"docs_dir: {docs}")
     (tmp_path / "mkdocs.yml").write_text(config, encoding="utf-8")
+    (tmp_path / "scripts").symlink_to(REPO / "scripts")  # the hook and the docstring extension mkdocs.yml names
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "s")],
         cwd=tmp_path,

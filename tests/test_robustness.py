@@ -222,8 +222,9 @@ def test_a_config_file_that_is_not_yaml_or_json_is_named(tmp_path, capsys):
 
 def test_resume_flag_help_says_true_resumes_from_the_newest_checkpoint():
     help_text = " ".join(train_cli.make_parser().format_help().split())
-    assert "`true` resumes from the newest complete checkpoint (one whose trainer_state.json exists) in --output_dir" in (
-        help_text
+    assert (
+        "`true` resumes from the newest complete checkpoint (one whose trainer_state.json exists) in --output_dir"
+        in (help_text)
     )
 
 

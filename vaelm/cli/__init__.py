@@ -154,7 +154,12 @@ def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, st
         aliases (`dict[str, str]`, *optional*): unknown names that mean a known flag (`--hidden_size` →
             `--num_units`), suggested before any look-alike.
     """
-    if argv and not argv[0].startswith("-") and not argv[0].endswith(CONFIG_FILE_SUFFIXES) and looks_like_a_file(argv[0]):
+    if (
+        argv
+        and not argv[0].startswith("-")
+        and not argv[0].endswith(CONFIG_FILE_SUFFIXES)
+        and looks_like_a_file(argv[0])
+    ):
         raise UsageError(
             f"{argv[0]} is given where the config file goes, but a config file is YAML or JSON named "
             f"{'/'.join(CONFIG_FILE_SUFFIXES)} (a mapping of flag names to values): rename it, or give its settings "

@@ -221,7 +221,9 @@ class FinalEvaluationPlan:
         if seconds is None:
             return line + "."
         now = now or datetime.now()
-        return f"{line}, about {format_duration(seconds)} (done ≈ {format_clock(now + timedelta(seconds=seconds), now)})."
+        return (
+            f"{line}, about {format_duration(seconds)} (done ≈ {format_clock(now + timedelta(seconds=seconds), now)})."
+        )
 
 
 class FinalEvaluationProgress:
@@ -385,8 +387,10 @@ class ProgressLog(TrainerCallback):
             loss = f"; mean training loss {format_value(logs['train_loss'])}" if "train_loss" in logs else ""
             # Before its last step, training was stopped (an interruption, early stopping): not "done".
             step = f"{state.global_step:,}"
-            head = f"training done at step {step}" if state.global_step >= state.max_steps else (
-                f"training stopped at step {step} of {state.max_steps:,}"
+            head = (
+                f"training done at step {step}"
+                if state.global_step >= state.max_steps
+                else (f"training stopped at step {step} of {state.max_steps:,}")
             )
             logger.info(
                 "%s: %s steps in %s%s%s.",
