@@ -179,6 +179,21 @@ def test_readme_is_a_front_page():
     assert "PLACEHOLDER" not in readme
 
 
+def test_the_quick_recipe_has_one_measured_time():
+    """docs/training.md holds the measurement; README, the recipe and the training page's tables round it."""
+    training = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
+    measured = re.search(r"\*\*(\d+) min (\d+) s\*\* in all", training)
+    assert measured, "docs/training.md gives the quick recipe's measured time"
+    minutes = round(int(measured[1]) + int(measured[2]) / 60)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "docs/training.md#how-long-the-quick-recipe-takes" in readme
+    for path in (REPO / "README.md", REPO / "configuration" / "ptb-quick.yaml", REPO / "docs" / "training.md"):
+        assert f"about {minutes} min" in path.read_text(encoding="utf-8"), path
+    for page in PAGES:
+        if page.name != "training.md":
+            assert measured[0].strip("*") not in page.read_text(encoding="utf-8"), f"{relative(page)} repeats it"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=relative)
 def test_links_stay_inside_the_repository_and_resolve(page):
     text = page.read_text(encoding="utf-8")
