@@ -29,6 +29,7 @@ from ..generation.decoding import DecodingConfig
 from ..modeling_vaelm import VAELMModel
 from ..pretrained.checkpoints import RUN_CONFIGURATION_NAME, checkpoint_step, resolve_resume
 from ..pretrained.loading import check_fit, check_model_source, load_model, load_tokenizer
+from ..pretrained.model_folder import RESULTS_NAME
 from ..runtime.allocator import keep_freed_memory
 from ..runtime.precision import resolve_bf16
 from ..tokenization_vaelm import check_tokenizer_matches, segment
@@ -315,7 +316,7 @@ def _train(
     if trainer.is_world_process_zero():
         trainer.save_state()
         trainer.save_metrics("all", metrics, combined=False)  # all_results.json, as transformers' examples write it
-        results = Path(training_args.output_dir) / "all_results.json"
+        results = Path(training_args.output_dir) / RESULTS_NAME
         for line in closing_lines(training_args.output_dir, metrics, results, evaluate_data_flags(data_args)):
             logger.info(line)
     return metrics
