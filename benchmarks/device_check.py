@@ -121,10 +121,8 @@ def train_for(data_dir: Path, steps: int, device: str, tiny: bool, sizes: list[s
     sys.stderr.write(result.stderr[-4000:])
     if result.returncode != 0:
         raise SystemExit(f"device_check: the PTB training failed (exit {result.returncode}); its log is above.")
-    # The Trainer's log lines come first; the command's own output is the indented JSON object at the end.
-    metrics = json.loads(
-        result.stdout[result.stdout.rindex("\n{\n") + 1 :] if "\n{\n" in result.stdout else result.stdout
-    )
+    # vaelm-train writes its final metrics to all_results.json in the output folder (its log names the file).
+    metrics = json.loads((Path(output_dir) / "all_results.json").read_text(encoding="utf-8"))
     return {
         "steps": steps,
         "wall_s": round(seconds, 1),

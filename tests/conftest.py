@@ -1,4 +1,10 @@
-"""Shared pytest fixtures: paths to the real corpora, a tiny corpus written on the fly, and a tiny trained model."""
+"""Shared pytest fixtures: tiny corpora written on the fly (PTB's format too), a small shipped Chinese corpus, a tiny
+trained model, and the real corpora for the few tests marked `corpora`.
+
+The suite needs nothing beside the clone. The tests marked `corpora` read the full corpora (their size is what they
+check); they run only when `VAELM_SHARED_DATA` names the folder that holds them (`ptb/`, `books/raw/`, …), and are
+deselected otherwise, so README's test command runs the same tests everywhere. CI runs them as a second step.
+"""
 
 import os
 import random
@@ -12,7 +18,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("VAELM_SHARED_DATA", REPO.parent / "shared" / "data"))
+FIXTURES = REPO / "tests" / "fixtures"
+# The real corpora: only for the tests marked `corpora`, only when this variable names their folder.
+SHARED_DATA = Path(os.environ["VAELM_SHARED_DATA"]) if os.environ.get("VAELM_SHARED_DATA") else None
+CORPORA_MARKER = "corpora"
 
 # Tiny models run fastest on one thread; subprocesses (CLI tests) inherit the setting through the environment.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -72,37 +81,93 @@ def run_with_one_retry_on_gloo_abort(launch: Callable[[], Any]) -> Any:
     return result
 
 
-def write_corpus(folder: Path, sentences: dict[str, int] | None = None, seed: int = 0) -> Path:
-    """Write train/valid/test.txt of short templated sentences: structured enough that a tiny model learns fast."""
+def templated_sentences(count: int, rng: random.Random) -> list[str]:
+    """`count` short templated sentences, lower-case, with PTB's `<unk>` and `N` among their words."""
+    return [
+        " ".join(
+            part for part in (rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(ENDINGS)) if part
+        )
+        for _ in range(count)
+    ]
+
+
+def write_corpus(
+    folder: Path, sentences: dict[str, int] | None = None, seed: int = 0, ptb_format: bool = False
+) -> Path:
+    """Write train/valid/test.txt of short templated sentences: structured enough that a tiny model learns fast.
+
+    Args:
+        folder: where to write (created if needed).
+        sentences: the number of sentences of each split.
+        seed: the seed of the sentence choice.
+        ptb_format: write PTB's files instead (`ptb.train.txt`, …, each line with PTB's leading and trailing space).
+    """
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for split, count in (sentences or {"train": 400, "valid": 40, "test": 40}).items():
-        lines = [
-            " ".join(
-                part
-                for part in (rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(ENDINGS))
-                if part
-            )
-            for _ in range(count)
-        ]
-        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        lines = templated_sentences(count, rng)
+        if ptb_format:
+            (folder / f"ptb.{split}.txt").write_text("".join(f" {line} \n" for line in lines), encoding="utf-8")
+        else:
+            (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
 
-def require(path: Path) -> Path:
+def shared_corpus(*parts: str) -> Path:
+    """A folder of the real corpora (tests marked `corpora` only, which run when `VAELM_SHARED_DATA` is set)."""
+    if SHARED_DATA is None:
+        raise RuntimeError("set VAELM_SHARED_DATA to the folder of the real corpora to run the tests marked `corpora`")
+    path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is absent: the shared corpora are needed for this test (set VAELM_SHARED_DATA).")
+        raise FileNotFoundError(f"{path} is absent: VAELM_SHARED_DATA must name a folder that holds {'/'.join(parts)}")
     return path
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", f"{CORPORA_MARKER}: reads the real corpora of $VAELM_SHARED_DATA (deselected when it is not set)"
+    )
+
+
+def pytest_report_header(config) -> str:
+    if SHARED_DATA is None:
+        return "real corpora: off (tests marked `corpora` deselected; set VAELM_SHARED_DATA to add them)"
+    return f"real corpora: {SHARED_DATA}"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if SHARED_DATA is not None:
+        return
+    deselected = [item for item in items if item.get_closest_marker(CORPORA_MARKER)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker(CORPORA_MARKER)]
 
 
 @pytest.fixture(scope="session")
 def ptb_dir() -> Path:
-    return require(SHARED_DATA / "ptb")
+    """The real PTB (tests marked `corpora`)."""
+    return shared_corpus("ptb")
+
+
+@pytest.fixture(scope="session")
+def tiny_ptb(tmp_path_factory) -> Path:
+    """A tiny corpus in PTB's format: `ptb.train.txt`, `ptb.valid.txt`, `ptb.test.txt`, lower-case, `<unk>`, `N`."""
+    return write_corpus(tmp_path_factory.mktemp("ptb"), ptb_format=True, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tiny_ptb, tmp_path_factory) -> Path:
+    """A folder like the real corpora's for the commands of the docs (`data/ptb` → `tiny_data_root/ptb`)."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "ptb").symlink_to(tiny_ptb, target_is_directory=True)
+    return root
 
 
 @pytest.fixture(scope="session")
 def luxun_dir() -> Path:
-    return require(SHARED_DATA / "chinese" / "luxun")
+    """A small Chinese corpus shipped with the tests: the first sentences of Lu Xun's fiction (public domain)."""
+    return FIXTURES / "luxun"
 
 
 @pytest.fixture(scope="session")

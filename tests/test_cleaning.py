@@ -1,6 +1,6 @@
 """Running text in, story sentences out: every book of a file, headings/contents/speaker labels out, one-word
 sentences kept, and a report that accounts for every dropped word; `vaelm-prepare` writes what `vaelm-train` reads.
-The shared Gutenberg books (`shared/data/books/raw`) are read once per module (a few seconds)."""
+The tests marked `corpora` read the real Gutenberg books (`$VAELM_SHARED_DATA/books/raw`) once per module."""
 
 import json
 import re
@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED_DATA, require
+from conftest import REPO, shared_corpus
 
 from vaelm.corpora.cleaning import gutenberg_books, is_heading
 from vaelm.corpora.report import REASONS, PreparationReport
@@ -115,7 +115,7 @@ def test_a_file_without_markers_is_kept_whole():
 
 @pytest.fixture(scope="module")
 def shared_books() -> dict[str, str]:
-    folder = require(SHARED_DATA / "books" / "raw")
+    folder = shared_corpus("books", "raw")
     return {path.name.split("-")[0]: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.txt"))}
 
 
@@ -128,6 +128,7 @@ def book_sentences(shared_books) -> dict[str, tuple[list[str], PreparationReport
     return result
 
 
+@pytest.mark.corpora
 def test_eight_books_in_one_file_give_the_sentences_of_eight_files(shared_books, book_sentences):
     separate = sum(len(book_sentences[number][0]) for number in EIGHT_BOOKS)
     report = PreparationReport()
@@ -227,6 +228,7 @@ def test_a_quoted_all_caps_exclamation_is_speech_not_a_heading():
     assert sentences("“TOM!”\n\nNo answer.\n") == ["“TOM!”", "No answer."]
 
 
+@pytest.mark.corpora
 def test_shared_books_lose_their_headings_and_titles_and_the_report_accounts_for_every_word(
     shared_books, book_sentences
 ):

@@ -8,13 +8,16 @@ settings: `vaelm-train` (also under `accelerate launch`) trains a tiny model for
 `vaelm-demo` builds its app without serving it; interactive commands read two lines; the test suite's own command
 is checked to be the one `.ci/run` runs (running it here would recurse). A console block's output must equal what
 its commands print now (`python scripts/docs_figures.py` regenerates it), unless it is marked
-`<!-- docs-test: tiny -->`. A block is left out only when marked `<!-- docs-test: skip CATEGORY: why -->`, CATEGORY hours, network or gpu; `SKIPPED` lists
+`<!-- docs-test: tiny -->`. Commands that read PTB (`--dataset ptb`, `data/ptb`) read a tiny corpus in PTB's format; a console block whose
+commands read a corpus is compared with what it prints on the real corpora by `test_quoted_corpus_outputs_are_current`
+(marked `corpora`: it runs when `VAELM_SHARED_DATA` is set). A block is left out only when marked `<!-- docs-test: skip CATEGORY: why -->`, CATEGORY hours, network or gpu; `SKIPPED` lists
 them all, so a new skip is a visible change here.
 """
 
 from __future__ import annotations
 
 import configparser
+import html
 import importlib.util
 import os
 import re
@@ -26,7 +29,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED_DATA, write_corpus
+from conftest import REPO, shared_corpus, write_corpus
 from test_readme import TINY_TRAINING as README_TINY_TRAINING
 
 
@@ -70,12 +73,11 @@ def relative(path: Path) -> str:
 
 # ------------------------------------------------------------------------------------------------- the site
 def test_mkdocs_builds_strictly(tmp_path):
+    """The site builds strictly, printing nothing but mkdocs' own lines (no theme banner, no jieba), and its API pages
+    show transformers' docstring syntax as links and code: no `[<code>` of an unlinked reference, no backtick."""
     site = tmp_path / "site"
-    environment = {
-        **os.environ,
-        "NO_MKDOCS_2_WARNING": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
+    environment = {key: value for key, value in os.environ.items() if key != "NO_MKDOCS_2_WARNING"}
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=REPO,
@@ -86,11 +88,49 @@ def test_mkdocs_builds_strictly(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    printed = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert all(line.startswith("INFO") for line in printed), "\n".join(printed)
     api = (site / "api" / "configuration" / "index.html").read_text(encoding="utf-8")
     assert "VAELMConfig" in api and "latent_size" in api, "the API reference is built from the docstrings"
     assert "SentenceVAE" in (site / "api" / "generation" / "index.html").read_text(encoding="utf-8")
     layout = (site / "layout" / "index.html").read_text(encoding="utf-8")
     assert "vaelm.training.trainer" in layout
+    links = 0
+    for page in sorted((site / "api").glob("*/index.html")):
+        article = re.search(r"<article.*?</article>", page.read_text(encoding="utf-8"), flags=re.DOTALL)[0]
+        assert "[<code>" not in article, f"{page}: an unlinked [`reference`]"
+        text = html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<pre.*?</pre>", "", article, flags=re.DOTALL)))
+        stray = [text[max(0, i - 50) : i + 30] for i in range(len(text)) if text[i] == "`"]
+        assert not stray, f"{page}: literal backticks, e.g. {stray[:3]}"
+        links += article.count('class="autorefs autorefs-internal"')
+    assert links >= 100, "transformers' [`X`] references became links"
+    model = (site / "api" / "model" / "index.html").read_text(encoding="utf-8")
+    forward = re.search(r'Output of <a class="autorefs autorefs-internal"[^>]*href="([^"]+)"', model)
+    assert forward and forward[1].endswith("#vaelm.modeling_vaelm.VAELMModel.forward"), "VAELMOutput links to forward"
+
+
+def test_transformers_docstring_syntax_is_rewritten_for_mkdocstrings():
+    import griffe
+
+    docs_crossrefs = load_script("docs_crossrefs")
+    package = griffe.load("vaelm", search_paths=[str(REPO)], docstring_parser="google")
+    index = docs_crossrefs.Index(package)
+    scope = package["modeling_vaelm.VAELMOutput"]
+    text = (
+        "Output of [`VAELMModel.forward`], see [`~vaelm.generation.SentenceVAE`] and [`~transformers.Trainer`].\n\n"
+        "Args:\n    loss (`torch.FloatTensor` of shape `()`, *optional*): the loss.\n"
+        "    config ([`VAELMConfig`]): the configuration.\n\nReturns:\n    `dict`: the figures.\n"
+    )
+    rewritten = docs_crossrefs.rewrite(text, scope, index)
+    assert '<autoref identifier="vaelm.modeling_vaelm.VAELMModel.forward" optional>' in rewritten
+    assert "<code>VAELMModel.forward</code></autoref>" in rewritten
+    assert '<autoref identifier="vaelm.generation.sentence_vae.SentenceVAE" optional><code>SentenceVAE</code>' in (
+        rewritten
+    )
+    assert "`Trainer`" in rewritten and "transformers" not in rewritten, "a name outside the package becomes code"
+    assert "    loss (torch.FloatTensor of shape (), optional): the loss." in rewritten
+    assert "    config (VAELMConfig): the configuration." in rewritten
+    assert "    dict: the figures." in rewritten
 
 
 def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
@@ -105,6 +145,7 @@ def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
     )
     config = (REPO / "mkdocs.yml").read_text(encoding="utf-8").replace("docs_dir: docs", f"docs_dir: {docs}")
     (tmp_path / "mkdocs.yml").write_text(config, encoding="utf-8")
+    (tmp_path / "scripts").symlink_to(REPO / "scripts")  # the hook and the docstring extension mkdocs.yml names
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "s")],
         cwd=tmp_path,
@@ -136,6 +177,21 @@ def test_readme_is_a_front_page():
     assert readme.index("configuration/ptb-quick.yaml") < readme.index("configuration/ptb.yaml"), "quick recipe first"
     assert "python -m pytest tests -q" in readme and "python -m pytest tests -q" in (REPO / ".ci" / "run").read_text()
     assert "PLACEHOLDER" not in readme
+
+
+def test_the_quick_recipe_has_one_measured_time():
+    """docs/training.md holds the measurement; README, the recipe and the training page's tables round it."""
+    training = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
+    measured = re.search(r"\*\*(\d+) min (\d+) s\*\* in all", training)
+    assert measured, "docs/training.md gives the quick recipe's measured time"
+    minutes = round(int(measured[1]) + int(measured[2]) / 60)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "docs/training.md#how-long-the-quick-recipe-takes" in readme
+    for path in (REPO / "README.md", REPO / "configuration" / "ptb-quick.yaml", REPO / "docs" / "training.md"):
+        assert f"about {minutes} min" in path.read_text(encoding="utf-8"), path
+    for page in PAGES:
+        if page.name != "training.md":
+            assert measured[0].strip("*") not in page.read_text(encoding="utf-8"), f"{relative(page)} repeats it"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=relative)
@@ -218,6 +274,13 @@ class Runner:
     """Runs one page's blocks in a fresh folder, with the substitutions the module docstring lists."""
 
     def __init__(self, folder: Path, tiny_corpus: Path, data_root: Path, monkeypatch):
+        """
+        Args:
+            folder: the fresh folder the page's commands run in.
+            tiny_corpus: the corpus every `vaelm-train` reads instead of the one it names.
+            data_root: the folder whose subfolders `data/NAME` and `--dataset ptb` name (a tiny `ptb/` in tests).
+            monkeypatch: pytest's, to stop the demo from serving.
+        """
         self.folder, self.tiny_corpus, self.data_root, self.monkeypatch = folder, tiny_corpus, data_root, monkeypatch
         self.ran: list[str] = []
 
@@ -315,12 +378,18 @@ class Runner:
         elif block.language == "console":
             for command, _, expected in docs_figures.console_steps(block.text):
                 printed = self.run_shell(command, tiny=tiny)
-                if not tiny:
+                if not tiny and not reads_a_corpus(command):
                     assert printed.rstrip("\n").split("\n") == expected, (
                         f"{block.where}: `{command}` prints something else now; run python scripts/docs_figures.py"
                     )
         self.ran.append(block.where)
         print(f"{block.where}: {time.monotonic() - started:.1f} s")
+
+
+def reads_a_corpus(command: str) -> bool:
+    """Whether a command reads a corpus (`data/NAME`, `--dataset`, `--map_data`): its output depends on the corpus."""
+    argv = shlex.split(command)
+    return "--dataset" in argv or any(arg.startswith("data/") for arg in argv)
 
 
 @pytest.fixture()
@@ -345,9 +414,7 @@ def fresh_clone(tmp_path, monkeypatch):
     ],
     ids=relative,
 )
-def test_page_blocks_run(page, fresh_clone, tiny_model_dir, tmp_path_factory, monkeypatch, capsys):
-    if not (SHARED_DATA / "ptb").is_dir():
-        pytest.fail(f"{SHARED_DATA / 'ptb'} is absent: the documentation's commands read PTB (set VAELM_SHARED_DATA)")
+def test_page_blocks_run(page, fresh_clone, tiny_model_dir, tiny_data_root, tmp_path_factory, monkeypatch, capsys):
     blocks = [
         block
         for block in docs_figures.find_blocks(page)
@@ -357,7 +424,32 @@ def test_page_blocks_run(page, fresh_clone, tiny_model_dir, tmp_path_factory, mo
     if "runs/ptb-quick" in code and "vaelm-train configuration/ptb-quick.yaml" not in code:
         shutil.copytree(tiny_model_dir, fresh_clone / "runs" / "ptb-quick")  # "a tiny model trained as runs/ptb-quick"
     tiny_corpus = write_corpus(tmp_path_factory.mktemp("corpus"))
-    runner = Runner(fresh_clone, tiny_corpus, SHARED_DATA, monkeypatch)
+    runner = Runner(fresh_clone, tiny_corpus, tiny_data_root, monkeypatch)
     for block in blocks:
         runner.run_block(block)
     assert runner.ran == [block.where for block in blocks]
+
+
+CORPUS_PAGES = [
+    page
+    for page in PAGES
+    for block in docs_figures.find_blocks(page)
+    if block.language == "console"
+    and block.kind == "run"
+    and any(reads_a_corpus(command) for command, _, _ in docs_figures.console_steps(block.text))
+]
+
+
+def test_some_quoted_outputs_read_a_corpus():
+    """The pages' corpus outputs are checked by the test below; the list of their pages is not empty by accident."""
+    assert relative(REPO / "docs" / "demo.md") in [relative(page) for page in CORPUS_PAGES]
+
+
+@pytest.mark.corpora
+@pytest.mark.parametrize("page", CORPUS_PAGES, ids=relative)
+def test_quoted_corpus_outputs_are_current(page, tmp_path, monkeypatch):
+    """What a console block that reads a real corpus quotes is what it prints on that corpus now."""
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path)  # the commands write their figures under docs/
+    new, ran = docs_figures.regenerate(page, shared_corpus())
+    assert ran and new == page.read_text(encoding="utf-8"), f"{relative(page)}: run python scripts/docs_figures.py"

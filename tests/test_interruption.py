@@ -73,6 +73,7 @@ def test_signal_saves_a_checkpoint_and_resume_gives_the_same_losses(signum, scri
     step = int(checkpoint.name.split("-")[1])
     assert 3 <= step < 40
     assert f"vaelm-train: interrupted: training stopped at step {step}" in text
+    assert "training done" not in text and f"training stopped at step {step} of 40" in text
     assert "--resume_from_checkpoint true" in text
     for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"):
         assert (checkpoint / name).is_file(), name

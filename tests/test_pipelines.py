@@ -65,6 +65,9 @@ print(json.dumps({
     "sample": vae(3, mode="sample", seed=0),
     "sample_again": vae(3, mode="sample", seed=0),
     "interpolate": vae({"start": sentence, "end": "investors are worried"}, mode="interpolate", steps=3),
+    "sample_z": vae(3, mode="sample", seed=0, return_z=True),
+    "interpolate_z": vae({"start": sentence, "end": "investors"}, mode="interpolate", steps=3, return_z=True),
+    "empty_prompt": generator("", max_new_tokens=5)[0]["generated_text"],
     "latent_size": vae.model.config.latent_size,
     "vaelm_importable": importable("vaelm"),
     "jieba_importable": importable("jieba"),
@@ -115,9 +118,13 @@ def check_pipelines(outputs: dict, stderr: str) -> None:
     assert len(outputs["encode"]["mu"]) == len(outputs["encode"]["logvar"]) == outputs["latent_size"]
     assert isinstance(outputs["reconstruct"]["text"], str) and outputs["reconstruct"]["text"].split()
     assert len(outputs["sample"]) == 3 and outputs["sample"] == outputs["sample_again"]
-    assert all(len(row["z"]) == outputs["latent_size"] for row in outputs["sample"])
-    path = outputs["interpolate"]
+    assert all(set(row) == {"text"} for row in [*outputs["sample"], *outputs["interpolate"]]), "z only when asked"
+    assert [row["text"] for row in outputs["sample_z"]] == [row["text"] for row in outputs["sample"]]
+    assert all(len(row["z"]) == outputs["latent_size"] for row in outputs["sample_z"])
+    path = outputs["interpolate_z"]
     assert len(path) == 5 and path[0]["z"] != path[-1]["z"]
+    assert outputs["empty_prompt"] == outputs["empty_prompt"].lstrip(), "an empty prompt's text starts with a word"
+    assert len(outputs["interpolate"]) == 5
     for row in [*outputs["sample"], *path]:
         assert "<unk>" not in row["text"].split(), "the saved generation config suppresses <unk>"
 
@@ -128,6 +135,7 @@ def test_pipelines_on_the_bundled_model(tmp_path):
     assert all(len(text.split()) > 4 for text in [outputs["first"], *outputs["given"], *outputs["sampled"]])
     # The bundled model reconstructs this sentence's gist.
     assert outputs["reconstruct"]["text"].startswith("the company said it")
+    assert len(outputs["empty_prompt"].split()) >= 2 and not outputs["empty_prompt"].startswith(" ")
 
 
 def test_pipelines_on_a_freshly_trained_folder(tiny_model_dir, tmp_path):

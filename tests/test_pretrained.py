@@ -53,7 +53,7 @@ def test_sample_without_model_uses_the_bundled_model():
     assert again.stdout == result.stdout
 
 
-def test_homotopy_and_evaluate_without_model(ptb_dir):
+def test_homotopy_and_evaluate_without_model(tiny_ptb):
     result = run(
         [
             "-m",
@@ -73,7 +73,7 @@ def test_homotopy_and_evaluate_without_model(ptb_dir):
             "-m",
             "vaelm.cli.evaluate",
             "--data_dir",
-            str(ptb_dir),
+            str(tiny_ptb),
             "--split",
             "test",
             "--iw_samples",

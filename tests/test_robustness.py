@@ -200,6 +200,34 @@ def test_unknown_flags_are_named_with_the_flag_meant(argv, expected, tmp_path, c
     assert expected in line and "--help lists every flag" in line
 
 
+def test_abbreviated_flags_are_refused_with_the_flag_meant(tmp_path, capsys):
+    """argparse would take `--max_step 10` as `--max_steps 10`, silently; every command refuses it instead."""
+    line = error_line(*cli_train(capsys, "--data_dir", tmp_path, "--output_dir", tmp_path / "out", "--max_step", "10"))
+    assert "Unknown flag --max_step (did you mean --max_steps?)" in line
+    from vaelm.cli import sample as sample_cli
+
+    capsys.readouterr()
+    assert run_command("vaelm-sample", sample_cli.main, ["--temp", "0.5"]) == 1
+    assert "Unknown flag --temp" in capsys.readouterr().err
+
+
+def test_a_config_file_that_is_not_yaml_or_json_is_named(tmp_path, capsys):
+    for name in ("recipe.txt", "README.md"):
+        config = tmp_path / name
+        config.write_text("num_units: 64\n")
+        line = error_line(*cli_train(capsys, config, "--data_dir", tmp_path, "--output_dir", tmp_path / "out"))
+        assert f"{config} is given where the config file goes" in line and ".yaml/.yml/.json" in line
+        assert "Unexpected value" not in line
+
+
+def test_resume_flag_help_says_true_resumes_from_the_newest_checkpoint():
+    help_text = " ".join(train_cli.make_parser().format_help().split())
+    assert (
+        "`true` resumes from the newest complete checkpoint (one whose trainer_state.json exists) in --output_dir"
+        in (help_text)
+    )
+
+
 def test_unknown_config_file_keys_are_named_as_keys(tmp_path, capsys):
     config = tmp_path / "train.yaml"
     config.write_text("num_units: 64\nlatent_size: 32\n")
@@ -337,9 +365,13 @@ def test_loading_needs_no_remote_code_and_refuses_damaged_files(tiny_model_dir, 
     (copy / "config.json").write_text(json.dumps({**config, "latent_size": -2}))
     with pytest.raises(ModelLoadError, match=r"config.json holds impossible values: VAELMConfig.latent_size"):
         load_model_and_tokenizer(copy)
-    (copy / "config.json").write_text(json.dumps({**config, "hidden_size": 2 * config["hidden_size"]}))
-    with pytest.raises(ModelLoadError, match=r"do not fit|could not be loaded"):  # weights shaped for another config
+    hidden = config["hidden_size"]
+    (copy / "config.json").write_text(json.dumps({**config, "hidden_size": 2 * hidden}))
+    with pytest.raises(ModelLoadError) as raised:  # weights shaped for another config: the field and both sizes
         load_model_and_tokenizer(copy)
+    message = str(raised.value)
+    assert f"sets hidden_size = {2 * hidden}, but the weights were trained with hidden_size = {hidden}" in message
+    assert str(copy) in message and "truncated" not in message and "ignore_mismatched_sizes" not in message
     (copy / "config.json").write_text(json.dumps(config))
     weights = load_file(copy / "model.safetensors")
     save_file({k: v for k, v in weights.items() if not k.startswith("lm_head")}, copy / "model.safetensors")

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from vaelm.corpora import sources
 from vaelm.corpora.data import DataError, VAELMCollator, download_ptb, load_text_splits, read_sentences, tokenize_splits
 from vaelm.corpora.vocabulary import build_tokenizer
 from vaelm.tokenization_vaelm import encode_sentences, load_tokenizer, segment
@@ -78,6 +79,14 @@ def test_read_sentences_normalises_messy_text(tmp_path):
         read_sentences(bad)
 
 
+def test_loads_ptb_files_as_ptb_writes_them(tiny_ptb):
+    splits = load_text_splits(data_dir=tiny_ptb)
+    assert {split: len(splits[split]) for split in splits} == {"train": 400, "valid": 40, "test": 40}
+    first = (tiny_ptb / "ptb.train.txt").read_text(encoding="utf-8").split("\n")[0]
+    assert first.startswith(" ") and first.endswith(" ") and splits["train"][0]["text"] == first.strip()
+
+
+@pytest.mark.corpora
 def test_loads_the_real_ptb_files(ptb_dir):
     splits = load_text_splits(data_dir=ptb_dir)
     assert {split: len(splits[split]) for split in splits} == {"train": 42068, "valid": 3370, "test": 3761}
@@ -120,16 +129,18 @@ def http_server(tmp_path):
     server.shutdown()
 
 
-def test_ptb_download_verifies_md5(ptb_dir, http_server, tmp_path, monkeypatch):
+def test_ptb_download_verifies_md5(tiny_ptb, http_server, tmp_path, monkeypatch):
+    """The download path, served locally: the tiny PTB-format corpus stands in, its md5s in place of PTB's."""
     root, url = http_server
     for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
-        shutil.copy(ptb_dir / name, root / name)
+        shutil.copy(tiny_ptb / name, root / name)
+    monkeypatch.setattr(sources, "PTB_MD5", {name: sources._md5(root / name) for name in sources.PTB_MD5})
     cache = tmp_path / "cache"
     monkeypatch.setenv("VAELM_CACHE", str(cache))
     monkeypatch.setenv("VAELM_PTB_URL", url)
     splits = load_text_splits(dataset="ptb", splits=("valid",))
-    assert len(splits["valid"]) == 3370
-    assert (cache / "ptb" / "ptb.train.txt").stat().st_size == 5101618
+    assert len(splits["valid"]) == 40
+    assert (cache / "ptb" / "ptb.train.txt").read_bytes() == (tiny_ptb / "ptb.train.txt").read_bytes()
     umask = os.umask(0o022)
     os.umask(umask)
     assert (cache / "ptb" / "ptb.train.txt").stat().st_mode & 0o777 == 0o644 & ~umask, "an ordinary file, not 0600"

@@ -8,6 +8,7 @@ This file travels with every saved model (`custom_pipelines` in `config.json`), 
     >>> vae("the company said it will buy back shares", mode="encode")       # {"mu": [...], "logvar": [...]}
     >>> vae("the company said it will buy back shares")                      # reconstruct (posterior mean)
     >>> vae(3, mode="sample", seed=0)                                         # 3 sentences, z ~ N(0, I)
+    >>> vae(3, mode="sample", seed=0, return_z=True)                          # each with its code: {"text", "z"}
     >>> vae({"start": "i want to talk to you .", "end": "she did n't want to be with him"}, mode="interpolate", steps=5)
 
 Decoding takes `model.generate`'s keyword arguments (`do_sample`, `top_p`, `num_beams`, `max_new_tokens`, …); the
@@ -36,6 +37,8 @@ class SentenceVAEPipeline(Pipeline):
         steps (`int`, *optional*, defaults to 5): intermediate points of an interpolation (both ends are added).
         slerp (`bool`, *optional*, defaults to `False`): spherical instead of linear interpolation.
         seed (`int`, *optional*): seed of the prior samples.
+        return_z (`bool`, *optional*, defaults to `False`): add each output's latent code (`"z"`, a list of floats)
+            to the samples and interpolation points.
         generate_kwargs: passed to `model.generate`.
     """
 
@@ -44,7 +47,7 @@ class SentenceVAEPipeline(Pipeline):
         if getattr(self.model.config, "segmentation", "whitespace") == "jieba":
             jieba_module()  # a Chinese model without jieba fails here, saying so, not at its first sentence
 
-    def _sanitize_parameters(self, mode=None, steps=None, slerp=None, seed=None, **generate_kwargs):
+    def _sanitize_parameters(self, mode=None, steps=None, slerp=None, seed=None, return_z=None, **generate_kwargs):
         preprocess = {
             "mode": mode or "reconstruct",
             "steps": HOMOTOPY_STEPS if steps is None else steps,
@@ -53,7 +56,8 @@ class SentenceVAEPipeline(Pipeline):
         }
         if preprocess["mode"] not in MODES:
             raise ValueError(f"Unknown mode {preprocess['mode']!r}: choose one of {', '.join(MODES)}.")
-        return preprocess, {"generate_kwargs": generate_kwargs}, {}
+        postprocess = {} if return_z is None else {"return_z": bool(return_z)}
+        return preprocess, {"generate_kwargs": generate_kwargs}, postprocess
 
     # ---------------------------------------------------------------------------------------------- text <-> ids
     def _ids(self, sentence) -> list[int]:
@@ -106,12 +110,14 @@ class SentenceVAEPipeline(Pipeline):
         sequences = model.generate(z=z, **(generate_kwargs or {}))
         return {"mode": mode, "sequences": sequences[:, 1:], "z": z}
 
-    def postprocess(self, model_outputs):
+    def postprocess(self, model_outputs, return_z=False):
         if model_outputs["mode"] == "encode":
             return {"mu": model_outputs["mu"].tolist(), "logvar": model_outputs["logvar"].tolist()}
         texts = [self._text(row) for row in model_outputs["sequences"].tolist()]
         if model_outputs["mode"] == "reconstruct":
             return {"text": texts[0]}
+        if not return_z:
+            return [{"text": text} for text in texts]
         return [{"text": text, "z": code} for text, code in zip(texts, model_outputs["z"].tolist())]
 
 

@@ -246,7 +246,9 @@ class VAELMTokenizer(PreTrainedTokenizerFast):
     - cuts Chinese text into words with jieba before encoding when `segmentation` is `"jieba"` (as training did),
       and stops with an error that names jieba where it is missing, instead of encoding every sentence as `<unk>`;
     - decodes a sentence (ids that start with `<s>`) without a leading space, and a continuation (ids that do not,
-      as `pipeline("text-generation")` decodes what follows its prompt) with the space that joins it to its prompt.
+      as `pipeline("text-generation")` decodes what follows its prompt) with the space that joins it to its prompt;
+    - encodes an empty prompt as no ids (not `<s>`), so that the `text-generation` pipeline starts the sentence
+      itself and returns it without a leading space.
 
     This file travels with every model folder (`tokenizer_config.json` names the class in `auto_map`), so
     `AutoTokenizer.from_pretrained(folder, trust_remote_code=True)` gives the same tokenizer without vaelm. English
@@ -268,6 +270,10 @@ class VAELMTokenizer(PreTrainedTokenizerFast):
 
     def _encode_plus(self, text, text_pair=None, *args, is_split_into_words: bool = False, **kwargs):
         presegmented = kwargs.pop("presegmented", False)  # encode_sentences has already cut the text
+        if isinstance(text, str) and not text.strip() and text_pair is None and not is_split_into_words:
+            # An empty prompt is no ids at all, not `<s>`: `pipeline("text-generation")` then lets generation start
+            # the sentence, and decodes it from its `<s>` (no leading space), instead of as a continuation of "".
+            text, kwargs["add_special_tokens"] = "", False
         if self.segmentation == "jieba" and not is_split_into_words and not presegmented:
             text = self._segment(text)
             text_pair = self._segment(text_pair) if text_pair is not None else None

@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import sys
 import typing
 from collections.abc import Callable, Iterable
@@ -77,14 +78,18 @@ def string_or_boolean(value: str) -> str | bool:
 
 def build_parser(dataclass_types: Iterable[type], prog: str, description: str | None = None) -> ArgumentParser:
     """
-    The parser of a command: its argument dataclasses, its name, its description, and [`HelpFormatter`].
+    The parser of a command: its argument dataclasses, its name, its description, and [`HelpFormatter`]. Flags are
+    taken by their full names only: argparse's abbreviations would read `--max_step 10` as `--max_steps 10` without a
+    word; here it is an unknown flag, reported with the one it resembles.
 
     Args:
         dataclass_types (`Iterable[type]`): the dataclasses whose fields are the flags.
         prog (`str`): the command's name, for usage lines and errors.
         description (`str`, *optional*): the text above the flags in `--help`.
     """
-    return ArgumentParser(list(dataclass_types), prog=prog, description=description, formatter_class=HelpFormatter)
+    return ArgumentParser(
+        list(dataclass_types), prog=prog, description=description, formatter_class=HelpFormatter, allow_abbrev=False
+    )
 
 
 def run_command(name: str, main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> int:
@@ -149,9 +154,20 @@ def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, st
         aliases (`dict[str, str]`, *optional*): unknown names that mean a known flag (`--hidden_size` →
             `--num_units`), suggested before any look-alike.
     """
+    if (
+        argv
+        and not argv[0].startswith("-")
+        and not argv[0].endswith(CONFIG_FILE_SUFFIXES)
+        and looks_like_a_file(argv[0])
+    ):
+        raise UsageError(
+            f"{argv[0]} is given where the config file goes, but a config file is YAML or JSON named "
+            f"{'/'.join(CONFIG_FILE_SUFFIXES)} (a mapping of flag names to values): rename it, or give its settings "
+            "as flags."
+        )
     if argv and argv[0].endswith(CONFIG_FILE_SUFFIXES):
         file_flags = config_file_flags(argv[0])
-        # Keys are checked by exact name (the command line also accepts unambiguous abbreviations), and first.
+        # Keys are checked by exact name, as flags are (no abbreviations), and first.
         unknown = [flag for flag in file_flags if flag.startswith("--") and flag not in parser._option_string_actions]
         if unknown:
             raise unknown_flags_error(parser, unknown, aliases, origin=f"config file {argv[0]}", keys=True)
@@ -165,6 +181,15 @@ def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, st
         if isinstance(error, UsageError):
             raise
         raise UsageError(str(error)) from error
+
+
+def looks_like_a_file(argument: str) -> bool:
+    """Whether a leading argument names a file (one that exists, or a name with a suffix such as `recipe.txt`).
+
+    Args:
+        argument (`str`): the first command-line argument, not a flag.
+    """
+    return os.path.isfile(argument) or re.search(r"\.[A-Za-z]\w*$", argument) is not None
 
 
 def config_file_flags(path: str) -> list[str]:

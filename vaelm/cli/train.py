@@ -6,7 +6,6 @@ YAML or JSON file given as the first argument supplies defaults that later flags
 [`vaelm.training.job.train`].
 """
 
-import json
 import logging
 import sys
 
@@ -19,9 +18,17 @@ from . import ArgumentParser, build_parser, config_file_flags, parse_flags, run_
 __all__ = ["FLAG_ALIASES", "DataArguments", "ModelArguments", "entry_point", "main", "make_parser", "parse_arguments"]
 
 
+RESUME_HELP = (
+    "Continue an interrupted run: `true` resumes from the newest complete checkpoint (one whose trainer_state.json "
+    "exists) in --output_dir; a path resumes from that checkpoint folder. Give the run's other flags again."
+)
+
+
 def make_parser() -> ArgumentParser:
-    """The parser of `vaelm-train`'s flags."""
-    return build_parser((ModelArguments, DataArguments, VAETrainingArguments), prog="vaelm-train")
+    """The parser of `vaelm-train`'s flags (transformers' help of `--resume_from_checkpoint` replaced by ours)."""
+    parser = build_parser((ModelArguments, DataArguments, VAETrainingArguments), prog="vaelm-train")
+    parser._option_string_actions["--resume_from_checkpoint"].help = RESUME_HELP  # argparse has no public setter
+    return parser
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, VAETrainingArguments]:
@@ -31,7 +38,8 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
 
 def main(argv: list[str]) -> int:
     """
-    `vaelm-train` itself: parse the flags, set up logging and threads, train, print the final metrics as JSON.
+    `vaelm-train` itself: parse the flags, set up logging and threads, train. The final metrics go to
+    `all_results.json` in the output folder, which the log's last lines name with the commands to try the model.
 
     Args:
         argv (`list[str]`): the command-line arguments (without the program name).
@@ -41,9 +49,8 @@ def main(argv: list[str]) -> int:
     configure_threads(training_args.num_threads)
     from ..training.job import train  # here: the job's imports are not needed for --help or a bad flag
 
-    metrics = train(model_args, data_args, training_args, command=["vaelm-train", *argv])
+    train(model_args, data_args, training_args, command=["vaelm-train", *argv])
     leave_process_group()  # under accelerate launch: every rank has saved; leave together, not as each one exits
-    print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
 
 

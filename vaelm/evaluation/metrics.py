@@ -27,7 +27,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -186,6 +186,7 @@ def evaluate_sequences(
     progress: bool = False,
     fast_path: bool = True,
     progress_file: str | os.PathLike | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> EvaluationResult:
     """
     Run the evaluation protocol over tokenized sentences: every sentence counts, none is cut.
@@ -206,6 +207,8 @@ def evaluate_sequences(
         progress_file (`str` or `os.PathLike`, *optional*): keep the finished sentences in this file after every
             batch and, when it exists, resume from it (see [`vaelm.evaluation_progress`]); the figures equal those
             of an uninterrupted pass, and `seconds` adds up the time of every run. Deleted when the pass completes.
+        on_progress (`Callable[[int, int], None]`, *optional*): called after every batch with the sentences done and
+            their total (a training log's progress lines, where no bar is drawn).
 
     Returns:
         [`EvaluationResult`]: per-sentence figures, in input order, and `summary()`.
@@ -251,7 +254,9 @@ def evaluate_sequences(
             bar = tqdm(
                 total=count, unit="sent", desc=f"Evaluating (K={iw_samples})", disable=not progress, file=sys.stderr
             )
+            done = 0  # sentences finished (tqdm's own count stays 0 while its bar is disabled)
             for batch in length_sorted_batches([len(s) for s in sequences], batch_size):
+                done += len(batch)
                 if saved is not None and saved.finished(batch):
                     bar.update(len(batch))
                     continue
@@ -275,6 +280,8 @@ def evaluate_sequences(
                 if saved is not None:
                     saved.record(batch, time.perf_counter() - started)
                 bar.update(len(batch))
+                if on_progress is not None:
+                    on_progress(done, count)
             bar.close()
     finally:
         model.train(was_training)
@@ -366,6 +373,7 @@ def evaluate_dataset(
     chunk_size: int = CHUNK_SIZE,
     bf16: bool = False,
     progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """
     The evaluation protocol on a tokenized dataset (a `datasets.Dataset` with an `input_ids` column, or a list of
@@ -380,6 +388,7 @@ def evaluate_dataset(
         chunk_size (`int`, *optional*, defaults to 512): rows per decoder call.
         bf16 (`bool`, *optional*, defaults to `False`): bfloat16 vocabulary projection.
         progress (`bool`, *optional*, defaults to `False`): tqdm bar on stderr.
+        on_progress (`Callable[[int, int], None]`, *optional*): as in [`evaluate_sequences`].
 
     Returns:
         `dict`: `nll`, `ppl`, `elbo`, `elbo_ppl`, `rec`, `kl`, `mi`, `au`, `sentences`, `tokens`, ….
@@ -394,6 +403,7 @@ def evaluate_dataset(
         seed=seed,
         bf16=bf16,
         progress=progress,
+        on_progress=on_progress,
     )
     return result.summary()
 

@@ -260,6 +260,7 @@ def load_model(path_or_id: str | Path, **hub_kwargs: Any) -> VAELMModel:
         config = VAELMConfig.from_pretrained(source, **hub_kwargs)
     except ValueError as error:
         raise ModelLoadError(f"{source}: {CONFIG_NAME} holds impossible values: {_sentence(error)} Fix the file, or retrain.") from None
+    _check_weight_shapes(source, config, hub_kwargs)
     try:
         model, info = VAELMModel.from_pretrained(
             source, config=config, dtype=torch.float32, use_safetensors=True, output_loading_info=True, **hub_kwargs
@@ -279,6 +280,60 @@ def load_model(path_or_id: str | Path, **hub_kwargs: Any) -> VAELMModel:
         )
     model.eval()
     return model
+
+
+# The config fields that set the shapes of weights, in the order a mismatch is explained by them.
+SHAPE_FIELDS = ("vocab_size", "hidden_size", "embedding_size", "latent_size", "num_softmax_experts")
+
+
+def _check_weight_shapes(source: str, config: VAELMConfig, hub_kwargs: dict[str, Any]) -> None:
+    """
+    Compare the shapes stored in the weights file with those `config` builds, before transformers loads them (it
+    would report a mismatch as a table and a sentence about `ignore_mismatched_sizes`).
+
+    Args:
+        source (`str`): the model folder or Hub id.
+        config ([`VAELMConfig`]): its configuration.
+        hub_kwargs (`dict`): as in [`load_model`].
+
+    Raises:
+        [`ModelLoadError`]: the config field that does not fit, with its value and the size the weights were
+        trained with, when one differs.
+    """
+    path = model_file(source, WEIGHTS_NAME, **hub_kwargs)
+    if path is None:
+        return  # sharded or absent: left to from_pretrained and its checks
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            stored = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}  # noqa: SIM118
+    except Exception:  # a damaged file: from_pretrained reports it
+        return
+    with torch.device("meta"):
+        expected = {key: tuple(tensor.shape) for key, tensor in VAELMModel(config).state_dict().items()}
+    mismatched = [(key, stored[key], shape) for key, shape in expected.items() if key in stored and stored[key] != shape]
+    if not mismatched:
+        return
+    values = {name: getattr(config, name, None) for name in SHAPE_FIELDS}
+    for name, value in values.items():
+        for key, in_file, in_config in mismatched:
+            if len(in_file) != len(in_config):
+                continue
+            for file_size, config_size in zip(in_file, in_config):
+                if file_size != config_size and config_size == value:
+                    raise ModelLoadError(
+                        f"{source}: {CONFIG_NAME} sets {name} = {value}, but the weights were trained with {name} = "
+                        f"{file_size} ({key} is {list(in_file)} in {WEIGHTS_NAME}, {list(in_config)} for this "
+                        f"config). Set {name} to {file_size} in {CONFIG_NAME}, or use the config.json that came with "
+                        "these weights."
+                    )
+    key, in_file, in_config = mismatched[0]
+    raise ModelLoadError(
+        f"{source}: the weights do not fit {CONFIG_NAME} ({len(mismatched)} tensors differ in shape; {key} is "
+        f"{list(in_file)} in {WEIGHTS_NAME}, {list(in_config)} for this config). Use the config.json that came with "
+        "these weights, or retrain."
+    )
 
 
 def load_tokenizer(path_or_id: str | Path, **hub_kwargs: Any) -> PreTrainedTokenizerFast:

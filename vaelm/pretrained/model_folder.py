@@ -29,9 +29,12 @@ RUN_CONFIGURATION_NAME = "_run_configuration.json"
 LATENT_MAP_FILE = "latent_map.png"  # the validation sentences' posterior means in 2-D (vaelm.evaluation.latent_map)
 # Where `vaelm-evaluate --output` results are looked for, in this order (then any `*eval*.json`).
 EVALUATION_FILES = ("eval_results.json", "evaluation.json", "eval.json")
-# What the Trainer leaves out of its pushes (`_*`, `checkpoint-*`), plus the Trainer's resumable state, which
-# `save_state` writes after the Trainer has pushed: `vaelm-push` and `vaelm-train --push_to_hub` upload the same files.
-REPO_IGNORE_PATTERNS = ["_*", "checkpoint-*", "trainer_state.json"]
+# The final metrics of a training run, written (and named by its log) after the model is saved and pushed.
+RESULTS_NAME = "all_results.json"
+# What the Trainer leaves out of its pushes (`_*`, `checkpoint-*`), plus the Trainer's resumable state and the run's
+# metrics, which are written after the Trainer has pushed: `vaelm-push` and `vaelm-train --push_to_hub` upload the
+# same files.
+REPO_IGNORE_PATTERNS = ["_*", "checkpoint-*", "trainer_state.json", RESULTS_NAME]
 
 # ------------------------------------------------------------------------------------------------ a Gradio Space
 SPACE_APP_FILE = "app.py"  # written by `vaelm-demo --export`; a folder that holds it is a Space too

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import shutil
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,14 +27,15 @@ from ..corpora.vocabulary import build_tokenizer
 from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
 from ..generation.decoding import DecodingConfig
 from ..modeling_vaelm import VAELMModel
-from ..pretrained.checkpoints import RUN_CONFIGURATION_NAME, resolve_resume
+from ..pretrained.checkpoints import RUN_CONFIGURATION_NAME, checkpoint_step, resolve_resume
 from ..pretrained.loading import check_fit, check_model_source, load_model, load_tokenizer
+from ..pretrained.model_folder import RESULTS_NAME
 from ..runtime.allocator import keep_freed_memory
 from ..runtime.precision import resolve_bf16
 from ..tokenization_vaelm import check_tokenizer_matches, segment
 from ..version import __version__
 from .interruption import GracefulInterruption, TrainingInterrupted
-from .progress_log import progress_output
+from .progress_log import FinalEvaluationPlan, FinalEvaluationProgress, closing_lines, progress_output
 from .record import starting_model, write_training_card
 from .settings import DataArguments, ModelArguments
 from .trainer import ENCODER_OWN_PREFIXES, VAETrainer, VAETrainingArguments
@@ -295,12 +297,15 @@ def _train(
         started_from=started_from(model_args),
     )
     trainer.progress_log.configuration_file = configuration_file  # named in the log's first block
+    trainer.progress_log.final_evaluation = final_evaluation_plan(
+        raw["valid"], data_args.final_eval_iw_samples, training_args
+    )  # counted in the ETA
     interruption = GracefulInterruption()
     trainer.add_callback(interruption)
     trainer.train(resume_from_checkpoint=resume)
     if interruption.stopped_at is not None:
         raise TrainingInterrupted(interruption.resume_message(training_args.output_dir))
-    metrics = trainer.evaluate()
+    metrics = last_evaluation(trainer) or trainer.evaluate()  # one evaluation of the final weights, not two
     if data_args.final_eval_iw_samples > 0:
         metrics.update(final_evaluation(trainer, raw["valid"], data_args.final_eval_iw_samples))
     if trainer.is_world_process_zero():
@@ -310,7 +315,64 @@ def _train(
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
+        trainer.save_metrics("all", metrics, combined=False)  # all_results.json, as transformers' examples write it
+        results = Path(training_args.output_dir) / RESULTS_NAME
+        for line in closing_lines(training_args.output_dir, metrics, results, evaluate_data_flags(data_args)):
+            logger.info(line)
     return metrics
+
+
+def final_evaluation_plan(
+    raw_dataset, iw_samples: int, training_args: VAETrainingArguments
+) -> FinalEvaluationPlan | None:
+    """
+    The final evaluation's size, for the log's ETA and its announcement; `None` when there is none, or when the
+    validation split's length is not known before it is read (a stream).
+
+    Args:
+        raw_dataset: the validation sentences.
+        iw_samples (`int`): `--final_eval_iw_samples` (0: no final evaluation).
+        training_args ([`VAETrainingArguments`]): the batch size a training step processes on one process.
+    """
+    if iw_samples <= 0:
+        return None
+    try:
+        sentences = len(raw_dataset)
+    except TypeError:
+        return None
+    batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    return FinalEvaluationPlan(sentences, iw_samples, batch)
+
+
+def last_evaluation(trainer: VAETrainer) -> dict | None:
+    """
+    The Trainer's evaluation of the weights training ended with, when it has already run one (at the last step, or
+    the best checkpoint's with `--load_best_model_at_end`): the same figures again would be logged twice.
+
+    Args:
+        trainer ([`VAETrainer`]): the trainer after `train()`.
+
+    Returns:
+        `dict`, *optional*: the `eval_*` metrics of that evaluation (and its epoch), or `None`.
+    """
+    state = trainer.state
+    step = state.global_step
+    if trainer.args.load_best_model_at_end and state.best_model_checkpoint:
+        step = getattr(state, "best_global_step", None)
+        if step is None:
+            found = checkpoint_step(state.best_model_checkpoint)  # (step, max_steps), or None
+            step = found[0] if found else None
+    for entry in reversed(state.log_history):
+        if entry.get("step") == step and "eval_loss" in entry:
+            return {key: value for key, value in entry.items() if key.startswith("eval_") or key == "epoch"}
+    return None
+
+
+def evaluate_data_flags(data_args: DataArguments) -> str:
+    """The data flags of `vaelm-evaluate` that read the run's corpus (`--dataset ptb`, `--data_dir DIR`)."""
+    if data_args.dataset:
+        return f"--dataset {shlex.quote(data_args.dataset)}"
+    return f"--data_dir {shlex.quote(str(data_args.data_dir))}"
 
 
 def model_summary(config: VAELMConfig) -> str:
@@ -387,7 +449,19 @@ def final_evaluation(trainer: VAETrainer, raw_dataset, iw_samples: int) -> dict:
     model = trainer.model
     texts = [row["text"] for row in raw_dataset]
     sequences = tokenize_sentences(texts, trainer.processing_class, model.config.segmentation)
-    results = evaluate_dataset(model, sequences, iw_samples=iw_samples, seed=trainer.args.seed)
+    main, bars = trainer.is_world_process_zero(), not trainer.args.disable_tqdm
+    if main:
+        plan = FinalEvaluationPlan(len(sequences), iw_samples, trainer.args.per_device_train_batch_size)
+        plan.batch_size *= trainer.args.gradient_accumulation_steps
+        logger.info(plan.announcement(trainer.progress_log.steps_per_second()))
+    results = evaluate_dataset(
+        model,
+        sequences,
+        iw_samples=iw_samples,
+        seed=trainer.args.seed,
+        progress=main and bars,
+        on_progress=FinalEvaluationProgress() if main and not bars else None,
+    )
     final = {
         f"final_{key}": value
         for key, value in results.items()
@@ -401,7 +475,10 @@ __all__ = [
     "ENCODER_PREFIXES",
     "build_model",
     "copy_encoder",
+    "evaluate_data_flags",
     "final_evaluation",
+    "final_evaluation_plan",
+    "last_evaluation",
     "model_summary",
     "prepare_data",
     "prepare_tokenizer",

@@ -7,8 +7,14 @@
 - a line at every logging interval: the step, the loss and its parts, steps per second averaged over a window of
   recent steps (not since the start: evaluations, checkpoints and the first step are left out of it, so one slow
   moment does not swing the estimate), the time left (ETA, with the evaluations and checkpoints still to come) and the
-  wall-clock finish, and when the next checkpoint comes;
-- one line per evaluation, and one when training ends.
+  wall-clock finish, and when the next checkpoint comes; the ETA includes the final evaluation
+  ([`FinalEvaluationPlan`]);
+- one line per evaluation, and one when training ends ("training done", or "training stopped" when it ended before
+  its last step);
+- the final evaluation: announced with its size and an estimate, progress lines while it runs
+  ([`FinalEvaluationProgress`]), its figures in one line;
+- the closing lines ([`closing_lines`]): where the model is, the file that holds every figure, and the commands
+  that try the model.
 
 These lines replace the Trainer's printed dictionaries (every logged value is still in `trainer_state.json`).
 Progress bars (tqdm: the Trainer's, `datasets`', the Hub's) are shown only when stderr is a terminal
@@ -50,6 +56,11 @@ TRAIN_NAMES = {
     "epoch": "epoch",
 }
 EVAL_NAMES = {"elbo": "ELBO", "rec_loss": "rec", "kl": "KL", "elbo_ppl": "PPL", "loss": "loss"}
+# A training step (forward and backward) costs about three forward passes; the final evaluation decodes each
+# sentence K times, forward only, so it costs about sentences × K / (FORWARD_PASSES_PER_STEP × batch size) steps.
+FORWARD_PASSES_PER_STEP = 3
+# Progress lines of the final evaluation (where no bar is drawn) come at most this many seconds apart.
+FINAL_PROGRESS_SECONDS = 30.0
 # Throughput figures the Trainer adds to its logs; the log lines give their own.
 THROUGHPUT_KEYS = ("runtime", "samples_per_second", "steps_per_second")
 
@@ -176,6 +187,120 @@ def events_between(every: float | None, start: int, end: int) -> int:
     return max(0, math.floor(end / every) - math.floor(start / every))
 
 
+# ------------------------------------------------------------------------------------------------ final evaluation
+class FinalEvaluationPlan:
+    """
+    The size of a run's final evaluation (`--final_eval_iw_samples`), and the time it will take, estimated from the
+    training steps' pace: K decoder passes per sentence, forward only, against a step's forward and backward pass
+    over a batch ([`FORWARD_PASSES_PER_STEP`]).
+
+    Args:
+        sentences (`int`): the validation sentences it scores.
+        iw_samples (`int`): importance samples K per sentence.
+        batch_size (`int`): sentences per training step (all processes together).
+    """
+
+    def __init__(self, sentences: int, iw_samples: int, batch_size: int) -> None:
+        self.sentences, self.iw_samples, self.batch_size = sentences, iw_samples, max(batch_size, 1)
+
+    def step_equivalents(self) -> float:
+        """The final evaluation's cost in training steps."""
+        return self.sentences * self.iw_samples / (FORWARD_PASSES_PER_STEP * self.batch_size)
+
+    def seconds(self, steps_per_second: float | None) -> float | None:
+        """The estimated duration at `steps_per_second`, `None` when no step was timed."""
+        return self.step_equivalents() / steps_per_second if steps_per_second else None
+
+    def announcement(self, steps_per_second: float | None, now: datetime | None = None) -> str:
+        """`Final evaluation: the full protocol on 3,370 valid sentences with K = 20 importance samples, about …`."""
+        line = (
+            f"Final evaluation: the full protocol on {self.sentences:,} valid sentences with K = {self.iw_samples} "
+            "importance samples"
+        )
+        seconds = self.seconds(steps_per_second)
+        if seconds is None:
+            return line + "."
+        now = now or datetime.now()
+        return (
+            f"{line}, about {format_duration(seconds)} (done ≈ {format_clock(now + timedelta(seconds=seconds), now)})."
+        )
+
+
+class FinalEvaluationProgress:
+    """
+    Progress lines of the final evaluation for a log without bars: `final evaluation: 1,280/3,370 sentences (38 %),
+    ETA 1 min 20 s`, at most every `interval` seconds, and always when it completes.
+
+    Args:
+        interval (`float`, *optional*, defaults to `FINAL_PROGRESS_SECONDS`): the least time between two lines.
+    """
+
+    def __init__(self, interval: float = FINAL_PROGRESS_SECONDS) -> None:
+        self.interval = interval
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self.last < self.interval:
+            return
+        self.last = now
+        took = now - self.started
+        line = f"final evaluation: {done:,}/{total:,} sentences ({100 * done / max(total, 1):.0f} %)"
+        if done < total and done > 0:
+            line += f", ETA {format_duration(took * (total - done) / done)}"
+        else:
+            line += f" in {format_duration(took)}"
+        logger.info(line)
+
+
+def final_line(metrics: dict) -> str:
+    """`valid (K = 20, 3,370 sentences): IW-NLL 117.5 (PPL 215), ELBO 119.9, KL 5.77, MI 2.97, AU 32/32`.
+
+    Args:
+        metrics (`dict`): the final evaluation's metrics (`final_nll`, `final_ppl`, …).
+    """
+    value = metrics.get
+    parts = [f"IW-NLL {format_value(value('final_nll'))} (PPL {format_value(value('final_ppl'))})"]
+    parts += [
+        f"{name} {format_value(value(key))}"
+        for name, key in (("ELBO", "final_elbo"), ("KL", "final_kl"), ("MI", "final_mi"))
+        if key in metrics
+    ]
+    if "final_au" in metrics:
+        size = value("final_latent_size")
+        parts.append(f"AU {value('final_au')}" + (f"/{size}" if size is not None else ""))
+    sentences = value("final_sentences")
+    size = f", {sentences:,} sentences" if isinstance(sentences, int) else ""
+    return f"valid (K = {value('final_iw_samples')}{size}): {', '.join(parts)}"
+
+
+def closing_lines(output_dir: str, metrics: dict, metrics_file: str | Path, data_flags: str) -> list[str]:
+    """
+    The last lines of a run: where the model is, its validation figures in one line, the file that holds them all,
+    and the commands that try the model.
+
+    Args:
+        output_dir (`str`): the run's `--output_dir`, as given.
+        metrics (`dict`): the final metrics (`final_*` from the full protocol, else the Trainer's `eval_*`).
+        metrics_file (`str` or `Path`): the JSON file they were written to.
+        data_flags (`str`): the data flags of `vaelm-evaluate` for the run's corpus (`--dataset ptb`).
+    """
+    import shlex
+
+    model = shlex.quote(str(output_dir))
+    if "final_nll" in metrics:
+        figures = final_line(metrics)
+    else:
+        figures = "valid (the Trainer's evaluation): " + describe(metrics, EVAL_NAMES, "eval_")
+    return [
+        f"The model is in {Path(output_dir).resolve()}; every figure is in {metrics_file}.",
+        f"{figures}.",
+        "Try it:",
+        f"  vaelm-sample --model {model} --num 5 --strategy sample --top_p 0.9",
+        f"  vaelm-evaluate --model {model} {data_flags} --split test",
+    ]
+
+
 # ------------------------------------------------------------------------------------------------ the callback
 class ProgressLog(TrainerCallback):
     """
@@ -189,12 +314,15 @@ class ProgressLog(TrainerCallback):
 
     Attributes:
         resumed_from (`str`, *optional*): the checkpoint this run resumes from (set by [`VAETrainer.train`]).
+        final_evaluation ([`FinalEvaluationPlan`], *optional*): the evaluation that follows training, counted in the
+            ETA (set by the training job).
     """
 
     def __init__(self, window_steps: int | None = None, configuration_file: str | Path | None = None) -> None:
         self.window_steps = window_steps
         self.configuration_file = configuration_file
         self.resumed_from: str | None = None
+        self.final_evaluation: FinalEvaluationPlan | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -242,6 +370,8 @@ class ProgressLog(TrainerCallback):
         )
         if "loss" in logs:
             logger.info(self.progress_line(args, state, logs))
+        elif "final_nll" in logs:
+            return  # the full protocol's figures: the closing lines give them (closing_lines)
         elif prefix is not None:
             took = logs.get(f"{prefix}runtime")
             logger.info(
@@ -255,9 +385,16 @@ class ProgressLog(TrainerCallback):
             runtime = logs["train_runtime"]
             rate = f", {steps / runtime:.2f} steps/s overall" if runtime > 0 and steps > 0 else ""
             loss = f"; mean training loss {format_value(logs['train_loss'])}" if "train_loss" in logs else ""
+            # Before its last step, training was stopped (an interruption, early stopping): not "done".
+            step = f"{state.global_step:,}"
+            head = (
+                f"training done at step {step}"
+                if state.global_step >= state.max_steps
+                else (f"training stopped at step {step} of {state.max_steps:,}")
+            )
             logger.info(
-                "training done at step %s: %s steps in %s%s%s.",
-                f"{state.global_step:,}",
+                "%s: %s steps in %s%s%s.",
+                head,
                 f"{steps:,}",
                 format_duration(runtime),
                 rate,
@@ -335,9 +472,14 @@ class ProgressLog(TrainerCallback):
         return len(self._durations) / seconds if self._durations and seconds > 0 else None
 
     def seconds_left(self, args, state, rate: float) -> float:
-        """The remaining steps at `rate`, plus the evaluations and checkpoints still to come at their measured cost."""
+        """
+        The remaining steps at `rate`, plus the evaluations and checkpoints still to come at their measured cost, plus
+        the final evaluation.
+        """
         step, total = state.global_step, state.max_steps
         left = (total - step) / rate
+        if self.final_evaluation is not None:
+            left += self.final_evaluation.seconds(rate)
         for kind, measured in (("eval", self._eval_seconds), ("save", self._save_seconds)):
             if measured:
                 count = events_between(self._every(kind, args, state), step, total)
@@ -394,8 +536,12 @@ def install(trainer, progress_log: ProgressLog) -> None:
 
 __all__ = [
     "BarsOnly",
+    "FinalEvaluationPlan",
+    "FinalEvaluationProgress",
     "ProgressLog",
     "bars_by_default",
+    "closing_lines",
+    "final_line",
     "format_clock",
     "format_duration",
     "install",
