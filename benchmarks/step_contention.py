@@ -4,7 +4,7 @@ backward, Adam) beside an optional bounded busy-loop process, for one thread set
 setting.
 
 Run: `python benchmarks/step_contention.py THREADS SECONDS [--busy]`; prints one JSON line. THREADS `default` takes
-vaelm's default (`vaelm.threads.choose_num_threads`), chosen after the busy loop has started, as a command would. The OpenMP wait policy is
+vaelm's default (`vaelm.runtime.threads.choose_num_threads`), chosen after the busy loop has started, as a command would. The OpenMP wait policy is
 whatever the environment says when torch loads (this script imports torch first, so vaelm does not set it): pass
 `OMP_WAIT_POLICY=PASSIVE` for vaelm's setting, nothing for libgomp's default spinning.
 """

@@ -47,7 +47,7 @@ After (padded oneDNN LSTMs on length-grouped batches, fused projection + cross-e
   cores; with libgomp's default spin-waiting, 1 thread was then often faster than 2. vaelm now makes idle OpenMP
   threads wait passively, which removes that cliff (docs/speed.md, "Threads"; `benchmarks/contention.sh`).
 
-Threads: vaelm's default (`vaelm.threads.configure_threads`: the usable cores minus those other processes keep
+Threads: vaelm's default (`vaelm.runtime.threads.configure_threads`: the usable cores minus those other processes keep
 busy, `OMP_NUM_THREADS` respected) unless `--threads N`; OpenMP waits passively as in every vaelm command (vaelm is
 imported before torch). `--device cuda` runs both sides on a GPU (timed windows end with a synchronisation).
 
@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     datasets.disable_progress_bars()
     from vaelm.cli.train import parse_arguments as train_arguments
-    from vaelm.corpora.data import VAELMCollator, load_text_splits, tokenize_splits
+    from vaelm.corpora.data import VAELMCollator, tokenize_splits
+    from vaelm.corpora.sources import load_text_splits
     from vaelm.runtime.allocator import keep_freed_memory
     from vaelm.runtime.threads import configure_threads
     from vaelm.training.job import build_model, prepare_tokenizer

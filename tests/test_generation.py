@@ -16,7 +16,8 @@ from vaelm import VAELMConfig, VAELMModel, build_tokenizer, segment
 from vaelm.cli import homotopy as homotopy_cli
 from vaelm.cli import run_command
 from vaelm.cli import sample as sample_cli
-from vaelm.generation.sentence_vae import DecodingConfig, SentenceVAE, interpolate
+from vaelm.generation.decoding import DecodingConfig
+from vaelm.generation.sentence_vae import SentenceVAE, interpolate
 
 EOS = 3
 MAX_NEW = 12

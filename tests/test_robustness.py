@@ -26,10 +26,11 @@ from vaelm import VAELMConfig, build_tokenizer
 from vaelm.cli import describe_error, run_command
 from vaelm.cli import train as train_cli
 from vaelm.cli.train import parse_arguments
-from vaelm.corpora.data import DataError, read_sentences
+from vaelm.corpora.sources import DataError, read_sentences
 from vaelm.pretrained.checkpoints import last_complete_checkpoint, resolve_resume
 from vaelm.pretrained.loading import ModelLoadError, load_model_and_tokenizer
-from vaelm.training.trainer import VAETrainer, kl_weight_at
+from vaelm.training.kl_schedules import kl_weight_at
+from vaelm.training.trainer import VAETrainer
 
 TINY = [
     "--embedding_size",

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import MULTI_PROCESS_MODEL_FLAGS, REPO, run_with_one_retry_on_gloo_abort, train_tiny, two_process_launcher
 
-from vaelm.training.trainer import VAETrainingArguments, kl_weight_at
+from vaelm.training.kl_schedules import kl_weight_at
+from vaelm.training.trainer import VAETrainingArguments
 
 
 def schedule(name: str, **options) -> VAETrainingArguments:

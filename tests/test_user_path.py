@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO, free_port
 from test_robustness import TINY, cli_train
 
-from vaelm.corpora.data import DataError, download_ptb, load_text_splits
+from vaelm.corpora.sources import DataError, download_ptb, load_text_splits
 from vaelm.pretrained.model_folder import RUN_CONFIGURATION_NAME
 from vaelm.training import progress_log
 from vaelm.training.progress_log import ProgressLog, format_duration

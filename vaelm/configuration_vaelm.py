@@ -73,7 +73,7 @@ class VAELMConfig(PreTrainedConfig):
             (one token per character) or `"words"` (punctuation-aware English words, inside `tokenizer.json`). The
             same segmentation is applied at training and at inference.
         sentence_split (`bool`, *optional*, defaults to `False`):
-            The training files were running text cut into sentences by `vaelm.sentences` (`--sentence_split`);
+            The training files were running text cut into sentences by `vaelm.corpora.sentences` (`--sentence_split`);
             evaluation files are cut the same way.
         initializer_range (`float`, *optional*, defaults to 0.1):
             Half-width of the uniform distribution that initialises embeddings and linear layers.

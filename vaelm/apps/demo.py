@@ -1,4 +1,4 @@
-"""The web demo: a Gradio app over [`~vaelm.generation.SentenceVAE`], and its export as a Hugging Face Space.
+"""The web demo: a Gradio app over [`~vaelm.generation.sentence_vae.SentenceVAE`], and its export as a Hugging Face Space.
 
 Five tabs, each a thin call into `SentenceVAE` (nothing is implemented twice):
 
@@ -6,7 +6,7 @@ Five tabs, each a thin call into `SentenceVAE` (nothing is implemented twice):
 - **Reconstruct**: a sentence → its posterior mean decoded, and a few posterior samples;
 - **Interpolate**: the homotopy between two sentences, ends included (steps + 2 lines);
 - **Impute**: the missing end of a sentence (`the company said ___`), Bowman et al. 2016 §5.1;
-- **Latent map**: posterior means of a corpus sample in 2-D ([`vaelm.latent_map`]); hovering shows a sentence, and
+- **Latent map**: posterior means of a corpus sample in 2-D ([`vaelm.evaluation.latent_map`]); hovering shows a sentence, and
   the user's own sentence and a homotopy path are drawn on it.
 
 [`DemoBackend`] holds the tab functions as plain Python (text in, text out; `ValueError` for bad input);
@@ -81,14 +81,14 @@ def _lines(results: list[dict]) -> str:
 
 class DemoBackend:
     """
-    The demo's tab functions, over one [`~vaelm.generation.SentenceVAE`].
+    The demo's tab functions, over one [`~vaelm.generation.sentence_vae.SentenceVAE`].
 
     Calls are serialised by a lock: torch's global generator is seeded per call, so that a seed always gives the
     same output even when several visitors use the app at once.
 
     Args:
-        vae ([`~vaelm.generation.SentenceVAE`]): the model.
-        latent_map ([`~vaelm.latent_map.LatentMap`]): the map of the Latent map tab.
+        vae ([`~vaelm.generation.sentence_vae.SentenceVAE`]): the model.
+        latent_map ([`~vaelm.evaluation.latent_map.LatentMap`]): the map of the Latent map tab.
         map_source (`str`): what the map's sentences are (shown above the map).
     """
 
@@ -112,7 +112,7 @@ class DemoBackend:
         num_beams: int = DECODING.num_beams,
         no_unk: bool = DECODING.no_unk,
     ) -> DecodingConfig:
-        """The decoding options of the page as a [`~vaelm.generation.DecodingConfig`] (sampling knobs only for sampling)."""
+        """The decoding options of the page as a [`~vaelm.generation.decoding.DecodingConfig`] (sampling knobs only for sampling)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown decoding strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}.")
         sampling = strategy == "sample"

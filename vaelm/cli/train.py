@@ -14,9 +14,9 @@ from ..runtime.distributed import leave_process_group
 from ..runtime.threads import configure_threads
 from ..training.settings import FLAG_ALIASES, DataArguments, ModelArguments
 from ..training.trainer import VAETrainingArguments
-from . import ArgumentParser, build_parser, config_file_flags, parse_flags, run_command  # noqa: F401 (config_file_flags: old home)
+from . import ArgumentParser, build_parser, parse_flags, run_command
 
-__all__ = ["FLAG_ALIASES", "DataArguments", "ModelArguments", "entry_point", "main", "make_parser", "parse_arguments"]
+__all__ = ["entry_point", "main", "make_parser", "parse_arguments"]
 
 
 def make_parser() -> ArgumentParser:

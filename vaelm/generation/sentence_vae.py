@@ -41,7 +41,6 @@ from .decoding import (
     IMPUTE_STEPS,
     INTERPOLATIONS,
     MASK_PATTERN,
-    STRATEGIES,
     UNSPACED_SEGMENTATIONS,
     DecodingConfig,
 )
@@ -458,4 +457,4 @@ def load(path: str | Path, device: str | torch.device | None = None, **hub_kwarg
     return SentenceVAE.from_pretrained(path, device=device, **hub_kwargs)
 
 
-__all__ = ["INTERPOLATIONS", "STRATEGIES", "DecodingConfig", "SentenceVAE", "interpolate", "load"]
+__all__ = ["SentenceVAE", "interpolate", "load"]

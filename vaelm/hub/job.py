@@ -24,7 +24,7 @@ def push(
     storage_dtype: str | None = None,
 ) -> CommitInfo:
     """
-    Push the model folder `model` to `repo_id` (see [`vaelm.hub.push_model_folder`]).
+    Push the model folder `model` to `repo_id` (see [`vaelm.hub.push.push_model_folder`]).
 
     Args:
         model (`str` or `Path`): the model folder that `vaelm-train` saved.

@@ -24,7 +24,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_vaelm import VAELMConfig, config_has_latent
 from ..evaluation.reconstruction import reconstruction_paragraph
-from ..generation.sentence_vae import DecodingConfig, SentenceVAE
+from ..generation.decoding import DecodingConfig
+from ..generation.sentence_vae import SentenceVAE
 from ..pretrained.loading import check_model_folder, load_model_and_tokenizer
 from ..pretrained.model_folder import (
     CARD_FILE,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..configuration_vaelm import config_has_latent, training_flags
-from ..corpora.data import DATASET_ALIASES
+from ..corpora.sources import DATASET_ALIASES
 from ..pretrained.model_folder import BEST_MODEL_ARGUMENT_NAMES, KL_ARGUMENT_NAMES
 
 # Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for (one table, in vaelm.corpora.data).

@@ -124,7 +124,7 @@ def configure_threads(requested: int | None = None) -> int:
 
     threads, reason = choose_num_threads(requested)
     torch.set_num_threads(threads)
-    pyarrow.set_cpu_count(threads)  # the data path's Arrow threads and sentence-splitting processes (vaelm.data)
+    pyarrow.set_cpu_count(threads)  # the data path's Arrow threads and sentence-splitting processes (vaelm.corpora)
     logger.info("Using %d CPU thread%s (%s; --num_threads N overrides).", threads, "" if threads == 1 else "s", reason)
     return threads
 

@@ -18,16 +18,17 @@ from transformers import GenerationConfig, set_seed
 
 from .. import pipeline_vaelm
 from ..configuration_vaelm import VAELMConfig
-from ..corpora.data import VAELMCollator, load_text_splits, text_column, tokenize_splits
+from ..corpora.data import VAELMCollator, text_column, tokenize_splits
 from ..corpora.report import PreparationReport
-from ..corpora.sources import check_output_dir
+from ..corpora.sources import check_output_dir, load_text_splits
 from ..corpora.streaming import group_by_length, stream_text_splits, vocabulary_sample
 from ..corpora.vocabulary import build_tokenizer
 from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
 from ..generation.decoding import DecodingConfig
 from ..modeling_vaelm import VAELMModel
-from ..pretrained.checkpoints import RUN_CONFIGURATION_NAME, resolve_resume
+from ..pretrained.checkpoints import resolve_resume
 from ..pretrained.loading import check_fit, check_model_source, load_model, load_tokenizer
+from ..pretrained.model_folder import RUN_CONFIGURATION_NAME
 from ..runtime.allocator import keep_freed_memory
 from ..runtime.precision import resolve_bf16
 from ..tokenization_vaelm import check_tokenizer_matches, segment
@@ -52,7 +53,7 @@ def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, trai
         return load_tokenizer(resume)
     source = data_args.tokenizer or model_args.model_name_or_path or model_args.init_from
     if source:
-        return load_tokenizer(source)  # vaelm.loading's: a clear error for a folder without tokenizer.json
+        return load_tokenizer(source)  # vaelm.pretrained.loading's: a clear error for a folder without tokenizer.json
     logger.info(
         "Building a word-level tokenizer (vocab_size %d, min_frequency %d).",
         data_args.vocab_size,

@@ -72,7 +72,7 @@ class VAETrainingArguments(TrainingArguments):
         kl_control_ki (`float`, *optional*, defaults to 0.002): the controller's integral gain (per step).
         ema_decay (`float`, *optional*, defaults to 0.0):
             Weight averaging: keep an exponential moving average of the weights with this decay (e.g. 0.999) and
-            evaluate and save the averaged weights ([`~vaelm.weight_averaging.WeightAveragingCallback`]). 0 turns it
+            evaluate and save the averaged weights ([`~vaelm.training.weight_averaging.WeightAveragingCallback`]). 0 turns it
             off.
         freeze_decoder (`bool`, *optional*, defaults to `False`):
             Train the encoder alone (its recurrent layer and the posterior heads) of a trained model: the decoder,
@@ -81,7 +81,7 @@ class VAETrainingArguments(TrainingArguments):
             tightens the bound and the importance-sampled NLL (q(z|x) is the proposal) without changing p(x); He et
             al. (2019) found the encoder lags behind its decoder.
         num_threads (`int`, *optional*):
-            CPU threads for torch; see [`vaelm.threads.choose_num_threads`] for the default.
+            CPU threads for torch; see [`vaelm.runtime.threads.choose_num_threads`] for the default.
         batch_size (`int`, *optional*):
             The original script's name for `per_device_train_batch_size`.
 
@@ -477,11 +477,4 @@ class VAETrainer(Trainer):
         super().log(logs, start_time)
 
 
-__all__ = [
-    "KL_SCHEDULES",
-    "NonFiniteLossError",
-    "VAETrainer",
-    "VAETrainingArguments",
-    "follow_umask",
-    "kl_weight_at",
-]
+__all__ = ["NonFiniteLossError", "VAETrainer", "VAETrainingArguments", "follow_umask"]
