@@ -172,9 +172,9 @@ def test_no_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
         with torch.no_grad():
             bias[unk] = 50.0  # <unk> wins every argmax and almost all of the probability mass
         for decoding in (DecodingConfig(), DecodingConfig("sample", top_p=0.9), DecodingConfig("beam", num_beams=2)):
-            plain = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "no_unk": False}))
+            plain = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "suppress_unk": False}))
             assert all(unk in row for row in plain)
-            cleaned = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "no_unk": True}))
+            cleaned = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "suppress_unk": True}))
             assert not any(unk in row for row in cleaned)
     finally:
         with torch.no_grad():

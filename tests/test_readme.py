@@ -101,7 +101,7 @@ def test_quick_recipe_is_smaller_and_shorter_than_the_full_one():
 
     quick = yaml.safe_load((REPO / "configuration" / "ptb-quick.yaml").read_text(encoding="utf-8"))
     full = yaml.safe_load((REPO / "configuration" / "ptb.yaml").read_text(encoding="utf-8"))
-    assert quick["max_steps"] * 4 <= full["max_steps"] and quick["num_units"] < full["num_units"]
+    assert quick["max_steps"] * 4 <= full["max_steps"] and quick["hidden_size"] < full["hidden_size"]
     assert quick["final_eval_iw_samples"] > 1 and quick["output_dir"] == "runs/ptb-quick"
 
 

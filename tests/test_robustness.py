@@ -168,8 +168,9 @@ def test_describe_error_names_foreign_errors_and_their_cause():
 @pytest.mark.parametrize(
     "flag, value",
     [
-        ("--num_units", "-5"),
-        ("--latent_dim", "-1"),
+        ("--hidden_size", "-5"),
+        ("--latent_size", "-1"),
+        ("--word_dropout", "1"),
         ("--embedding_size", "-1"),
         ("--num_layers", "0"),
         ("--keep_prob", "0"),
@@ -187,10 +188,18 @@ def test_impossible_values_name_their_flag(flag, value, tiny_corpus, tmp_path, c
     assert flag in line and value in line
 
 
+@pytest.mark.parametrize(("alias", "flag"), [("--num_units", "--hidden_size"), ("--latent_dim", "--latent_size")])
+def test_an_impossible_value_under_an_original_name_names_the_field(alias, flag, tiny_corpus, tmp_path, capsys):
+    line = error_line(
+        *cli_train(capsys, "--data_dir", tiny_corpus, "--output_dir", tmp_path / "out", *TINY, alias, "-5")
+    )
+    assert f"{flag} -5 is impossible" in line
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["--hidden_size", "64"], "Unknown flag --hidden_size (did you mean --num_units?)"),
+        (["--hidden_sizes", "64"], "Unknown flag --hidden_sizes (did you mean --hidden_size?)"),
         (["--keep_probs", "0.7"], "Unknown flag --keep_probs (did you mean --keep_prob?)"),
         (["stray"], "Unexpected value 'stray' (a value must follow its flag)"),
     ],
@@ -203,9 +212,9 @@ def test_unknown_flags_are_named_with_the_flag_meant(argv, expected, tmp_path, c
 
 def test_unknown_config_file_keys_are_named_as_keys(tmp_path, capsys):
     config = tmp_path / "train.yaml"
-    config.write_text("num_units: 64\nlatent_size: 32\n")
+    config.write_text("num_units: 64\nlatent_sizes: 32\n")  # the original script's names are keys too
     line = error_line(*cli_train(capsys, config, "--data_dir", tmp_path / "missing", "--output_dir", tmp_path / "out"))
-    assert f"Unknown key latent_size (did you mean latent_dim?) in config file {config}" in line
+    assert f"Unknown key latent_sizes (did you mean latent_size?) in config file {config}" in line
 
 
 def test_every_command_takes_a_config_file_of_flags(tmp_path):

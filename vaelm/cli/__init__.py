@@ -38,22 +38,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 class ArgumentParser(HfArgumentParser):
     """
-    `HfArgumentParser` with two fixes: no `--no_no_X` flag for a boolean field named `no_X` that defaults to true
-    (`--no_unk false` is its negation), and `str | bool` fields (transformers' `include_num_input_tokens_seen`) take
-    their string values, not only booleans.
+    `HfArgumentParser` whose `str | bool` fields (transformers' `include_num_input_tokens_seen`) take their string
+    values, not only booleans.
     """
-
-    def _add_dataclass_arguments(self, dtype) -> None:
-        super()._add_dataclass_arguments(dtype)
-        for action in list(self._actions):
-            doubled = [option for option in action.option_strings if option.startswith(("--no_no_", "--no-no-"))]
-            if doubled:
-                self._remove_action(action)
-                for group in self._action_groups:
-                    if action in group._group_actions:
-                        group._group_actions.remove(action)
-                for option in action.option_strings:
-                    self._option_string_actions.pop(option, None)
 
     @staticmethod
     def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field) -> None:
@@ -134,7 +121,7 @@ def describe_error(error: BaseException) -> str:
 CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, str] | None = None) -> tuple:
+def parse_flags(parser: HfArgumentParser, argv: list[str]) -> tuple:
     """
     `parser.parse_args_into_dataclasses(args=argv)`, once every flag is known to be one of the parser's. A leading
     `.yaml`/`.yml`/`.json` file supplies defaults: its keys are flag names, and flags after it override them.
@@ -146,19 +133,17 @@ def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, st
     Args:
         parser (`HfArgumentParser`): the command's parser.
         argv (`list[str]`): the flags, after an optional config file.
-        aliases (`dict[str, str]`, *optional*): unknown names that mean a known flag (`--hidden_size` →
-            `--num_units`), suggested before any look-alike.
     """
     if argv and argv[0].endswith(CONFIG_FILE_SUFFIXES):
         file_flags = config_file_flags(argv[0])
         # Keys are checked by exact name (the command line also accepts unambiguous abbreviations), and first.
         unknown = [flag for flag in file_flags if flag.startswith("--") and flag not in parser._option_string_actions]
         if unknown:
-            raise unknown_flags_error(parser, unknown, aliases, origin=f"config file {argv[0]}", keys=True)
+            raise unknown_flags_error(parser, unknown, origin=f"config file {argv[0]}", keys=True)
         argv = file_flags + argv[1:]
     _, unknown = parser.parse_known_args(args=argv)
     if unknown:
-        raise unknown_flags_error(parser, unknown, aliases)
+        raise unknown_flags_error(parser, unknown)
     try:
         return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
     except ValueError as error:  # a dataclass's own check of the values given (`--num must be a positive integer`)
@@ -195,7 +180,6 @@ def config_file_flags(path: str) -> list[str]:
 def unknown_flags_error(
     parser: HfArgumentParser,
     unknown: list[str],
-    aliases: dict[str, str] | None = None,
     origin: str = "",
     keys: bool = False,
 ) -> ValueError:
@@ -205,9 +189,8 @@ def unknown_flags_error(
     Args:
         parser (`HfArgumentParser`): the command's parser.
         unknown (`list[str]`): the arguments it does not know (what `parse_known_args` leaves over).
-        aliases (`dict[str, str]`, *optional*): as in [`parse_flags`].
         origin (`str`, *optional*): where the arguments come from, for the message (e.g. "config file train.yaml").
-        keys (`bool`, *optional*, defaults to `False`): name them as a config file's keys (`num_units`), not flags.
+        keys (`bool`, *optional*, defaults to `False`): name them as a config file's keys (`hidden_size`), not flags.
     """
     known = list(parser._option_string_actions)  # argparse has no public list of its flags
     what, show = ("key", lambda flag: flag.lstrip("-")) if keys else ("flag", lambda flag: flag)
@@ -215,7 +198,7 @@ def unknown_flags_error(
     for argument in unknown:
         if argument.startswith("-") and len(argument) > 1:
             name = argument.split("=", 1)[0]
-            close = (aliases or {}).get(name) or closest_flag(name, known)
+            close = closest_flag(name, known)
             problems.append(f"unknown {what} {show(name)}" + (f" (did you mean {show(close)}?)" if close else ""))
             after_flag = True
         elif not after_flag:  # a value after an unknown flag is that flag's; any other stray value is reported

@@ -188,7 +188,7 @@ def posterior_means(vae, sentences: Sequence[str], batch_size: int = 256) -> tup
 def _check_latent(vae) -> None:
     if not vae.config.has_latent:
         raise ValueError(
-            "This model has no latent space (it was trained with --latent_dim 0), so there is no map to draw."
+            "This model has no latent space (it was trained with --latent_size 0), so there is no map to draw."
         )
 
 

@@ -172,7 +172,7 @@ def reconstruct_sequences(
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     vae = SentenceVAE(model, tokenizer)
-    decoding = DecodingConfig(strategy="greedy", no_unk=False)
+    decoding = DecodingConfig(strategy="greedy", suppress_unk=False)
     device = next(model.parameters()).device
     order = sorted(range(len(sequences)), key=lambda index: (-len(sequences[index]), index))
     hypotheses: list[list[int]] = [[] for _ in sequences]

@@ -139,7 +139,7 @@ def card_examples(
             # be one sentence (there is no z to vary), so it samples its words.
             language_model = not model.config.has_latent
             strategy = "sample" if language_model else "greedy"
-            decoding = DecodingConfig(strategy=strategy, no_unk=True)
+            decoding = DecodingConfig(strategy=strategy, suppress_unk=True)
             samples = [item["text"] for item in vae.sample_prior(num_samples, decoding)]
             path = []
             # A plain language model (latent_size 0) has no posterior, so no homotopy.
@@ -304,7 +304,7 @@ def _about(cell: str, language_model: bool) -> str:
         return (
             f"A plain {cell} language model, trained with vaelm as the baseline that its sentence VAEs (Bowman et al. "
             "2016, *Generating Sentences from a Continuous Space*) have to beat: the VAE's decoder without the latent "
-            "variable (`--latent_dim 0`), trained the same way. Its NLL is exact; it samples sentences, but has no "
+            "variable (`--latent_size 0`), trained the same way. Its NLL is exact; it samples sentences, but has no "
             "posterior, so no reconstruction or homotopy."
         )
     return (

@@ -118,7 +118,7 @@ def default_generation_config(config: VAELMConfig) -> GenerationConfig:
     """
     What `model.generate` and `pipeline("text-generation")` do without arguments: a whole sentence (a length in
     `max_new_tokens`, so that a caller's `max_new_tokens` replaces it without a warning) and, as `DecodingConfig`'s
-    default `no_unk` says, no `<unk>` (small vocabularies otherwise print runs of it; `suppress_tokens=None` gives the
+    default `suppress_unk` says, no `<unk>` (small vocabularies otherwise print runs of it; `suppress_tokens=None` gives the
     raw model back).
 
     Args:
@@ -154,7 +154,7 @@ def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> No
     """
     if source.encoder is None:
         raise ValueError(
-            f"--init_from {source_name} is a plain language model (latent_dim 0): it has no encoder to copy."
+            f"--init_from {source_name} is a plain language model (latent_size 0): it has no encoder to copy."
         )
     source_state = source.state_dict()
     target_state = target.state_dict()
@@ -164,7 +164,7 @@ def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> No
             shape = tuple(target_state[name].shape) if name in target_state else "absent"
             raise ValueError(
                 f"--init_from {source_name}: its {name} has shape {tuple(tensor.shape)}, the new model's is {shape}. "
-                "Give the same --embedding_size, --num_units, --latent_dim, --num_layers, --cell_type, "
+                "Give the same --embedding_size, --hidden_size, --latent_size, --num_layers, --cell_type, "
                 "--bidirectional_encoder and --posterior_bn_gamma (on/off) as that model, and its tokenizer."
             )
     target.load_state_dict(copied, strict=False)

@@ -207,7 +207,7 @@ def freeze_all_but_encoder(model: torch.nn.Module) -> None:
     trainable = {name for name, _ in model.named_parameters() if name.startswith(ENCODER_OWN_PREFIXES)}
     if not trainable:
         raise ValueError(
-            "--freeze_decoder trains the encoder, and this model has none (it was built with --latent_dim 0)."
+            "--freeze_decoder trains the encoder, and this model has none (it was built with --latent_size 0)."
         )
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name in trainable)
