@@ -47,6 +47,9 @@ class VAELMOutput(ModelOutput):
             The latent code the decoder was run with.
         rec_per_sentence (`torch.FloatTensor` of shape `(batch_size,)`):
             -log p(x|z) of each sentence.
+        bow_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            The bag-of-words loss from z (`config.bow_loss_weight` > 0, training mode only): -Σ log softmax(W z)[w]
+            over the n + 1 scored words, averaged over sentences. A training signal; never part of `loss`.
         cache ([`VAELMCache`], *optional*):
             The decoder's state after a decoding step (`forward(..., use_cache=True)`, as `generate` calls it).
     """
@@ -59,6 +62,7 @@ class VAELMOutput(ModelOutput):
     logvar: torch.FloatTensor | None = None
     z: torch.FloatTensor | None = None
     rec_per_sentence: torch.FloatTensor | None = None
+    bow_loss: torch.FloatTensor | None = None
     cache: "VAELMCache | None" = None
 
 
@@ -346,6 +350,8 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         decoder_input_size = config.embedding_size + (config.latent_size if config.latent_to_every_step else 0)
         self.decoder = recurrent_layer(config.cell_type, decoder_input_size, config.hidden_size, config.num_layers)
         self.output_dropout = nn.Dropout(config.output_dropout)
+        # Zhao et al. (2017): words from z alone, a training signal that makes the code carry them.
+        self.bow_head = nn.Linear(config.latent_size, config.vocab_size) if config.bow_loss_weight > 0 else None
         # Tied output weights need decoder states of the embedding size.
         tied_projection = config.tie_word_embeddings and config.hidden_size != config.embedding_size
         self.output_projection = nn.Linear(config.hidden_size, config.embedding_size) if tied_projection else None
@@ -655,10 +661,40 @@ class VAELMModel(VAELMPreTrainedModel, GenerationMixin):
         rec, logits = self.reconstruction_nll(input_ids, attention_mask, z, return_logits=return_logits)
         rec_loss = rec.mean()
         kl = gaussian_kl(mu, logvar).sum(-1).mean()
+        bow_loss = None
+        if self.training and self.bow_head is not None:
+            bow_loss = self.bag_of_words_nll(input_ids, attention_mask, z).mean()
         output = VAELMOutput(
-            loss=rec_loss + kl, rec_loss=rec_loss, kl=kl, logits=logits, mu=mu, logvar=logvar, z=z, rec_per_sentence=rec
+            loss=rec_loss + kl,
+            rec_loss=rec_loss,
+            kl=kl,
+            logits=logits,
+            mu=mu,
+            logvar=logvar,
+            z=z,
+            rec_per_sentence=rec,
+            bow_loss=bow_loss,
         )
         return output if return_dict else output.to_tuple()
+
+    def bag_of_words_nll(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None, z: torch.Tensor
+    ) -> torch.Tensor | None:
+        """
+        The bag-of-words loss of each sentence (Zhao et al. 2017): -Σ log softmax(W z)[w] over its scored words
+        `w1 … wn </s>`, or `None` without a bag-of-words head (`config.bow_loss_weight` 0).
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): `<s> w1 … wn </s>`, right-padded.
+            attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*): 1 for real tokens.
+            z (`torch.Tensor` of shape `(batch_size, latent_size)`): one latent code per sentence.
+        """
+        if self.bow_head is None:
+            return None
+        attention_mask = self._attention_mask(input_ids, attention_mask)
+        log_probs = F.log_softmax(self.bow_head(z).float(), dim=-1)
+        targets, scored = input_ids[:, 1:], attention_mask[:, 1:].to(log_probs.dtype)
+        return -(log_probs.gather(1, targets) * scored).sum(1)
 
     def _attention_mask(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if attention_mask is None:
