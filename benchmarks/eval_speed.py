@@ -34,10 +34,10 @@ import sys
 import time
 from pathlib import Path
 
-from vaelm import VAELMConfig, VAELMModel  # isort: skip (before torch: vaelm sets OpenMP's wait policy first)
-
+import vaelm.cli  # noqa: F401  # isort: skip (before torch: the commands set OpenMP's wait policy first)
 import torch
 
+from vaelm import VAELMConfig, VAELMModel
 from vaelm.evaluation.metrics import evaluate_sequences
 from vaelm.pretrained import DEFAULT_MODEL
 from vaelm.runtime.threads import configure_threads

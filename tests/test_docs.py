@@ -53,7 +53,7 @@ SKIPPED = sorted(
         ("docs/devices.md", "network"),  # two machines
         ("docs/hub.md", "network"),  # hf auth login, vaelm-push
         ("docs/hub.md", "network"),  # loading a model from the Hub
-        ("docs/results.md", "hours"),  # benchmarks/reproduce_ptb.sh, ablation_ptb.sh
+        ("docs/results.md", "hours"),  # configuration/reproduce_ptb.sh, ablation_ptb.sh
         ("docs/speed.md", "gpu"),  # benchmarks/device_check.sh on the GPU machine
         ("docs/speed.md", "network"),  # benchmarks/device_check.sh --prepare
     ]

@@ -14,6 +14,11 @@ from collections.abc import Callable, Iterable
 import yaml
 from transformers import HfArgumentParser
 
+from ..runtime.threads import wait_passively
+
+# Every command imports this package before torch: OpenMP's idle threads will sleep (see `wait_passively`).
+wait_passively()
+
 DEBUG_FLAG = "--debug"
 DEBUG_HINT = "(Run with --debug or VAELM_DEBUG=1 to see the traceback.)"
 

@@ -3,7 +3,7 @@ BLEU-4 and the exact-match rate.
 
 Likelihood alone hides how little a VAE's code may carry (a decoder strong enough to ignore z scores well). This is
 the measure beside it that `vaelm-evaluate` reports (`--reconstruction_sentences`), the model card shows and
-`benchmarks/reconstruction_frontier.sh` plots against IW-NLL:
+`results/frontier/reconstruction_frontier.sh` plots against IW-NLL:
 
 - each sentence x is encoded, and its posterior mean μ = E[q(z|x)] is decoded greedily (`model.generate`, the
   model's own length limit `max_sentence_length + 1`), exactly as the demo's Reconstruct tab does;
