@@ -84,7 +84,7 @@ def library_defaults(command: str) -> dict:
     from vaelm.corpora.preparation import prepare_corpus
     from vaelm.evaluation.metrics import evaluate_sequences
     from vaelm.generation.sentence_vae import SentenceVAE
-    from vaelm.hub.job import push
+    from vaelm.hub.push import push_model_folder
 
     config = dataclass_defaults(VAELMConfig)
     if command == "train":
@@ -113,7 +113,7 @@ def library_defaults(command: str) -> dict:
         return signature_defaults(draw_map)
     if command == "demo":
         return signature_defaults(build_demo, skip=("model",))
-    return signature_defaults(push, {"datasets": "dataset"})
+    return signature_defaults(push_model_folder, {"datasets": "dataset"})
 
 
 # Flags whose counterpart must be found (a test that matched nothing would pass vacuously).
