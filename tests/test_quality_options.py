@@ -1,4 +1,4 @@
-"""The quality options of issue 17: a plain LM (`--latent_dim 0`), LSTM-LM regularisation (weight drop, locked
+"""Model and training options for quality: a plain LM (`--latent_size 0`), LSTM-LM regularisation (weight drop, locked
 dropout, word-type dropout, weight decay, weight averaging) and collapse remedies (BN-VAE, `--init_from`)."""
 
 import json

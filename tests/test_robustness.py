@@ -1,4 +1,4 @@
-"""Robustness (issue 8): bad input gets one clear paragraph and a non-zero exit, never a traceback; messy text
+"""Robustness: bad input gets one clear paragraph and a non-zero exit, never a traceback; messy text
 trains; over-long sentences are dropped or cut with a count; a run killed with SIGKILL resumes to the same losses;
 half-written checkpoints are never picked; identical seeds give identical losses; loading is safe.
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 import yaml
 from transformers import HfArgumentParser
 
+from ..runtime.distributed import is_main_process
 from ..runtime.threads import wait_passively
 
 # Every command imports this package before torch: OpenMP's idle threads will sleep (see `wait_passively`).
@@ -92,7 +93,8 @@ def run_command(name: str, main: Callable[[list[str]], int | None], argv: list[s
         return main(argv) or 0
     except KeyboardInterrupt as interruption:
         detail = str(interruption).strip()  # e.g. where the checkpoint is and how to resume
-        print(f"{name}: interrupted" + (f": {detail}" if detail else "."), file=sys.stderr)
+        if is_main_process():  # every rank of a multi-process job stops at the same step: one notice
+            print(f"{name}: interrupted" + (f": {detail}" if detail else "."), file=sys.stderr)
         return 130
     except SystemExit:
         raise

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 
-from ..runtime.distributed import leave_process_group
+from ..runtime.distributed import is_main_process, leave_process_group
 from ..runtime.threads import configure_threads
 from ..training.settings import DataArguments, ModelArguments
 from ..training.trainer import VAETrainingArguments
@@ -44,7 +44,8 @@ def main(argv: list[str]) -> int:
 
     metrics = train(model_args, data_args, training_args, command=["vaelm-train", *argv])
     leave_process_group()  # under accelerate launch: every rank has saved; leave together, not as each one exits
-    print(json.dumps(metrics, indent=2, sort_keys=True))
+    if is_main_process():  # every rank holds the same metrics: printed once per job
+        print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
 
 
