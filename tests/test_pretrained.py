@@ -114,21 +114,25 @@ def test_homotopy_and_evaluate_without_model(ptb_dir):
     assert summary["kl"] > 1, "the bundled model is not collapsed"
 
 
-def test_readme_results_row_is_the_bundled_models_own_evaluation():
-    """README's bundled row, its reproduce command and the model's eval_results.json (what the card shows) agree."""
+def test_readme_and_results_page_rows_are_the_bundled_models_own_evaluation():
+    """The bundled row of README and of the results page, README's command for it and the model's eval_results.json
+    (what the card shows) agree."""
     evaluation = json.loads((MODEL / "eval_results.json").read_text())
     assert (evaluation["split"], evaluation["sentences"], evaluation["iw_samples"]) == ("test", 3761, 500)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    (row,) = [line for line in readme.splitlines() if line.startswith("| **vaelm, bundled model**")]
-    cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")]
-    assert cells[1:7] == [
-        f"{evaluation['nll']:.2f}",
-        f"{evaluation['ppl']:.1f}",
-        f"{evaluation['elbo']:.1f}",
-        f"{evaluation['kl']:.2f}",
-        f"{evaluation['mi']:.2f}",
-        f"{evaluation['au']}/32",
-    ]
+    for page in (readme, (REPO / "docs" / "results.md").read_text(encoding="utf-8")):
+        (row,) = [line for line in page.splitlines() if line.startswith("| **vaelm, bundled model**")]
+        cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")]
+        assert cells[1:7] == [
+            f"{evaluation['nll']:.2f}",
+            f"{evaluation['ppl']:.1f}",
+            f"{evaluation['elbo']:.1f}",
+            f"{evaluation['kl']:.2f}",
+            f"{evaluation['mi']:.2f}",
+            f"{evaluation['au']}/32",
+        ]
+    card = (MODEL / "README.md").read_text(encoding="utf-8")
+    assert f"value: {evaluation['nll']}" in card  # the card renders eval_results.json itself
     # The command README gives for the row is the one that produced it, on the bundled model by default.
     (command,) = [
         line.split("#")[0].split() for line in readme.splitlines() if line.endswith("# the bundled model's row")

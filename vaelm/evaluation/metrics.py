@@ -1,6 +1,6 @@
 """Honest likelihood metrics for VAE language models: ELBO, importance-weighted NLL, PPL, KL, MI and active units.
 
-The protocol is that of He et al. (2019) and Li et al. (2019) (README, "Results", states it with the figures):
+The protocol is that of He et al. (2019) and Li et al. (2019) (docs/results.md states it with the figures):
 
 - **ELBO** (β = 1): E_q[-log p(x|z)] + KL(q(z|x) ‖ N(0, I)). The reconstruction term is averaged over the same K
   latent samples the IW-NLL uses (a lower-variance estimate than one sample); the KL is exact.
