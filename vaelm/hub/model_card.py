@@ -37,7 +37,7 @@ from ..pretrained.model_folder import (
     TRAINING_RECORD_FILE,
 )
 from ..pretrained.storage import COMPUTE_DTYPE, stored_dtype
-from .reproduce import KNOWN_DATASETS, applied_settings, public_command, public_dataset_flag, training_command
+from .reproduce import applied_settings, public_command, public_dataset_flag, training_command
 from .tokens import redact_tokens
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -64,26 +64,6 @@ EVALUATION_KEYS = (
     "iw_samples",
 )
 CARD_SAMPLE_SEED = 0
-
-
-def dataset_ids(dataset: str | None) -> list[str]:
-    """
-    The Hub dataset ids for a `vaelm-train --dataset`/`--data_dir` value, for the card's `datasets` field.
-
-    Args:
-        dataset (`str`, *optional*): `ptb`, `bookcorpus`, a Hub dataset id, or a local folder name.
-
-    Returns:
-        `list[str]`: one id, or none for a local folder that is not PTB.
-    """
-    if not dataset:
-        return []
-    if dataset in KNOWN_DATASETS:
-        return [KNOWN_DATASETS[dataset]]
-    local = Path(dataset)
-    if local.exists() or dataset.startswith((".", "/", "~")):
-        return [KNOWN_DATASETS["ptb"]] if (local / "ptb.train.txt").is_file() else []
-    return [dataset]
 
 
 # ------------------------------------------------------------------------------------------------ what the card says
@@ -609,7 +589,6 @@ def _space_keys(folder: Path) -> dict[str, Any]:
 __all__ = [
     "card_examples",
     "card_metadata",
-    "dataset_ids",
     "find_evaluation_results",
     "render_card_body",
     "render_model_card",

@@ -2,7 +2,8 @@
 shaped it (the card's training table).
 
 Read from a model folder's `config.json` and training record ([`vaelm.training.record`] writes it); a run started
-from another recorded model gives one command per stage.
+from another recorded model gives one command per stage. The Hub ids of a run's datasets (the card's `datasets`) are
+named here too.
 """
 
 import dataclasses
@@ -10,6 +11,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..configuration_vaelm import VAELMConfig, config_has_latent
@@ -94,6 +96,26 @@ def applied_settings(arguments: Mapping[str, Any], language_model: bool = False)
         },
     }
     return {key: value for key, value in arguments.items() if not unused.get(key, False)}
+
+
+def dataset_ids(dataset: str | None) -> list[str]:
+    """
+    The Hub dataset ids for a `vaelm-train --dataset`/`--data_dir` value, for the card's `datasets` field.
+
+    Args:
+        dataset (`str`, *optional*): `ptb`, `bookcorpus`, a Hub dataset id, or a local folder name.
+
+    Returns:
+        `list[str]`: one id, or none for a local folder that is not PTB.
+    """
+    if not dataset:
+        return []
+    if dataset in KNOWN_DATASETS:
+        return [KNOWN_DATASETS[dataset]]
+    local = Path(dataset)
+    if local.exists() or dataset.startswith((".", "/", "~")):
+        return [KNOWN_DATASETS["ptb"]] if (local / "ptb.train.txt").is_file() else []
+    return [dataset]
 
 
 def public_dataset_flag(datasets: list[str]) -> str | None:
@@ -184,6 +206,7 @@ __all__ = [
     "MODEL_FLAGS",
     "ORIGINAL_MODEL_FLAGS",
     "applied_settings",
+    "dataset_ids",
     "model_flags",
     "public_command",
     "public_dataset_flag",
