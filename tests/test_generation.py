@@ -163,7 +163,7 @@ def test_decoding_config_rejects_meaningless_flags():
     assert DecodingConfig("sample").generate_kwargs(unk_token_id=1)["top_k"] == 0  # no silent top-50 truncation
 
 
-def test_no_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
+def test_suppress_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
     unk = vae.config.unk_token_id
     z = torch.zeros(4, vae.config.latent_size)
     bias = vae.model.lm_head.bias

@@ -468,6 +468,7 @@ def test_a_5000_word_line_is_dropped_or_cut_with_a_count(mode, tmp_path, capsys,
 RESUME_FLAGS = [*TINY, "--max_steps", "30", "--save_steps", "10", "--logging_steps", "5"]
 SLOW_RUN = """
 import os, sys, time
+import vaelm.cli  # first, as in every command: its process set-up comes before torch
 import vaelm.training.trainer
 
 original = vaelm.training.trainer.VAETrainer.training_step

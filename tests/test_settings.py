@@ -294,7 +294,7 @@ def test_the_demo_decodes_with_the_library_defaults():
     assert (page["steps"].default, page["mode"].default) == (decoding.HOMOTOPY_STEPS, decoding.INTERPOLATIONS[0])
 
 
-def test_python_api_samples_of_the_bundled_model_have_no_unk():
+def test_python_api_samples_of_the_bundled_model_suppress_unk():
     from transformers import set_seed
 
     from vaelm.generation.sentence_vae import SentenceVAE
