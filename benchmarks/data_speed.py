@@ -2,7 +2,7 @@
 
 Builds a corpus of `--sentences` sentences from ../shared/data/books (repeated and shuffled): pre-split text from
 `cased/` (one sentence per line) and running text from `raw/` (paragraphs of the Gutenberg files). Then times
-vaelm-train's own data preparation (`vaelm.jobs.train.prepare_data`, with the flags parsed by vaelm-train's parser)
+vaelm-train's own data preparation (`vaelm.training.job.prepare_data`, with the flags parsed by vaelm-train's parser)
 with `--segmentation words --lowercase`, end to end: files -> sentences -> vocabulary -> token ids in the
 `datasets.Dataset` the Trainer reads (train and valid):
 
@@ -51,13 +51,15 @@ def build_corpus(folder: Path, sentences: int, seed: int = 0, books: int = 16) -
             out.write("\n".join(rng.sample(lines, len(lines))[: sentences - start]) + "\n")
     for split in ("valid", "test"):
         shutil.copy(BOOKS / "cased" / f"{split}.txt", pre / f"{split}.txt")
-    from vaelm.corpora.sentences import gutenberg_body
+    from vaelm.corpora.cleaning import gutenberg_body
 
     paragraphs = []
     for book in sorted((BOOKS / "raw").glob("*.txt")):  # each book's body: no licence, no START/END markers
         text = "\n".join(gutenberg_body(book.read_text(encoding="utf-8").splitlines()))
         paragraphs += [p for p in text.split("\n\n") if p.strip()]
-    per_copy = 47_976  # sentences that --sentence_split finds in one copy of raw/ (vaelm.data.raw_text_splits)
+    per_copy = (
+        47_976  # sentences that --sentence_split finds in one copy of raw/ (vaelm.corpora.sources.raw_text_splits)
+    )
     copies = [rng.sample(paragraphs, len(paragraphs)) for _ in range(max(1, round(sentences / per_copy)))]
     shuffled = [paragraph for copy in copies for paragraph in copy]
     for index in range(books):
@@ -67,7 +69,7 @@ def build_corpus(folder: Path, sentences: int, seed: int = 0, books: int = 16) -
 
 def vaelm_train_data(data_dir: Path, threads: int, *flags: str) -> dict:
     """
-    vaelm-train's own data preparation (`vaelm.jobs.train.prepare_data`, after its flags are parsed and its threads
+    vaelm-train's own data preparation (`vaelm.training.job.prepare_data`, after its flags are parsed and its threads
     set): read (and split) -> vocabulary -> token ids as the `datasets.Dataset` the Trainer reads; timed end to end.
     """
     from vaelm.cli.train import parse_arguments

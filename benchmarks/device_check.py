@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import vaelm  # noqa: E402,F401  # isort: skip (first: OpenMP's wait policy is set before torch loads)
+import vaelm.cli  # noqa: E402,F401  # isort: skip (first: OpenMP's wait policy is set before torch loads)
 import eval_speed  # noqa: E402
 import torch  # noqa: E402
 import train_speed  # noqa: E402

@@ -3,7 +3,7 @@
 Builds a randomly initialised model (random weights cost the same as trained ones) of the original configuration
 (embedding 350, LSTM 200, latent 13, 10k vocabulary), or with `--model` of that model's configuration (`--model
 bundled`: the reference PTB model, 350/960/32 with tied embeddings and z at every step), times
-`vaelm.evaluation.evaluate_sequences` on sentences with PTB test lengths (read from `--ptb_test` when present, else
+`vaelm.evaluation.metrics.evaluate_sequences` on sentences with PTB test lengths (read from `--ptb_test` when present, else
 a fixed synthetic sample with the same mean length), and prints one JSON object:
 
 - `token_samples_per_second`: scored tokens × K per second, the median of `--windows` timed windows (fp32 and
@@ -34,10 +34,10 @@ import sys
 import time
 from pathlib import Path
 
-from vaelm import VAELMConfig, VAELMModel  # isort: skip (before torch: vaelm sets OpenMP's wait policy first)
-
+import vaelm.cli  # noqa: F401  # isort: skip (before torch: the commands set OpenMP's wait policy first)
 import torch
 
+from vaelm import VAELMConfig, VAELMModel
 from vaelm.evaluation.metrics import evaluate_sequences
 from vaelm.pretrained import DEFAULT_MODEL
 from vaelm.runtime.threads import configure_threads

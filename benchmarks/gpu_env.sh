@@ -1,4 +1,4 @@
-# Sourced by the GPU scripts (device_check.sh, quality_v3_gpu.sh) with PYTHON set: where the installed packages do not
+# Sourced by the GPU scripts (device_check.sh, results/ablation/quality_v3_gpu.sh) with PYTHON set: where the installed packages do not
 # do (the GPU image: no datasets, an older transformers), install the carried wheels (.whl/, from
 # `benchmarks/device_check.sh --prepare`) outside the image and put them first on PYTHONPATH.
 if ! "$PYTHON" -c "import datasets, transformers; from packaging.version import Version; \

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from vaelm import VAELMConfig, VAELMModel
-from vaelm.generation.sentence_vae import DecodingConfig, SentenceVAE
+from vaelm.generation.decoding import DecodingConfig
+from vaelm.generation.sentence_vae import SentenceVAE
 
 PTB_MEAN_TOKENS = 22  # 21.1 words per ptb.train.txt sentence, plus </s>
 

@@ -45,11 +45,11 @@ After (padded oneDNN LSTMs on length-grouped batches, fused projection + cross-e
 - What is left above the matmuls is elementwise (LSTM gates, softmax) and memory traffic. On 2 threads the oneDNN
   LSTM synchronises its threads at every time step, so it is the part hurt most when other processes share the
   cores; with libgomp's default spin-waiting, 1 thread was then often faster than 2. vaelm now makes idle OpenMP
-  threads wait passively, which removes that cliff (docs/speed.md, "Threads"; `benchmarks/contention.sh`).
+  threads wait passively, which removes that cliff (docs/speed.md, "Threads").
 
-Threads: vaelm's default (`vaelm.threads.configure_threads`: the usable cores minus those other processes keep
-busy, `OMP_NUM_THREADS` respected) unless `--threads N`; OpenMP waits passively as in every vaelm command (vaelm is
-imported before torch). `--device cuda` runs both sides on a GPU (timed windows end with a synchronisation).
+Threads: vaelm's default (`vaelm.runtime.threads.configure_threads`: the usable cores minus those other processes keep
+busy, `OMP_NUM_THREADS` respected) unless `--threads N`; OpenMP waits passively as in every vaelm command (`vaelm.cli`
+is imported before torch). `--device cuda` runs both sides on a GPU (timed windows end with a synchronisation).
 
 Run: `python benchmarks/train_speed.py [--bf16] [--threads N] [--device cpu|cuda] [--windows 5] [--window_steps 12]`;
 prints one JSON object.
@@ -70,7 +70,7 @@ import time
 import warnings
 from pathlib import Path
 
-import vaelm  # noqa: F401  # isort: skip (first: sets OpenMP's wait policy before torch loads it, as every vaelm command does)
+import vaelm.cli  # noqa: F401  # isort: skip (first: sets OpenMP's wait policy before torch loads it, as every vaelm command does)
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     datasets.disable_progress_bars()
     from vaelm.cli.train import parse_arguments as train_arguments
-    from vaelm.corpora.data import VAELMCollator, load_text_splits, tokenize_splits
+    from vaelm.corpora.data import VAELMCollator, tokenize_splits
+    from vaelm.corpora.sources import load_text_splits
     from vaelm.runtime.allocator import keep_freed_memory
     from vaelm.runtime.threads import configure_threads
     from vaelm.training.job import build_model, prepare_tokenizer

@@ -73,7 +73,7 @@ def test_card_with_a_hub_id_and_ptb_data(tiny_model_dir, tmp_path):
         {"embedding_size": 16, "hidden_size": 24, "latent_size": 4, "word_dropout": 0.25}, record
     )
     assert command == (
-        "vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4 --keep_prob 0.75 "
+        "vaelm-train --dataset ptb --embedding_size 16 --hidden_size 24 --latent_size 4 --word_dropout 0.25 "
         "--annealing_pivot 10 --kl_schedule linear --learning_rate 0.01 --max_steps 30 "
         "--batch_size 16 --seed 0"
     )
@@ -96,7 +96,7 @@ def test_bundled_card_is_fit_to_publish():
     folder = Path(vaelm.DEFAULT_MODEL)
     card = (folder / "README.md").read_text()
     check_card(card, folder, "vaelm-ptb-350-960-32")
-    assert "vaelm-train --dataset ptb --embedding_size 350 --num_units 960 --latent_dim 32" in card
+    assert "vaelm-train --dataset ptb --embedding_size 350 --hidden_size 960 --latent_size 32" in card
     assert "vaelm-evaluate --model vaelm/pretrained/ptb --dataset ptb --split test --iw_samples 500" in card
     assert (REPO / "vaelm/pretrained/ptb").is_dir()  # the usage snippets' path, from the repository root
     assert "kl_cycles" not in card and "num_train_epochs" not in card and "annealing_steepness" not in card
@@ -156,10 +156,10 @@ def test_a_continued_run_records_and_reproduces_every_stage(tiny_model_dir, tiny
     }
     lines = training_command(config, second_stage).splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("vaelm-train --dataset ptb --embedding_size 16 --num_units 24 --latent_dim 4")
+    assert lines[0].startswith("vaelm-train --dataset ptb --embedding_size 16 --hidden_size 24 --latent_size 4")
     assert lines[0].endswith("--max_steps 30 --batch_size 16 --seed 0 --output_dir stage-1")
-    # Every option of the model, in vaelm-train's order (vaelm.configuration_vaelm.TRAINING_FLAGS).
-    assert "--cell_type gru --keep_prob 0.75 --locked_dropout true --weight_drop 0.5" in lines[1]
+    # Every option of the model, in vaelm-train's order (vaelm.hub.reproduce.MODEL_FLAGS).
+    assert "--cell_type gru --word_dropout 0.25 --locked_dropout true --weight_drop 0.5" in lines[1]
     assert lines[1].endswith(
         "--max_steps 6 --batch_size 16 --eval_strategy steps --eval_steps 3 --save_strategy steps --save_steps 3 "
         "--load_best_model_at_end true --metric_for_best_model loss --greater_is_better false --seed 0 "

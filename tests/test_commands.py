@@ -67,14 +67,13 @@ def test_help_states_each_default_once_and_never_none(command):
 
 
 @pytest.mark.parametrize("command", ["sample", "homotopy"])
-def test_no_unk_is_one_flag_that_takes_false(command):
+def test_suppress_unk_is_on_by_default_and_has_its_no_form(command):
     module = importlib.import_module(f"vaelm.cli.{command}")
-    assert "--no_no_unk" not in module.make_parser().format_help()
-    assert "--no_no_unk" not in module.make_parser()._option_string_actions
     ends = ["--start", "a", "--end", "b"] if command == "homotopy" else []
-    assert module.parse_arguments(ends)[1].no_unk is True
-    assert module.parse_arguments([*ends, "--no_unk", "false"])[1].no_unk is False
-    assert module.parse_arguments([*ends, "--no_unk"])[1].no_unk is True
+    assert module.parse_arguments(ends)[1].suppress_unk is True
+    assert module.parse_arguments([*ends, "--no_suppress_unk"])[1].suppress_unk is False
+    assert module.parse_arguments([*ends, "--suppress_unk", "false"])[1].suppress_unk is False
+    assert module.parse_arguments([*ends, "--suppress_unk"])[1].suppress_unk is True
 
 
 def test_the_bundled_model_default_is_said_once():

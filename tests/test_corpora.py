@@ -15,8 +15,10 @@ import pytest
 import torch
 from conftest import MULTI_PROCESS_MODEL_FLAGS, REPO, free_port, run_with_one_retry_on_gloo_abort, train_tiny
 
-from vaelm.corpora.data import raw_text_splits, tokenize_splits
-from vaelm.corpora.sentences import clean_paragraphs, paragraphs, split_sentences
+from vaelm.corpora.cleaning import clean_paragraphs
+from vaelm.corpora.data import tokenize_splits
+from vaelm.corpora.sentences import paragraphs, split_sentences
+from vaelm.corpora.sources import raw_text_splits
 from vaelm.corpora.streaming import group_by_length, rank_shard, stream_text_splits, vocabulary_sample
 from vaelm.corpora.vocabulary import build_tokenizer
 
@@ -110,7 +112,7 @@ def raw_text_splits_of(book: Path) -> list[str]:
 
 
 def test_bad_bytes_in_raw_text_name_file_and_line(tmp_path):
-    from vaelm.corpora.data import DataError
+    from vaelm.corpora.sources import DataError
 
     (tmp_path / "book.txt").write_bytes("Fine line.\n\nCaf\xe9 au lait.\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"book.txt, line 3: not valid UTF-8"):
@@ -210,7 +212,7 @@ def test_tiny_model_on_raw_text_writes_readable_english(raw_books, tmp_path):
     assert vae.to_text(ids[1:]) == "“well,” said dr. watson, “it’s late!”"
     import torch
 
-    from vaelm.generation.sentence_vae import DecodingConfig
+    from vaelm.generation.decoding import DecodingConfig
 
     torch.manual_seed(0)
     samples = [row["text"] for row in vae.sample_prior(20, DecodingConfig(strategy="sample", max_new_tokens=30))]

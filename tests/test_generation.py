@@ -16,7 +16,8 @@ from vaelm import VAELMConfig, VAELMModel, build_tokenizer, segment
 from vaelm.cli import homotopy as homotopy_cli
 from vaelm.cli import run_command
 from vaelm.cli import sample as sample_cli
-from vaelm.generation.sentence_vae import DecodingConfig, SentenceVAE, interpolate
+from vaelm.generation.decoding import DecodingConfig
+from vaelm.generation.sentence_vae import SentenceVAE, interpolate
 
 EOS = 3
 MAX_NEW = 12
@@ -162,7 +163,7 @@ def test_decoding_config_rejects_meaningless_flags():
     assert DecodingConfig("sample").generate_kwargs(unk_token_id=1)["top_k"] == 0  # no silent top-50 truncation
 
 
-def test_no_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
+def test_suppress_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
     unk = vae.config.unk_token_id
     z = torch.zeros(4, vae.config.latent_size)
     bias = vae.model.lm_head.bias
@@ -171,9 +172,9 @@ def test_no_unk_never_emits_unk_even_where_it_is_the_likeliest_word(vae):
         with torch.no_grad():
             bias[unk] = 50.0  # <unk> wins every argmax and almost all of the probability mass
         for decoding in (DecodingConfig(), DecodingConfig("sample", top_p=0.9), DecodingConfig("beam", num_beams=2)):
-            plain = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "no_unk": False}))
+            plain = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "suppress_unk": False}))
             assert all(unk in row for row in plain)
-            cleaned = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "no_unk": True}))
+            cleaned = vae.decode_ids(z, DecodingConfig(**{**vars(decoding), "max_new_tokens": 5, "suppress_unk": True}))
             assert not any(unk in row for row in cleaned)
     finally:
         with torch.no_grad():

@@ -401,12 +401,12 @@ def test_no_token_reaches_the_hub_storage(pushed, trained, hub):
 
 
 def test_card_is_written_when_samples_fail(pushed, tmp_path, monkeypatch):
-    from vaelm import generation
+    from vaelm.generation.sentence_vae import SentenceVAE
 
     def exploding_sampler(self, num, decoding=None):
         raise RuntimeError("decoder exploded")
 
-    monkeypatch.setattr(generation.SentenceVAE, "sample_prior", exploding_sampler)
+    monkeypatch.setattr(SentenceVAE, "sample_prior", exploding_sampler)
     folder = tmp_path / "with-evaluation"
     shutil.copytree(pushed[0], folder)
     evaluation = {

@@ -10,9 +10,9 @@ import torch
 from conftest import train_tiny
 from safetensors.torch import load_file
 
-from vaelm import precision
 from vaelm.cli import run_command
 from vaelm.cli.evaluate import main as evaluate_main
+from vaelm.runtime import precision
 
 
 def test_native_bf16_follows_onednn_on_cpu_and_trusts_accelerators():

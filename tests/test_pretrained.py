@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from conftest import REPO
 
 import vaelm
+from vaelm.pretrained.model_folder import CARD_FILE, REMOTE_CODE_FILES
 
 MODEL = Path(vaelm.DEFAULT_MODEL)
 
@@ -39,9 +41,31 @@ def test_bundled_model_folder_is_complete_and_small():
     assert (MODEL / "model.safetensors").stat().st_size <= 30_000_000
     config = json.loads((MODEL / "config.json").read_text())
     assert config["model_type"] == "vaelm" and config["vocab_size"] == 10000
-    # The shipped source files are the package's own, so remote-code loading runs today's code.
-    for name in ("configuration_vaelm.py", "modeling_vaelm.py", "tokenization_vaelm.py", "pipeline_vaelm.py"):
-        assert (MODEL / name).read_text() == (REPO / "vaelm" / name).read_text(), f"{name} is stale: copy it again"
+
+
+def refresh(*args: str) -> subprocess.CompletedProcess:
+    return run([str(REPO / "scripts" / "refresh_remote_code.py"), *args])
+
+
+def test_bundled_code_copies_and_card_are_regenerated_from_the_package(tmp_path):
+    # The shipped modules are the package's own (remote-code loading runs today's code), and the card is what the
+    # package renders today: one script regenerates both, and its check is this test.
+    result = refresh("--check")
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Any stale file is named, and refreshing fixes every one.
+    folder = tmp_path / "ptb"
+    shutil.copytree(MODEL, folder)
+    for name in (*REMOTE_CODE_FILES, CARD_FILE):
+        (folder / name).write_text((folder / name).read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    stale = refresh(str(folder), "--check")
+    assert stale.returncode == 1
+    assert [line.split()[0] for line in stale.stderr.splitlines() if " is stale" in line] == [
+        str(folder / name) for name in (*REMOTE_CODE_FILES, CARD_FILE)
+    ]
+    assert refresh(str(folder)).returncode == 0
+    assert refresh(str(folder), "--check").returncode == 0
+    for name in REMOTE_CODE_FILES:
+        assert (folder / name).read_bytes() == (REPO / "vaelm" / name).read_bytes()
 
 
 def test_sample_without_model_uses_the_bundled_model():
@@ -90,21 +114,25 @@ def test_homotopy_and_evaluate_without_model(tiny_ptb):
     assert summary["kl"] > 1, "the bundled model is not collapsed"
 
 
-def test_readme_results_row_is_the_bundled_models_own_evaluation():
-    """README's bundled row, its reproduce command and the model's eval_results.json (what the card shows) agree."""
+def test_readme_and_results_page_rows_are_the_bundled_models_own_evaluation():
+    """The bundled row of README and of the results page, README's command for it and the model's eval_results.json
+    (what the card shows) agree."""
     evaluation = json.loads((MODEL / "eval_results.json").read_text())
     assert (evaluation["split"], evaluation["sentences"], evaluation["iw_samples"]) == ("test", 3761, 500)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    (row,) = [line for line in readme.splitlines() if line.startswith("| **vaelm, bundled model**")]
-    cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")]
-    assert cells[1:7] == [
-        f"{evaluation['nll']:.2f}",
-        f"{evaluation['ppl']:.1f}",
-        f"{evaluation['elbo']:.1f}",
-        f"{evaluation['kl']:.2f}",
-        f"{evaluation['mi']:.2f}",
-        f"{evaluation['au']}/32",
-    ]
+    for page in (readme, (REPO / "docs" / "results.md").read_text(encoding="utf-8")):
+        (row,) = [line for line in page.splitlines() if line.startswith("| **vaelm, bundled model**")]
+        cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")]
+        assert cells[1:7] == [
+            f"{evaluation['nll']:.2f}",
+            f"{evaluation['ppl']:.1f}",
+            f"{evaluation['elbo']:.1f}",
+            f"{evaluation['kl']:.2f}",
+            f"{evaluation['mi']:.2f}",
+            f"{evaluation['au']}/32",
+        ]
+    card = (MODEL / "README.md").read_text(encoding="utf-8")
+    assert f"value: {evaluation['nll']}" in card  # the card renders eval_results.json itself
     # The command README gives for the row is the one that produced it, on the bundled model by default.
     (command,) = [
         line.split("#")[0].split() for line in readme.splitlines() if line.endswith("# the bundled model's row")

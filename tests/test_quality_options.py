@@ -1,4 +1,4 @@
-"""The quality options of issue 17: a plain LM (`--latent_dim 0`), LSTM-LM regularisation (weight drop, locked
+"""Model and training options for quality: a plain LM (`--latent_size 0`), LSTM-LM regularisation (weight drop, locked
 dropout, word-type dropout, weight decay, weight averaging) and collapse remedies (BN-VAE, `--init_from`)."""
 
 import json
@@ -219,7 +219,7 @@ def test_plain_language_model_trains_saves_loads_and_samples(language_model_dir,
         run_command("vaelm-sample", sample_cli.main, ["--model", str(language_model_dir), "--sentence", "the bank"])
         == 1
     )
-    assert "--latent_dim 0" in capsys.readouterr().err
+    assert "--latent_size 0" in capsys.readouterr().err
     argv = ["--model", str(language_model_dir), "--start", "the bank", "--end", "investors"]
     assert run_command("vaelm-homotopy", homotopy_cli.main, argv) == 1
     assert "no latent variable" in capsys.readouterr().err
@@ -399,7 +399,7 @@ def test_copy_encoder_keeps_the_encoder_and_resets_the_decoder():
             source.state_dict()[name] if name.startswith(("embed_tokens", "encoder", "posterior")) else fresh[name]
         )
         assert torch.equal(tensor, expected), name
-    with pytest.raises(ValueError, match="--num_units"):
+    with pytest.raises(ValueError, match="--hidden_size"):
         copy_encoder(source, tiny(hidden_size=16), "source")
     with pytest.raises(ValueError, match="no encoder"):
         copy_encoder(tiny(latent_size=0), target, "lm")
@@ -409,7 +409,7 @@ def test_init_from_flags_are_checked(tmp_path):
     base = ["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out")]
     with pytest.raises(ValueError, match="Give one"):
         parse_arguments([*base, "--init_from", "a", "--model_name_or_path", "b"])
-    with pytest.raises(ValueError, match="latent_dim 0"):
+    with pytest.raises(ValueError, match="latent_size 0"):
         parse_arguments([*base, "--init_from", "a", "--latent_dim", "0"])
 
 

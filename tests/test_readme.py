@@ -101,7 +101,7 @@ def test_quick_recipe_is_smaller_and_shorter_than_the_full_one():
 
     quick = yaml.safe_load((REPO / "configuration" / "ptb-quick.yaml").read_text(encoding="utf-8"))
     full = yaml.safe_load((REPO / "configuration" / "ptb.yaml").read_text(encoding="utf-8"))
-    assert quick["max_steps"] * 4 <= full["max_steps"] and quick["num_units"] < full["num_units"]
+    assert quick["max_steps"] * 4 <= full["max_steps"] and quick["hidden_size"] < full["hidden_size"]
     assert quick["final_eval_iw_samples"] > 1 and quick["output_dir"] == "runs/ptb-quick"
 
 
@@ -118,7 +118,7 @@ def test_continue_configuration_continues_the_main_run(fresh_clone, tiny_corpus)
     arguments = record["training_arguments"]
     assert arguments["kl_schedule"] == "constant" and arguments["ema_decay"] == 0.999
     assert record["best_step"] in (2, 4), "the best of the checkpoints is kept"
-    # Stages 3 to 8 (issue 28), in the page's order: the cyclic continuation, three runs, each from the last; the
+    # Stages 3 to 8, in the page's order: the cyclic continuation, three runs, each from the last; the
     # encoder refit with the decoder fixed; then twice a further cyclic run and the refit again, from the average of
     # that run and the model it started from.
     training_commands = commands("vaelm-train", TRAINING_PAGE)

@@ -1,4 +1,4 @@
-"""Robustness (issue 8): bad input gets one clear paragraph and a non-zero exit, never a traceback; messy text
+"""Robustness: bad input gets one clear paragraph and a non-zero exit, never a traceback; messy text
 trains; over-long sentences are dropped or cut with a count; a run killed with SIGKILL resumes to the same losses;
 half-written checkpoints are never picked; identical seeds give identical losses; loading is safe.
 
@@ -26,10 +26,11 @@ from vaelm import VAELMConfig, build_tokenizer
 from vaelm.cli import describe_error, run_command
 from vaelm.cli import train as train_cli
 from vaelm.cli.train import parse_arguments
-from vaelm.corpora.data import DataError, read_sentences
+from vaelm.corpora.sources import DataError, read_sentences
 from vaelm.pretrained.checkpoints import last_complete_checkpoint, resolve_resume
 from vaelm.pretrained.loading import ModelLoadError, load_model_and_tokenizer
-from vaelm.training.trainer import VAETrainer, kl_weight_at
+from vaelm.training.kl_schedules import kl_weight_at
+from vaelm.training.trainer import VAETrainer
 
 TINY = [
     "--embedding_size",
@@ -167,8 +168,9 @@ def test_describe_error_names_foreign_errors_and_their_cause():
 @pytest.mark.parametrize(
     "flag, value",
     [
-        ("--num_units", "-5"),
-        ("--latent_dim", "-1"),
+        ("--hidden_size", "-5"),
+        ("--latent_size", "-1"),
+        ("--word_dropout", "1"),
         ("--embedding_size", "-1"),
         ("--num_layers", "0"),
         ("--keep_prob", "0"),
@@ -186,10 +188,18 @@ def test_impossible_values_name_their_flag(flag, value, tiny_corpus, tmp_path, c
     assert flag in line and value in line
 
 
+@pytest.mark.parametrize(("alias", "flag"), [("--num_units", "--hidden_size"), ("--latent_dim", "--latent_size")])
+def test_an_impossible_value_under_an_original_name_names_the_field(alias, flag, tiny_corpus, tmp_path, capsys):
+    line = error_line(
+        *cli_train(capsys, "--data_dir", tiny_corpus, "--output_dir", tmp_path / "out", *TINY, alias, "-5")
+    )
+    assert f"{flag} -5 is impossible" in line
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["--hidden_size", "64"], "Unknown flag --hidden_size (did you mean --num_units?)"),
+        (["--hidden_sizes", "64"], "Unknown flag --hidden_sizes (did you mean --hidden_size?)"),
         (["--keep_probs", "0.7"], "Unknown flag --keep_probs (did you mean --keep_prob?)"),
         (["stray"], "Unexpected value 'stray' (a value must follow its flag)"),
     ],
@@ -230,9 +240,9 @@ def test_resume_flag_help_says_true_resumes_from_the_newest_checkpoint():
 
 def test_unknown_config_file_keys_are_named_as_keys(tmp_path, capsys):
     config = tmp_path / "train.yaml"
-    config.write_text("num_units: 64\nlatent_size: 32\n")
+    config.write_text("num_units: 64\nlatent_sizes: 32\n")  # the original script's names are keys too
     line = error_line(*cli_train(capsys, config, "--data_dir", tmp_path / "missing", "--output_dir", tmp_path / "out"))
-    assert f"Unknown key latent_size (did you mean latent_dim?) in config file {config}" in line
+    assert f"Unknown key latent_sizes (did you mean latent_size?) in config file {config}" in line
 
 
 def test_every_command_takes_a_config_file_of_flags(tmp_path):
@@ -490,6 +500,7 @@ def test_a_5000_word_line_is_dropped_or_cut_with_a_count(mode, tmp_path, capsys,
 RESUME_FLAGS = [*TINY, "--max_steps", "30", "--save_steps", "10", "--logging_steps", "5"]
 SLOW_RUN = """
 import os, sys, time
+import vaelm.cli  # first, as in every command: its process set-up comes before torch
 import vaelm.training.trainer
 
 original = vaelm.training.trainer.VAETrainer.training_step

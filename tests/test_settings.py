@@ -2,7 +2,7 @@
 
 - every command-line default equals its library default (each command's parser, walked flag by flag), and
   vaelm-prepare's data flags equal vaelm-train's;
-- vaelm-train's model flags come from `VAELMConfig` (the original script's names included);
+- vaelm-train's model flags are `VAELMConfig`'s fields, with its defaults (the original script's names are aliases);
 - the docstrings state the defaults the fields have;
 - the Python API, the commands, both pipelines and the demo decode with the same defaults (no `<unk>`).
 """
@@ -18,16 +18,40 @@ import pytest
 
 import vaelm
 from vaelm import pipeline_vaelm
-from vaelm.configuration_vaelm import COMPLEMENT_FLAGS, FIELD_CHOICES, TRAINING_FLAGS, VAELMConfig, flag_value
+from vaelm.configuration_vaelm import CELL_TYPES, SEGMENTATIONS, VAELMConfig
 from vaelm.generation import decoding
 
+# VAELMConfig fields that vaelm-train's model flags set, in --help order.
+MODEL_FIELDS = (
+    "embedding_size",
+    "hidden_size",
+    "latent_size",
+    "num_layers",
+    "cell_type",
+    "bidirectional_encoder",
+    "word_dropout",
+    "embedding_dropout",
+    "output_dropout",
+    "locked_dropout",
+    "weight_drop",
+    "word_type_dropout",
+    "posterior_bn_gamma",
+    "latent_to_every_step",
+    "bow_loss_weight",
+    "tie_word_embeddings",
+)
 COMMANDS = ["train", "prepare", "evaluate", "sample", "homotopy", "map", "demo", "push"]
 
 
 def parser_actions(command: str) -> dict:
-    """Each flag's destination and argparse action in `vaelm-<command>`'s parser."""
+    """Each flag's destination and argparse action in `vaelm-<command>`'s parser (a boolean's `--X`, not `--no_X`:
+    argparse takes a destination's default from its first action)."""
     parser = importlib.import_module(f"vaelm.cli.{command}").make_parser()
-    return {action.dest: action for action in parser._actions if action.dest != "help"}
+    actions = {}
+    for action in parser._actions:
+        if action.dest != "help":
+            actions.setdefault(action.dest, action)
+    return actions
 
 
 def parser_defaults(command: str) -> dict:
@@ -60,11 +84,11 @@ def library_defaults(command: str) -> dict:
     from vaelm.corpora.preparation import prepare_corpus
     from vaelm.evaluation.metrics import evaluate_sequences
     from vaelm.generation.sentence_vae import SentenceVAE
-    from vaelm.hub.job import push
+    from vaelm.hub.push import push_model_folder
 
     config = dataclass_defaults(VAELMConfig)
     if command == "train":
-        model = {flag: flag_value(name, config[name]) for name, flag in TRAINING_FLAGS.items()}
+        model = {name: config[name] for name in MODEL_FIELDS}
         data = {
             "max_length": config["max_sentence_length"],
             "vocab_size": config["vocab_size"],
@@ -89,16 +113,17 @@ def library_defaults(command: str) -> dict:
         return signature_defaults(draw_map)
     if command == "demo":
         return signature_defaults(build_demo, skip=("model",))
-    return signature_defaults(push, {"datasets": "dataset"})
+    return signature_defaults(push_model_folder, {"datasets": "dataset"})
 
 
 # Flags whose counterpart must be found (a test that matched nothing would pass vacuously).
 EXPECTED_MATCHES = {
     "train": {
         "embedding_size",
-        "num_units",
-        "latent_dim",
-        "keep_prob",
+        "hidden_size",
+        "latent_size",
+        "word_dropout",
+        "bow_loss_weight",
         "cell_type",
         "max_length",
         "vocab_size",
@@ -106,8 +131,8 @@ EXPECTED_MATCHES = {
     },
     "prepare": {"text_column", "sentence_split", "lang", "segmentation", "lowercase", "max_length", "seed"},
     "evaluate": {"iw_samples", "batch_size", "chunk_size", "seed"},
-    "sample": {"strategy", "no_unk", "num_beams", "max_new_tokens", "impute_steps"},
-    "homotopy": {"strategy", "no_unk", "steps", "mode"},
+    "sample": {"strategy", "suppress_unk", "num_beams", "max_new_tokens", "impute_steps"},
+    "homotopy": {"strategy", "suppress_unk", "steps", "mode"},
     "map": {"split", "max_sentences", "projection", "text_column"},
     "demo": {"map_split", "map_sentences", "projection"},
     "push": {"private", "keep_card", "license", "revision"},
@@ -149,47 +174,73 @@ def test_prepare_flags_are_vaelm_trains_data_flags():
         assert (prepare[name].default, prepare[name].choices) == (train[name].default, train[name].choices), name
 
 
-def test_model_flags_are_the_config_fields_under_the_original_names():
+def test_model_arguments_are_the_config_fields_with_their_defaults():
+    from vaelm.hub.reproduce import MODEL_FLAGS
+    from vaelm.training.settings import ModelArguments
+
+    config = dataclass_defaults(VAELMConfig)
+    fields = {spec.name: spec for spec in dataclasses.fields(ModelArguments)}
+    assert tuple(name for name in fields if name in config) == MODEL_FIELDS
+    assert MODEL_FIELDS == MODEL_FLAGS  # the reproduce command writes every model flag, in --help order
+    assert {name: fields[name].default for name in MODEL_FIELDS} == {name: config[name] for name in MODEL_FIELDS}
+    for name in MODEL_FIELDS:
+        assert fields[name].type == VAELMConfig.__dataclass_fields__[name].type, name
+    assert ModelArguments().config_values() == {name: config[name] for name in MODEL_FIELDS}
+
+
+def train_config(*flags: str) -> VAELMConfig:
     from vaelm.cli.train import parse_arguments
 
-    flags = parser_defaults("train")
-    for name, flag in TRAINING_FLAGS.items():
-        assert flag in flags, f"VAELMConfig.{name} has no vaelm-train flag --{flag}"
-    assert flags["keep_prob"] == 1 - VAELMConfig().word_dropout == 0.75
-    assert flags["latent_dim"] == VAELMConfig().latent_size == 13
-    model_args, _, _ = parse_arguments(
-        [
-            "--embedding_size",
-            "8",
-            "--num_units",
-            "12",
-            "--latent_dim",
-            "0",
-            "--keep_prob",
-            "0.6",
-            "--cell_type",
-            "gru",
-            "--output_dir",
-            "unused",
-        ]
+    return parse_arguments([*flags, "--output_dir", "unused"])[0].config
+
+
+def test_the_original_flags_are_aliases_of_the_fields():
+    assert train_config("--latent_size", "8").to_dict() == train_config("--latent_dim", "8").to_dict()
+    assert train_config("--hidden_size", "12").to_dict() == train_config("--num_units", "12").to_dict()
+    assert train_config("--keep_prob", "0.75").word_dropout == pytest.approx(0.25)
+    config = train_config(
+        *("--embedding_size", "8", "--num_units", "12", "--latent_dim", "0", "--keep_prob", "0.6"),
+        *("--cell_type", "gru"),
     )
-    config = model_args.config
     assert (config.embedding_size, config.hidden_size, config.latent_size, config.cell_type) == (8, 12, 0, "gru")
     assert config.word_dropout == pytest.approx(0.4) and not config.has_latent
+    assert train_config("--keep_prob", "0.6", "--word_dropout", "0.4").word_dropout == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="disagree"):
+        train_config("--keep_prob", "0.6", "--word_dropout", "0.1")
 
 
-def test_model_flags_take_their_choices_and_help_from_the_config():
+def test_the_seed_command_and_a_recipe_with_the_original_names_still_train_the_same_model(tmp_path):
+    from vaelm.cli.train import parse_arguments
+
+    seed = "--embedding_size 350 --num_units 200 --learning_rate 2e-4 --latent_dim 13 --batch_size 64 "
+    seed += "--max_steps 100000 --annealing_pivot 60000 --keep_prob 0.75 --output_dir unused"
+    model_args, _, training_args = parse_arguments(seed.split())
+    assert model_args.config.to_dict() == VAELMConfig().to_dict()
+    assert (training_args.max_steps, training_args.annealing_pivot) == (100000, 60000)
+    recipe = tmp_path / "original.yaml"
+    recipe.write_text("latent_dim: 8\nnum_units: 64\nkeep_prob: 0.5\noutput_dir: unused\n", encoding="utf-8")
+    config = parse_arguments([str(recipe)])[0].config
+    assert (config.latent_size, config.hidden_size, config.word_dropout) == (8, 64, 0.5)
+
+
+def test_train_help_lists_each_field_once():
     from vaelm.cli.train import make_parser
 
-    actions = {action.dest: action for action in make_parser()._actions}
-    for name, choices in FIELD_CHOICES.items():
-        if name in TRAINING_FLAGS:
-            assert tuple(actions[TRAINING_FLAGS[name]].choices) == choices
-    assert tuple(actions["segmentation"].choices) == FIELD_CHOICES["segmentation"]
-    assert actions["embedding_dropout"].help == VAELMConfig.field_help("embedding_dropout")
-    assert actions["keep_prob"].help == COMPLEMENT_FLAGS["keep_prob"]
+    text = make_parser().format_help()
+    for name in MODEL_FIELDS:
+        assert len(re.findall(rf"^  --{name}\b", text, re.MULTILINE)) == 1, name
+    assert "--latent_dim" in text and "--num_units" in text and "--keep_prob" in text
+    assert "--no_no_" not in text
+
+
+def test_model_flags_take_their_choices_from_the_config():
+    actions = parser_actions("train")
+    assert tuple(actions["cell_type"].choices) == CELL_TYPES
+    assert tuple(actions["segmentation"].choices) == SEGMENTATIONS
     with pytest.raises(ValueError, match="cell_type must be 'lstm' or 'gru'"):
         VAELMConfig(cell_type="rnn")
+    with pytest.raises(ValueError, match="--latent_size -1 is impossible"):
+        train_config("--latent_dim", "-1")
 
 
 @pytest.mark.parametrize(("cls", "least"), [(VAELMConfig, 20), (decoding.DecodingConfig, 6)])
@@ -243,7 +294,7 @@ def test_the_demo_decodes_with_the_library_defaults():
     assert (page["steps"].default, page["mode"].default) == (decoding.HOMOTOPY_STEPS, decoding.INTERPOLATIONS[0])
 
 
-def test_python_api_samples_of_the_bundled_model_have_no_unk():
+def test_python_api_samples_of_the_bundled_model_suppress_unk():
     from transformers import set_seed
 
     from vaelm.generation.sentence_vae import SentenceVAE
@@ -257,14 +308,13 @@ def test_python_api_samples_of_the_bundled_model_have_no_unk():
     assert not any("<unk>" in point["text"].split() for point in path)
     # The raw model does emit <unk> (so the test above can fail): it is the default that suppresses it.
     set_seed(0)
-    raw = [result["text"] for result in vae.sample_prior(20, decoding.DecodingConfig(no_unk=False))]
+    raw = [result["text"] for result in vae.sample_prior(20, decoding.DecodingConfig(suppress_unk=False))]
     assert any("<unk>" in text.split() for text in raw)
 
 
 def test_the_cards_reproduce_command_rebuilds_the_model_flags_from_the_same_table(tmp_path):
     from vaelm.cli.train import parse_arguments
-    from vaelm.configuration_vaelm import training_flags
-    from vaelm.hub.reproduce import training_command
+    from vaelm.hub.reproduce import model_flags, training_command
 
     config = VAELMConfig(
         embedding_size=64,
@@ -277,15 +327,15 @@ def test_the_cards_reproduce_command_rebuilds_the_model_flags_from_the_same_tabl
         weight_drop=0.1,
         tie_word_embeddings=True,
     ).to_dict()
-    flags = training_flags(config)
+    flags = model_flags(config)
     assert list(flags) == [
         "embedding_size",
-        "num_units",
-        "latent_dim",
+        "hidden_size",
+        "latent_size",
         "num_layers",
         "cell_type",
         "bidirectional_encoder",
-        "keep_prob",
+        "word_dropout",
         "weight_drop",
         "tie_word_embeddings",
     ]
@@ -293,8 +343,8 @@ def test_the_cards_reproduce_command_rebuilds_the_model_flags_from_the_same_tabl
     record = {"datasets": ["ptb-text-only/ptb_text_only"], "training_arguments": {"learning_rate": 0.001, "seed": 1}}
     command = training_command(config, record)
     assert command.startswith(
-        "vaelm-train --dataset ptb --embedding_size 64 --num_units 96 --latent_dim 8 --num_layers 2 "
-        "--cell_type gru --bidirectional_encoder true --keep_prob 0.6 --weight_drop 0.1 "
+        "vaelm-train --dataset ptb --embedding_size 64 --hidden_size 96 --latent_size 8 --num_layers 2 "
+        "--cell_type gru --bidirectional_encoder true --word_dropout 0.4 --weight_drop 0.1 "
         "--tie_word_embeddings true "
     )
     # What the command says, vaelm-train parses back into the same model.

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from vaelm import threads
+from vaelm.runtime import threads
 from vaelm.runtime.threads import choose_num_threads, configure_threads, usable_cores
 
 COMMANDS = ["train", "evaluate", "sample", "homotopy", "push", "demo", "map"]
@@ -112,11 +112,19 @@ def test_a_command_applies_and_logs_num_threads(caplog, capsys):
 
 
 @pytest.mark.parametrize("preset", [None, "ACTIVE"])
-def test_importing_vaelm_makes_openmp_threads_wait_passively(preset):
+def test_the_commands_make_openmp_threads_wait_passively_and_import_vaelm_changes_nothing(preset):
     environment = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
     if preset:
         environment["OMP_WAIT_POLICY"] = preset
-    code = "import os, vaelm; print(os.environ['OMP_WAIT_POLICY'])"
-    result = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (preset or "PASSIVE")
+
+    def policy(code: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert policy("import os, vaelm; print(os.environ.get('OMP_WAIT_POLICY'))") == str(preset)
+    # Set before torch loads (libgomp reads it then): every command imports vaelm.cli first.
+    code = "import os, sys, vaelm.cli; assert 'torch' not in sys.modules; import vaelm.cli.train; "
+    assert policy(code + "print(os.environ['OMP_WAIT_POLICY'])") == (preset or "PASSIVE")

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from vaelm.corpora import sources
-from vaelm.corpora.data import DataError, VAELMCollator, download_ptb, load_text_splits, read_sentences, tokenize_splits
+from vaelm.corpora.data import VAELMCollator, tokenize_splits
+from vaelm.corpora.sources import DataError, download_ptb, load_text_splits, read_sentences
 from vaelm.corpora.vocabulary import build_tokenizer
 from vaelm.tokenization_vaelm import encode_sentences, load_tokenizer, segment
 

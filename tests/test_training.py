@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import MULTI_PROCESS_MODEL_FLAGS, REPO, run_with_one_retry_on_gloo_abort, train_tiny, two_process_launcher
 
-from vaelm.training.trainer import VAETrainingArguments, kl_weight_at
+from vaelm.training.kl_schedules import kl_weight_at
+from vaelm.training.trainer import VAETrainingArguments
 
 
 def schedule(name: str, **options) -> VAETrainingArguments:
@@ -162,6 +163,7 @@ def test_two_process_accelerate_launch(tiny_corpus, tmp_path):
     result = run_with_one_retry_on_gloo_abort(launch)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "world size 2" in result.stderr, result.stderr[-4000:]
+    assert result.stdout.count('"eval_loss"') == 1, result.stdout  # the final metrics, printed by the main process
     assert (out / "model.safetensors").is_file()
     train_logs = [entry for entry in log_lines(out) if "rec_loss" in entry]
     assert len(train_logs) == 2 and all(math.isfinite(entry["rec_loss"]) for entry in train_logs)

@@ -1,4 +1,4 @@
-"""What a new user meets (issue 26): a training log people can read, in a file as on a terminal; a second stage that
+"""What a new user meets: a training log people can read, in a file as on a terminal; a second stage that
 names the first stage's resume command; model files with ordinary permissions; no empty cache folder after a failed
 download; the demo naming its own `--share` flag; extras that install everything the test suite uses."""
 
@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO, free_port
 from test_robustness import TINY, cli_train
 
-from vaelm.corpora.data import DataError, download_ptb, load_text_splits
+from vaelm.corpora.sources import DataError, download_ptb, load_text_splits
 from vaelm.pretrained.model_folder import RUN_CONFIGURATION_NAME
 from vaelm.training import progress_log
 from vaelm.training.progress_log import ProgressLog, format_duration
@@ -316,21 +316,31 @@ def test_the_demo_names_its_share_flag(monkeypatch, capsys):
 
 
 def extras() -> dict[str, set[str]]:
+    """Each extra of setup.cfg and the distributions it installs, `vaelm[a,b]` (another of its extras) expanded."""
     parser = configparser.ConfigParser()
     parser.read(REPO / "setup.cfg")
-    names = {}
-    for extra, value in parser["options.extras_require"].items():
-        requirements = [line.strip() for line in value.splitlines() if line.strip()]
-        names[extra] = {
-            re.split(r"[<>=!~\s;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
-            for requirement in requirements
-        }
-    return names
+    written = {
+        extra: [line.strip() for line in value.splitlines() if line.strip()]
+        for extra, value in parser["options.extras_require"].items()
+    }
+
+    def names(extra: str) -> set[str]:
+        found = set()
+        for requirement in written[extra]:
+            itself = re.fullmatch(r"vaelm\[([\w,\s-]+)\]", requirement)
+            if itself:
+                found |= {name for other in itself.group(1).split(",") for name in names(other.strip())}
+            else:
+                found.add(re.split(r"[<>=!~\s;]", requirement, maxsplit=1)[0].lower().replace("_", "-"))
+        return found
+
+    return {extra: names(extra) for extra in written}
 
 
 def test_extras_install_everything_the_suite_and_ci_use():
     declared = extras()
     assert declared["docs"] == {"mkdocs-material", "mkdocstrings[python]"}
+    assert declared["dev"] == declared["all"] == declared["test"]
     for extra, names in declared.items():
         assert names <= declared["all"], f"[all] lacks {names - declared['all']} of [{extra}]"
     # Every optional import the suite guards with importorskip is installed by [test] and [all]: nothing skipped.

@@ -1,4 +1,4 @@
-"""The fast data path (`vaelm.word_ids`: Arrow reading, vocabulary counted and ids gathered per distinct word) gives
+"""The fast data path (`vaelm.corpora.word_ids`: Arrow reading, vocabulary counted and ids gathered per distinct word) gives
 exactly what the tokenizer itself gives, for every segmentation, and falls back to it when it cannot."""
 
 import logging
@@ -9,11 +9,12 @@ import pytest
 from conftest import REPO
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
+from vaelm.configuration_vaelm import SEGMENTATIONS
 from vaelm.corpora import word_ids
-from vaelm.corpora.data import load_text_splits, read_sentence_column, read_sentences, text_column, tokenize_splits
+from vaelm.corpora.data import text_column, tokenize_splits
+from vaelm.corpora.sources import load_text_splits, read_sentence_column, read_sentences
 from vaelm.corpora.vocabulary import _words_without_unk, build_tokenizer, tokenizes_word_by_word
 from vaelm.tokenization_vaelm import (
-    SEGMENTATIONS,
     SPECIAL_TOKENS,
     encode_sentences,
     new_tokenizer,
@@ -124,8 +125,8 @@ def test_sentence_splitting_in_two_processes_and_with_a_kept_buffer_matches_blin
     import blingfire
     import pyarrow as pa
 
-    from vaelm.corpora.data import raw_text_splits
     from vaelm.corpora.sentences import _text_to_sentences
+    from vaelm.corpora.sources import raw_text_splits
 
     texts = ["", "x", "Mr. Holmes sat. “Well,” said he, “it’s late!” U.S. law… 我爱北京。", "word " * 40_000 + "end."]
     assert [_text_to_sentences()(text) for text in texts] == [blingfire.text_to_sentences(text) for text in texts]
@@ -140,7 +141,7 @@ def test_sentence_splitting_in_two_processes_and_with_a_kept_buffer_matches_blin
 
 @pytest.mark.parametrize("segmentation", ["words", "jieba"])
 def test_streamed_files_read_in_blocks_give_the_same_sentences_and_ids(corpus, segmentation):
-    from vaelm.corpora.data import iter_sentence_columns
+    from vaelm.corpora.sources import iter_sentence_columns
     from vaelm.corpora.streaming import stream_text_splits
 
     path = corpus / "train.txt"
@@ -167,7 +168,7 @@ def test_sentence_splitting_workers_do_not_inherit_the_parents_signal_handlers()
     # kept a worker alive through Pool.terminate(), and a suite run hung for good after the split had finished.
     import signal
 
-    from vaelm.corpora.data import splitting_pool
+    from vaelm.corpora.sources import splitting_pool
 
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:

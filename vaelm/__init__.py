@@ -1,21 +1,17 @@
 """vaelm: sentence-level variational auto-encoder language models (Bowman et al. 2016), native to transformers.
 
-`import vaelm` is light: the public names below load on first use, and vaelm registers with transformers' Auto
-classes and pipelines as soon as those are loaded (`vaelm.registration`). Old module paths stay importable
-(`vaelm.compat`).
+`import vaelm` is light: it imports no torch, so that a command's `--help` answers at once (`benchmarks/startup.py`
+measures it). The public names below therefore load on first use, and vaelm registers with transformers' Auto classes
+and pipelines as soon as those are loaded (`vaelm.registration`).
 """
 
-import os
+import importlib
 
-# Idle OpenMP threads sleep instead of spinning: a spinning thread steals the core that its partner shares with a busy
-# process, and training with 2 threads then ran at a third of the 1-thread speed (docs "Speed"). libgomp reads this
-# once, when torch loads it, so it is set before the first torch import; a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from . import compat, registration
+from . import registration
 from .version import __version__ as __version__
 
-_EXPORTS = {
+# public name -> the module that defines it, imported on first use (PEP 562): importing them here would load torch.
+_PUBLIC = {
     "DEFAULT_MODEL": ".pretrained",
     "DecodingConfig": ".generation.decoding",
     "SentenceVAE": ".generation.sentence_vae",
@@ -32,8 +28,19 @@ _EXPORTS = {
     "load_tokenizer": ".pretrained.loading",
     "segment": ".tokenization_vaelm",
 }
-__getattr__, __dir__ = compat.lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_PUBLIC)
 
-compat.install()
+
+def __getattr__(name: str) -> object:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
+
+
 registration.install()

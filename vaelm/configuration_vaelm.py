@@ -1,13 +1,11 @@
 """VAELM model configuration: the sizes and switches of a Bowman-style recurrent (LSTM or GRU) VAE language model."""
 
-import dataclasses
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from transformers import PreTrainedConfig
 
-# The allowed values of the fields that take a name (their one home: `vaelm-train`'s choices come from here).
+# The allowed values of the fields that take a name (their one home).
 CELL_TYPES = ("lstm", "gru")
 SEGMENTATIONS = ("whitespace", "jieba", "char", "words")
 
@@ -77,7 +75,7 @@ class VAELMConfig(PreTrainedConfig):
             (one token per character) or `"words"` (punctuation-aware English words, inside `tokenizer.json`). The
             same segmentation is applied at training and at inference.
         sentence_split (`bool`, *optional*, defaults to `False`):
-            The training files were running text cut into sentences by `vaelm.sentences` (`--sentence_split`);
+            The training files were running text cut into sentences by `vaelm.corpora.sentences` (`--sentence_split`);
             evaluation files are cut the same way.
         initializer_range (`float`, *optional*, defaults to 0.1):
             Half-width of the uniform distribution that initialises embeddings and linear layers.
@@ -143,19 +141,6 @@ class VAELMConfig(PreTrainedConfig):
         """Whether the model has a latent variable z (see [`config_has_latent`])."""
         return config_has_latent(self)
 
-    @classmethod
-    def field_help(cls, name: str) -> str:
-        """
-        The description of field `name` in this class's docstring, on one line (the help of `vaelm-train`'s flag).
-
-        Args:
-            name (`str`): a field of the configuration.
-        """
-        match = re.search(rf"^ {{8}}{name} \(.*?\):\n((?: {{12}}.*\n)+)", cls.__doc__, flags=re.MULTILINE)
-        if match is None:
-            raise KeyError(f"VAELMConfig's docstring does not describe {name}.")
-        return " ".join(line.strip() for line in match.group(1).splitlines()).replace("`", "")
-
     def validate(self) -> None:
         """transformers' checks, then ours; `save_pretrained` runs this, so a value changed after creation is caught
         before it is written to a folder that would not load."""
@@ -201,50 +186,9 @@ class VAELMConfig(PreTrainedConfig):
             raise ValueError(f"VAELMConfig special token ids {special} must lie in [0, vocab_size={self.vocab_size}).")
 
 
-# `vaelm-train`'s flags for the fields that a new model's run chooses, in --help order: VAELMConfig field -> flag.
-# The original script's names where it had one; everything about a flag (default, type, help) comes from the field.
-TRAINING_FLAGS = {
-    "embedding_size": "embedding_size",
-    "hidden_size": "num_units",
-    "latent_size": "latent_dim",
-    "num_layers": "num_layers",
-    "cell_type": "cell_type",
-    "bidirectional_encoder": "bidirectional_encoder",
-    "word_dropout": "keep_prob",
-    "embedding_dropout": "embedding_dropout",
-    "output_dropout": "output_dropout",
-    "locked_dropout": "locked_dropout",
-    "weight_drop": "weight_drop",
-    "word_type_dropout": "word_type_dropout",
-    "posterior_bn_gamma": "posterior_bn_gamma",
-    "latent_to_every_step": "latent_to_every_step",
-    "bow_loss_weight": "bow_loss_weight",
-    "num_softmax_experts": "num_softmax_experts",
-    "tie_word_embeddings": "tie_word_embeddings",
-}
-# The original script's model flags: a reproduce command always writes them, the others only away from their default.
-ORIGINAL_FLAGS = ("embedding_size", "num_units", "latent_dim", "keep_prob")
-# Flags that give 1 - the field's value (the original `--keep_prob` is the probability of keeping a word), with
-# their own help.
-COMPLEMENT_FLAGS = {"keep_prob": "Probability of keeping a decoder input word (word_dropout = 1 - keep_prob)."}
-# Fields with a fixed set of values.
-FIELD_CHOICES = {"cell_type": CELL_TYPES, "segmentation": SEGMENTATIONS}
-
-
-def flag_value(name: str, value):
-    """
-    The value of `vaelm-train`'s flag for field `name` set to `value` (`word_dropout` 0.25 -> `--keep_prob` 0.75).
-
-    Args:
-        name (`str`): a key of `TRAINING_FLAGS`.
-        value: the field's value.
-    """
-    return round(1.0 - value, 6) if TRAINING_FLAGS[name] in COMPLEMENT_FLAGS else value
-
-
 def config_has_latent(config: "VAELMConfig | Mapping[str, Any]") -> bool:
     """
-    Whether a model has a latent variable z: `latent_size > 0`. Without one (`--latent_dim 0`) it is a plain
+    Whether a model has a latent variable z: `latent_size > 0`. Without one (`latent_size` 0) it is a plain
     recurrent language model: no encoder, no posterior, KL 0 and an exact NLL. The one test of it.
 
     Args:
@@ -254,47 +198,4 @@ def config_has_latent(config: "VAELMConfig | Mapping[str, Any]") -> bool:
     return size > 0
 
 
-def training_flags(config: Mapping[str, Any]) -> dict[str, Any]:
-    """
-    `vaelm-train`'s model flags that build a model shaped like `config`, in `TRAINING_FLAGS` order: the original
-    script's flags always, the others where the value differs from the field's default (the model card's reproduce
-    command).
-
-    Args:
-        config (`Mapping`): the configuration as a dict (`config.json`).
-    """
-    defaults = {spec.name: spec.default for spec in dataclasses.fields(VAELMConfig)}
-    flags = {}
-    for name, flag in TRAINING_FLAGS.items():
-        value = config.get(name, defaults[name])
-        if value is None:
-            value = defaults[name]
-        if flag in ORIGINAL_FLAGS or value != defaults[name]:
-            flags[flag] = flag_value(name, value)
-    return flags
-
-
-def field_value(flag: str, value):
-    """
-    The inverse of [`flag_value`]: the field's value that `vaelm-train`'s `--flag value` sets.
-
-    Args:
-        flag (`str`): a value of `TRAINING_FLAGS`.
-        value: the flag's value.
-    """
-    return round(1.0 - value, 6) if flag in COMPLEMENT_FLAGS else value
-
-
-__all__ = [
-    "CELL_TYPES",
-    "COMPLEMENT_FLAGS",
-    "FIELD_CHOICES",
-    "ORIGINAL_FLAGS",
-    "SEGMENTATIONS",
-    "TRAINING_FLAGS",
-    "VAELMConfig",
-    "config_has_latent",
-    "field_value",
-    "flag_value",
-    "training_flags",
-]
+__all__ = ["CELL_TYPES", "SEGMENTATIONS", "VAELMConfig", "config_has_latent"]

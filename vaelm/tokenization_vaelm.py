@@ -11,7 +11,6 @@ no space before `, . ! ? ; : %` or closing quotes, after opening quotes or a cur
 inside `n't`, `'s`, `'ll`, `'re`, `'ve`, `'m`, `'d` (either apostrophe), and a space before `'em`, `'twas`, `'tis` …
 """
 
-import importlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -19,8 +18,6 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
-
-from .configuration_vaelm import SEGMENTATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -348,20 +345,8 @@ def check_tokenizer_matches(tokenizer: PreTrainedTokenizerFast, config) -> None:
         raise ValueError(f"The tokenizer's special token ids {found} differ from the model's {expected}.")
 
 
-# Built from a corpus in vaelm.corpora.vocabulary since architecture v2; still importable from here (vaelm.compat
-# lists it). A string import: this file travels with model folders, where vaelm need not be installed.
-MOVED_TO_VOCABULARY = ("build_tokenizer", "tokenizes_word_by_word", "word_ids_encoder")
-
-
-def __getattr__(name: str):
-    if name in MOVED_TO_VOCABULARY:
-        return getattr(importlib.import_module("vaelm.corpora.vocabulary"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "ELISIONS",
-    "SEGMENTATIONS",
     "SPECIAL_TOKENS",
     "VAELMTokenizer",
     "check_tokenizer_matches",

@@ -1,4 +1,4 @@
-"""The web demo: a Gradio app over [`~vaelm.generation.SentenceVAE`], and its export as a Hugging Face Space.
+"""The web demo: a Gradio app over [`~vaelm.generation.sentence_vae.SentenceVAE`], and its export as a Hugging Face Space.
 
 Five tabs, each a thin call into `SentenceVAE` (nothing is implemented twice):
 
@@ -6,7 +6,7 @@ Five tabs, each a thin call into `SentenceVAE` (nothing is implemented twice):
 - **Reconstruct**: a sentence → its posterior mean decoded, and a few posterior samples;
 - **Interpolate**: the homotopy between two sentences, ends included (steps + 2 lines);
 - **Impute**: the missing end of a sentence (`the company said ___`), Bowman et al. 2016 §5.1;
-- **Latent map**: posterior means of a corpus sample in 2-D ([`vaelm.latent_map`]); hovering shows a sentence, and
+- **Latent map**: posterior means of a corpus sample in 2-D ([`vaelm.evaluation.latent_map`]); hovering shows a sentence, and
   the user's own sentence and a homotopy path are drawn on it.
 
 [`DemoBackend`] holds the tab functions as plain Python (text in, text out; `ValueError` for bad input);
@@ -81,14 +81,14 @@ def _lines(results: list[dict]) -> str:
 
 class DemoBackend:
     """
-    The demo's tab functions, over one [`~vaelm.generation.SentenceVAE`].
+    The demo's tab functions, over one [`~vaelm.generation.sentence_vae.SentenceVAE`].
 
     Calls are serialised by a lock: torch's global generator is seeded per call, so that a seed always gives the
     same output even when several visitors use the app at once.
 
     Args:
-        vae ([`~vaelm.generation.SentenceVAE`]): the model.
-        latent_map ([`~vaelm.latent_map.LatentMap`]): the map of the Latent map tab.
+        vae ([`~vaelm.generation.sentence_vae.SentenceVAE`]): the model.
+        latent_map ([`~vaelm.evaluation.latent_map.LatentMap`]): the map of the Latent map tab.
         map_source (`str`): what the map's sentences are (shown above the map).
     """
 
@@ -110,9 +110,9 @@ class DemoBackend:
         temperature: float = DECODING.temperature,
         top_p: float = DECODING.top_p or TOP_P_OFF,
         num_beams: int = DECODING.num_beams,
-        no_unk: bool = DECODING.no_unk,
+        suppress_unk: bool = DECODING.suppress_unk,
     ) -> DecodingConfig:
-        """The decoding options of the page as a [`~vaelm.generation.DecodingConfig`] (sampling knobs only for sampling)."""
+        """The decoding options of the page as a [`~vaelm.generation.decoding.DecodingConfig`] (sampling knobs only for sampling)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown decoding strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}.")
         sampling = strategy == "sample"
@@ -121,7 +121,7 @@ class DemoBackend:
             temperature=float(temperature) if sampling else 1.0,
             top_p=float(top_p) if sampling and top_p is not None and top_p < TOP_P_OFF else None,
             num_beams=int(num_beams),
-            no_unk=bool(no_unk),
+            suppress_unk=bool(suppress_unk),
         )
 
     @staticmethod
@@ -144,20 +144,20 @@ class DemoBackend:
         top_p: float = DECODING.top_p or TOP_P_OFF,
         num_beams: float = DECODING.num_beams,
         seed: float | None = 0,
-        no_unk: bool = DECODING.no_unk,
+        suppress_unk: bool = DECODING.suppress_unk,
     ) -> str:
         """`num` sentences from z ~ N(0, I), one per line."""
         num = self._count(num, "sentences", MAX_SAMPLES)
-        decoding = self.decoding(strategy, temperature, top_p, int(num_beams), no_unk)
+        decoding = self.decoding(strategy, temperature, top_p, int(num_beams), suppress_unk)
         return _lines(self._seeded(seed, lambda: self.vae.sample_prior(num, decoding)))
 
     def reconstruct(
-        self, sentence: str, num_samples: float = 3, seed: float | None = 0, no_unk: bool = DECODING.no_unk
+        self, sentence: str, num_samples: float = 3, seed: float | None = 0, suppress_unk: bool = DECODING.suppress_unk
     ) -> tuple[str, str]:
         """The posterior mean of `sentence` decoded greedily, and `num_samples` greedy decodings of z ~ q(z|x)."""
         sentence = self._sentence(sentence, "sentence to reconstruct")
         num = self._count(num_samples, "posterior samples", MAX_SAMPLES)
-        decoding = self.decoding(no_unk=no_unk)
+        decoding = self.decoding(suppress_unk=suppress_unk)
 
         def run():
             mean = self.vae.sample_posterior(sentence, 1, mean=True, decoding=decoding)
@@ -171,7 +171,7 @@ class DemoBackend:
         end: str,
         steps: float = HOMOTOPY_STEPS,
         mode: str = INTERPOLATIONS[0],
-        no_unk: bool = DECODING.no_unk,
+        suppress_unk: bool = DECODING.suppress_unk,
     ) -> str:
         """The homotopy from `start` to `end`: `steps + 2` lines, both ends included."""
         start, end = self._sentence(start, "first sentence"), self._sentence(end, "second sentence")
@@ -179,14 +179,16 @@ class DemoBackend:
             raise ValueError(f"The number of steps must be a whole number from 0 to {MAX_STEPS}, got {steps}.")
         if mode not in INTERPOLATIONS:
             raise ValueError(f"Unknown interpolation {mode!r}: choose one of {', '.join(INTERPOLATIONS)}.")
-        decoding = self.decoding(no_unk=no_unk)
+        decoding = self.decoding(suppress_unk=suppress_unk)
         return _lines(self._seeded(None, lambda: self.vae.homotopy(start, end, int(steps), mode, decoding)))
 
-    def impute(self, text: str, num: float = 1, seed: float | None = 0, no_unk: bool = DECODING.no_unk) -> str:
+    def impute(
+        self, text: str, num: float = 1, seed: float | None = 0, suppress_unk: bool = DECODING.suppress_unk
+    ) -> str:
         """Completions of a sentence whose end is marked missing (`___`), one per line."""
         text = self._sentence(text, "sentence to complete")
         num = self._count(num, "completions", MAX_SAMPLES)
-        decoding = self.decoding(no_unk=no_unk)
+        decoding = self.decoding(suppress_unk=suppress_unk)
         return _lines(self._seeded(seed, lambda: self.vae.impute(text, num=num, mean=num == 1, decoding=decoding)))
 
     def map_figure(
@@ -291,12 +293,12 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
                 temperature = gr.Slider(0.1, 2.0, value=DECODING.temperature, step=0.05, label="temperature (sample)")
                 top_p = gr.Slider(0.05, TOP_P_OFF, value=DECODING.top_p or TOP_P_OFF, step=0.05, label="top-p (sample)")
                 num_beams = gr.Slider(1, 10, value=DECODING.num_beams, step=1, label="beams (beam)")
-                no_unk = gr.Checkbox(value=DECODING.no_unk, label="no <unk>")
+                suppress_unk = gr.Checkbox(value=DECODING.suppress_unk, label="no <unk>")
             sample_button = gr.Button("Sample", variant="primary")
             samples = gr.Textbox(label="sentences from z ~ N(0, I)", lines=8, buttons=["copy"])
             sample_button.click(
                 shown(backend.sample),
-                [num, strategy, temperature, top_p, num_beams, seed, no_unk],
+                [num, strategy, temperature, top_p, num_beams, seed, suppress_unk],
                 samples,
                 api_name="sample",
             )
@@ -310,7 +312,7 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
             posterior_texts = gr.Textbox(label="samples of z ~ q(z|x), decoded", lines=5)
             reconstruct_button.click(
                 shown(backend.reconstruct),
-                [sentence, num_posterior, posterior_seed, no_unk],
+                [sentence, num_posterior, posterior_seed, suppress_unk],
                 [mean_text, posterior_texts],
                 api_name="reconstruct",
             )
@@ -322,7 +324,7 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
                 steps = gr.Slider(0, MAX_STEPS, value=HOMOTOPY_STEPS, step=1, label="steps between the two")
                 mode = gr.Radio(list(INTERPOLATIONS), value=INTERPOLATIONS[0], label="interpolation")
             path = gr.Textbox(label="path (both ends included)", lines=8)
-            inputs = [start, end, steps, mode, no_unk]
+            inputs = [start, end, steps, mode, suppress_unk]
             gr.Button("Interpolate", variant="primary").click(
                 shown(backend.interpolate), inputs, path, api_name="interpolate"
             )
@@ -334,7 +336,10 @@ def build_app(backend: DemoBackend, title: str = "vaelm: a sentence VAE"):
                 impute_seed = gr.Number(value=0, precision=0, label="seed (-1: random)")
             completions = gr.Textbox(label="completed", lines=5)
             gr.Button("Impute", variant="primary").click(
-                shown(backend.impute), [masked, num_completions, impute_seed, no_unk], completions, api_name="impute"
+                shown(backend.impute),
+                [masked, num_completions, impute_seed, suppress_unk],
+                completions,
+                api_name="impute",
             )
         with gr.Tab(TAB_NAMES[4]):
             gr.Markdown(

@@ -15,6 +15,12 @@ from collections.abc import Callable, Iterable
 import yaml
 from transformers import HfArgumentParser
 
+from ..runtime.distributed import is_main_process
+from ..runtime.threads import wait_passively
+
+# Every command imports this package before torch: OpenMP's idle threads will sleep (see `wait_passively`).
+wait_passively()
+
 DEBUG_FLAG = "--debug"
 DEBUG_HINT = "(Run with --debug or VAELM_DEBUG=1 to see the traceback.)"
 
@@ -39,22 +45,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 class ArgumentParser(HfArgumentParser):
     """
-    `HfArgumentParser` with two fixes: no `--no_no_X` flag for a boolean field named `no_X` that defaults to true
-    (`--no_unk false` is its negation), and `str | bool` fields (transformers' `include_num_input_tokens_seen`) take
-    their string values, not only booleans.
+    `HfArgumentParser` whose `str | bool` fields (transformers' `include_num_input_tokens_seen`) take their string
+    values, not only booleans.
     """
-
-    def _add_dataclass_arguments(self, dtype) -> None:
-        super()._add_dataclass_arguments(dtype)
-        for action in list(self._actions):
-            doubled = [option for option in action.option_strings if option.startswith(("--no_no_", "--no-no-"))]
-            if doubled:
-                self._remove_action(action)
-                for group in self._action_groups:
-                    if action in group._group_actions:
-                        group._group_actions.remove(action)
-                for option in action.option_strings:
-                    self._option_string_actions.pop(option, None)
 
     @staticmethod
     def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field) -> None:
@@ -105,7 +98,8 @@ def run_command(name: str, main: Callable[[list[str]], int | None], argv: list[s
         return main(argv) or 0
     except KeyboardInterrupt as interruption:
         detail = str(interruption).strip()  # e.g. where the checkpoint is and how to resume
-        print(f"{name}: interrupted" + (f": {detail}" if detail else "."), file=sys.stderr)
+        if is_main_process():  # every rank of a multi-process job stops at the same step: one notice
+            print(f"{name}: interrupted" + (f": {detail}" if detail else "."), file=sys.stderr)
         return 130
     except SystemExit:
         raise
@@ -139,7 +133,7 @@ def describe_error(error: BaseException) -> str:
 CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, str] | None = None) -> tuple:
+def parse_flags(parser: HfArgumentParser, argv: list[str]) -> tuple:
     """
     `parser.parse_args_into_dataclasses(args=argv)`, once every flag is known to be one of the parser's. A leading
     `.yaml`/`.yml`/`.json` file supplies defaults: its keys are flag names, and flags after it override them.
@@ -151,8 +145,6 @@ def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, st
     Args:
         parser (`HfArgumentParser`): the command's parser.
         argv (`list[str]`): the flags, after an optional config file.
-        aliases (`dict[str, str]`, *optional*): unknown names that mean a known flag (`--hidden_size` →
-            `--num_units`), suggested before any look-alike.
     """
     if (
         argv
@@ -170,11 +162,11 @@ def parse_flags(parser: HfArgumentParser, argv: list[str], aliases: dict[str, st
         # Keys are checked by exact name, as flags are (no abbreviations), and first.
         unknown = [flag for flag in file_flags if flag.startswith("--") and flag not in parser._option_string_actions]
         if unknown:
-            raise unknown_flags_error(parser, unknown, aliases, origin=f"config file {argv[0]}", keys=True)
+            raise unknown_flags_error(parser, unknown, origin=f"config file {argv[0]}", keys=True)
         argv = file_flags + argv[1:]
     _, unknown = parser.parse_known_args(args=argv)
     if unknown:
-        raise unknown_flags_error(parser, unknown, aliases)
+        raise unknown_flags_error(parser, unknown)
     try:
         return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
     except ValueError as error:  # a dataclass's own check of the values given (`--num must be a positive integer`)
@@ -220,7 +212,6 @@ def config_file_flags(path: str) -> list[str]:
 def unknown_flags_error(
     parser: HfArgumentParser,
     unknown: list[str],
-    aliases: dict[str, str] | None = None,
     origin: str = "",
     keys: bool = False,
 ) -> ValueError:
@@ -230,9 +221,8 @@ def unknown_flags_error(
     Args:
         parser (`HfArgumentParser`): the command's parser.
         unknown (`list[str]`): the arguments it does not know (what `parse_known_args` leaves over).
-        aliases (`dict[str, str]`, *optional*): as in [`parse_flags`].
         origin (`str`, *optional*): where the arguments come from, for the message (e.g. "config file train.yaml").
-        keys (`bool`, *optional*, defaults to `False`): name them as a config file's keys (`num_units`), not flags.
+        keys (`bool`, *optional*, defaults to `False`): name them as a config file's keys (`hidden_size`), not flags.
     """
     known = list(parser._option_string_actions)  # argparse has no public list of its flags
     what, show = ("key", lambda flag: flag.lstrip("-")) if keys else ("flag", lambda flag: flag)
@@ -240,7 +230,7 @@ def unknown_flags_error(
     for argument in unknown:
         if argument.startswith("-") and len(argument) > 1:
             name = argument.split("=", 1)[0]
-            close = (aliases or {}).get(name) or closest_flag(name, known)
+            close = closest_flag(name, known)
             problems.append(f"unknown {what} {show(name)}" + (f" (did you mean {show(close)}?)" if close else ""))
             after_flag = True
         elif not after_flag:  # a value after an unknown flag is that flag's; any other stray value is reported

@@ -16,7 +16,7 @@ from . import ArgumentParser, build_parser, parse_flags, run_command
 
 PROGRAM = "vaelm-evaluate"
 
-__all__ = ["EvaluationArguments", "entry_point", "main", "make_parser", "parse_arguments"]
+__all__ = ["entry_point", "main", "make_parser", "parse_arguments"]
 
 
 def make_parser() -> ArgumentParser:

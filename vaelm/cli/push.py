@@ -61,11 +61,11 @@ def main(argv: list[str]) -> int:
     configure_threads(arguments.num_threads)  # the card's latent map and plots run the model
     # Here, not at the top: --help and a bad flag need none of the jobs' imports (torch).
     from ..apps.demo import export_space
-    from ..hub.job import push
+    from ..hub.push import push_model_folder
 
     if arguments.with_demo:  # the Space files go up in the same commit
         export_space(arguments.model, arguments.model)
-    commit = push(
+    commit = push_model_folder(
         arguments.model,
         arguments.repo_id,
         private=arguments.private,

@@ -12,7 +12,6 @@ from typing import TextIO
 from ..generation.decoding import DecodingConfig
 from ..pretrained import DEFAULT_MODEL
 from ..runtime.threads import configure_threads, num_threads_field
-from . import HelpFormatter  # noqa: F401 (its old home; the formatter of every command)
 
 
 @dataclass
@@ -28,7 +27,7 @@ class ModelSourceArguments:
 
 
 def _decoding_config(self) -> DecodingConfig:
-    """The validated [`~vaelm.generation.DecodingConfig`] of these flags."""
+    """The validated [`~vaelm.generation.decoding.DecodingConfig`] of these flags."""
     return DecodingConfig(**{spec.name: getattr(self, spec.name) for spec in dataclasses.fields(DecodingConfig)})
 
 
@@ -59,7 +58,7 @@ DecodingArguments.__doc__ = "How latent codes become words, randomness and outpu
 
 def load_sentence_vae(model_args: ModelSourceArguments, seed: int | None = None):
     """
-    The [`~vaelm.generation.SentenceVAE`] of `--model`, without progress bars, with every generator seeded.
+    The [`~vaelm.generation.sentence_vae.SentenceVAE`] of `--model`, without progress bars, with every generator seeded.
 
     Args:
         model_args ([`ModelSourceArguments`]): `--model` and `--device`.

@@ -1,7 +1,8 @@
 """`vaelm-train`: build or reuse a tokenizer, train a VAE language model, save it to --output_dir.
 
-The flags are three dataclasses parsed by `HfArgumentParser`: the job's settings ([`vaelm.training.settings`]; the
-model flags are derived from `VAELMConfig`, the original script's names included) and the Trainer's arguments. A
+The flags are three dataclasses parsed by `HfArgumentParser`: the job's settings ([`vaelm.training.settings`]; each
+model flag is named after the `VAELMConfig` field it sets, with the original script's names as aliases) and the
+Trainer's arguments. A
 YAML or JSON file given as the first argument supplies defaults that later flags override. The job itself is
 [`vaelm.training.job.train`].
 """
@@ -11,11 +12,11 @@ import sys
 
 from ..runtime.distributed import leave_process_group
 from ..runtime.threads import configure_threads
-from ..training.settings import FLAG_ALIASES, DataArguments, ModelArguments
+from ..training.settings import DataArguments, ModelArguments
 from ..training.trainer import VAETrainingArguments
-from . import ArgumentParser, build_parser, config_file_flags, parse_flags, run_command  # noqa: F401 (config_file_flags: old home)
+from . import ArgumentParser, build_parser, parse_flags, run_command
 
-__all__ = ["FLAG_ALIASES", "DataArguments", "ModelArguments", "entry_point", "main", "make_parser", "parse_arguments"]
+__all__ = ["entry_point", "main", "make_parser", "parse_arguments"]
 
 
 RESUME_HELP = (
@@ -33,7 +34,7 @@ def make_parser() -> ArgumentParser:
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, VAETrainingArguments]:
     """Parse `vaelm-train` arguments; a leading `.yaml`/`.yml`/`.json` file supplies defaults for the flags."""
-    return parse_flags(make_parser(), list(sys.argv[1:] if argv is None else argv), aliases=FLAG_ALIASES)
+    return parse_flags(make_parser(), list(sys.argv[1:] if argv is None else argv))
 
 
 def main(argv: list[str]) -> int:

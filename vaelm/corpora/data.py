@@ -17,25 +17,9 @@ import torch
 
 from ..tokenization_vaelm import encode_sentences, segment
 from .report import PreparationReport
-from .sources import (  # noqa: F401 - this module's names before sources.py was split off
-    DATASET_ALIASES,
-    PTB_FILES,
-    PTB_MD5,
-    PTB_URL,
-    RAW_BLOCK,
-    SPLITS,
+from .sources import (
     DataError,
     _in_memory_dataset,
-    cache_dir,
-    download_ptb,
-    iter_sentence_columns,
-    load_text_splits,
-    raw_text_splits,
-    read_lines,
-    read_sentence_column,
-    read_sentences,
-    split_files,
-    splitting_pool,
 )
 from .vocabulary import word_ids_encoder
 from .word_ids import WordIds, forget_split, limit_lengths, list_array, sample_indices
@@ -215,7 +199,7 @@ def _tokenize_word_by_word(
     truncate: bool,
 ) -> tuple[datasets.Dataset, np.ndarray | None] | None:
     """
-    `tokenize_splits` of one in-memory split through [`vaelm.word_ids`]: the same rows, columns and warnings, with
+    `tokenize_splits` of one in-memory split through [`vaelm.corpora.word_ids`]: the same rows, columns and warnings, with
     no Python object per sentence, and which rows were over `max_length`. `None` when the ids differ from
     [`encode_sentences`] on a sample of the split (the caller then tokenizes with the tokenizer itself).
     """
@@ -283,17 +267,4 @@ class VAELMCollator:
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-__all__ = [
-    "DataError",
-    "VAELMCollator",
-    "download_ptb",
-    "iter_sentence_columns",
-    "load_text_splits",
-    "raw_text_splits",
-    "read_lines",
-    "read_sentence_column",
-    "read_sentences",
-    "split_files",
-    "text_column",
-    "tokenize_splits",
-]
+__all__ = ["VAELMCollator", "text_column", "tokenize_splits"]

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ..tokenization_vaelm import default_segmentation, new_tokenizer, segment
+from . import SPLITS
 from .report import PreparationReport
-from .sources import SPLITS, check_output_dir, load_text_splits
+from .sources import check_output_dir, load_text_splits
 
 PREPARED_FILES = {split: f"{split}.txt" for split in SPLITS}
 REPORT_FILE = "report.json"

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
-from .cleaning import TITLES, clean_paragraphs, gutenberg_body, gutenberg_books
+from .cleaning import TITLES, clean_paragraphs
 from .report import PreparationReport
 
 _ENDS_WITH_TITLE = re.compile(r"(?:^|[\s“\"'‘(])(" + "|".join(sorted(TITLES)) + r")\.$", re.IGNORECASE)
@@ -149,12 +149,4 @@ def sentences_from_lines(
             yield sentence
 
 
-__all__ = [
-    "TITLES",
-    "clean_paragraphs",
-    "gutenberg_body",
-    "gutenberg_books",
-    "paragraphs",
-    "sentences_from_lines",
-    "split_sentences",
-]
+__all__ = ["paragraphs", "sentences_from_lines", "split_sentences"]

@@ -442,7 +442,9 @@ def load_text_splits(
     if dataset == "ptb":
         data_dir = cache_dir() / "ptb" if (cache_dir() / "ptb" / "ptb.test.txt").is_file() else download_ptb()
     if data_dir is not None and streaming:
-        raise DataError("A local folder is streamed by vaelm.streaming.stream_text_splits, not load_text_splits.")
+        raise DataError(
+            "A local folder is streamed by vaelm.corpora.streaming.stream_text_splits, not load_text_splits."
+        )
     if data_dir is not None and sentence_split:
         texts = raw_text_splits(data_dir, splits, lang, report)
         return datasets.DatasetDict(
@@ -524,7 +526,6 @@ def _clean_hub_split(part, text_column):
 
 __all__ = [
     "DATASET_ALIASES",
-    "SPLITS",
     "DataError",
     "cache_dir",
     "check_output_dir",

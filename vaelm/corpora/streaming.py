@@ -21,9 +21,10 @@ import pyarrow as pa
 from datasets.distributed import split_dataset_by_node
 from datasets.iterable_dataset import ArrowExamplesIterable
 
+from . import SPLITS
 from .report import PreparationReport
 from .sentences import sentences_from_lines
-from .sources import SPLITS, DataError, iter_sentence_columns, read_lines
+from .sources import DataError, iter_sentence_columns, read_lines
 
 STREAM_SUFFIXES = (".txt", ".jsonl", ".parquet")
 TABLE_ROWS = 2000  # sentences per Arrow table of a stream (besides blocks of plain text files)

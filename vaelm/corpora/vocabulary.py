@@ -15,9 +15,9 @@ import pyarrow as pa
 from tokenizers import Tokenizer, models, trainers
 from transformers import PreTrainedTokenizerFast
 
+from ..configuration_vaelm import SEGMENTATIONS
 from ..tokenization_vaelm import (
     BOS,
-    SEGMENTATIONS,
     SPECIAL_TOKENS,
     UNK,
     new_tokenizer,
@@ -61,7 +61,7 @@ def build_tokenizer(
 
     Args:
         texts (`Iterable[str]`): training sentences, after `segment`. A list or an Arrow string column is counted
-            one distinct word at a time ([`vaelm.word_ids`]), with the same result as `WordLevelTrainer`, much faster.
+            one distinct word at a time ([`vaelm.corpora.word_ids`]), with the same result as `WordLevelTrainer`, much faster.
         vocab_size (`int`, *optional*, defaults to 10000): largest vocabulary, special tokens included.
         min_frequency (`int`, *optional*, defaults to 1): words seen fewer times become `<unk>`.
         segmentation (`str`, *optional*, defaults to `"whitespace"`): `"char"` makes every character a token.
@@ -111,7 +111,7 @@ def tokenizes_word_by_word(tokenizer) -> bool:
     """
     Whether a tokenizer tokenizes a sentence as its space-separated words one after the other: a `WordLevel` model
     behind one of vaelm's own normalizer and pre-tokenizer pairs, special tokens without spaces, no padding or
-    truncation. Such a tokenizer can take the fast path of `vaelm.word_ids`.
+    truncation. Such a tokenizer can take the fast path of `vaelm.corpora.word_ids`.
 
     Args:
         tokenizer: a `PreTrainedTokenizerFast` or a `tokenizers.Tokenizer`.
@@ -186,7 +186,7 @@ def _new_tokenizer_like(tokenizer: Tokenizer) -> Tokenizer:
 
 def word_ids_encoder(tokenizer) -> WordIds | None:
     """
-    A [`vaelm.word_ids.WordIds`] giving the ids of [`encode_sentences`] word by word, or `None` when the tokenizer
+    A [`vaelm.corpora.word_ids.WordIds`] giving the ids of [`encode_sentences`] word by word, or `None` when the tokenizer
     does not tokenize word by word (see [`tokenizes_word_by_word`]).
     """
     if not tokenizes_word_by_word(tokenizer):

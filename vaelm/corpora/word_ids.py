@@ -7,7 +7,7 @@ space-separated words, tokenized alone, one after the other. So a corpus is cut 
 once (words follow Zipf's law: a few hundred thousand distinct words for millions of sentences), and the sentences'
 ids are gathered with numpy, with no Python object per sentence or per token.
 
-Which tokenizers qualify is decided by `vaelm.tokenization_vaelm.tokenizes_word_by_word`; callers also compare the
+Which tokenizers qualify is decided by `vaelm.corpora.vocabulary.tokenizes_word_by_word`; callers also compare the
 result with the tokenizer's own on a sample of the corpus (`sample_indices`) before trusting it.
 """
 
@@ -46,7 +46,7 @@ def _pieces(texts: pa.ChunkedArray) -> list[pa.Array]:
 
 def _threads() -> int:
     # Arrow's and numpy's kernels release the GIL, so pieces run side by side on Arrow's CPU count (set to
-    # --num_threads by vaelm.threads.configure_threads).
+    # --num_threads by vaelm.runtime.threads.configure_threads).
     return max(1, pa.cpu_count())
 
 

@@ -8,7 +8,7 @@ import logging
 import shlex
 from pathlib import Path
 
-from ..corpora.data import load_text_splits, raw_text_splits, read_sentences, split_files
+from ..corpora.sources import load_text_splits, raw_text_splits, read_sentences, split_files
 from ..pretrained import DEFAULT_MODEL
 from ..pretrained.loading import default_device, load_model_and_tokenizer
 from ..runtime.precision import resolve_bf16
@@ -131,4 +131,4 @@ def command_line(program: str, argv: list[str]) -> str:
     return shlex.join([program, *argv])
 
 
-__all__ = ["EvaluationArguments", "command_line", "load_split_texts", "run_evaluation"]
+__all__ = ["command_line", "load_split_texts", "run_evaluation"]

@@ -1,7 +1,7 @@
 """Latent maps: the posterior means of a sample of sentences, projected to 2-D, one point per sentence.
 
 Researchers look at where sentences sit in a VAE's latent space with such maps. This module builds one from a
-[`~vaelm.generation.SentenceVAE`] (no second encoder: `mu` comes from the model's own `encode`) and draws it:
+[`~vaelm.generation.sentence_vae.SentenceVAE`] (no second encoder: `mu` comes from the model's own `encode`) and draws it:
 
 - [`build_latent_map`]: sentences (and optional labels) → posterior means → 2-D coordinates, by PCA (exact, fast,
   affine, so a straight path in latent space stays straight on the map) or UMAP when `umap-learn` is installed;
@@ -28,7 +28,8 @@ import datasets
 import numpy as np
 import torch
 
-from ..corpora.data import SPLITS, read_sentences, split_files
+from ..corpora import SPLITS
+from ..corpora.sources import read_sentences, split_files
 from ..generation.sentence_vae import SentenceVAE
 from .settings import MAP_SENTENCES, PROJECTIONS
 
@@ -167,7 +168,7 @@ def posterior_means(vae, sentences: Sequence[str], batch_size: int = 256) -> tup
     Posterior means of sentences, in batches, and their lengths in words.
 
     Args:
-        vae ([`~vaelm.generation.SentenceVAE`]): the model.
+        vae ([`~vaelm.generation.sentence_vae.SentenceVAE`]): the model.
         sentences (`Sequence[str]`): raw sentences (segmented by the model's tokenizer path for Chinese).
         batch_size (`int`, *optional*, defaults to 256): sentences encoded at once.
 
@@ -187,7 +188,7 @@ def posterior_means(vae, sentences: Sequence[str], batch_size: int = 256) -> tup
 def _check_latent(vae) -> None:
     if not vae.config.has_latent:
         raise ValueError(
-            "This model has no latent space (it was trained with --latent_dim 0), so there is no map to draw."
+            "This model has no latent space (it was trained with --latent_size 0), so there is no map to draw."
         )
 
 
@@ -203,7 +204,7 @@ def build_latent_map(
     Encode sentences and project their posterior means to 2-D.
 
     Args:
-        vae ([`~vaelm.generation.SentenceVAE`]): the model.
+        vae ([`~vaelm.generation.sentence_vae.SentenceVAE`]): the model.
         sentences (`Sequence[str]`): at least two non-empty sentences.
         labels (`Sequence`, *optional*): one label per sentence, to colour by (default: colour by length).
         label_name (`str`, *optional*, defaults to `"label"`): the legend title.
@@ -470,7 +471,6 @@ def draw_training_map(model, tokenizer, dataset, path: str | Path, max_sentences
 
 
 __all__ = [
-    "PROJECTIONS",
     "LatentMap",
     "Projection",
     "build_latent_map",

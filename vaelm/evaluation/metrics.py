@@ -1,6 +1,6 @@
 """Honest likelihood metrics for VAE language models: ELBO, importance-weighted NLL, PPL, KL, MI and active units.
 
-The protocol is that of He et al. (2019) and Li et al. (2019) (README, "Results", states it with the figures):
+The protocol is that of He et al. (2019) and Li et al. (2019) (docs/results.md states it with the figures):
 
 - **ELBO** (β = 1): E_q[-log p(x|z)] + KL(q(z|x) ‖ N(0, I)). The reconstruction term is averaged over the same K
   latent samples the IW-NLL uses (a lower-variance estimate than one sample); the KL is exact.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..corpora.data import DataError
+from ..corpora.sources import DataError
 from ..modeling_vaelm import VAELMModel, gaussian_kl
 from ..runtime.precision import full_fp32
 from ..tokenization_vaelm import encode_sentences
@@ -205,7 +205,7 @@ def evaluate_sequences(
         fast_path (`bool`, *optional*, defaults to `True`): use [`DecoderScorer`] (checked against the model's
             `reconstruction_nll` on the first batch); `False` always uses `reconstruction_nll`.
         progress_file (`str` or `os.PathLike`, *optional*): keep the finished sentences in this file after every
-            batch and, when it exists, resume from it (see [`vaelm.evaluation_progress`]); the figures equal those
+            batch and, when it exists, resume from it (see [`vaelm.evaluation.progress`]); the figures equal those
             of an uninterrupted pass, and `seconds` adds up the time of every run. Deleted when the pass completes.
         on_progress (`Callable[[int, int], None]`, *optional*): called after every batch with the sentences done and
             their total (a training log's progress lines, where no bar is drawn).
@@ -421,11 +421,4 @@ def tokenize_sentences(texts: list[str], tokenizer, segmentation: str) -> list[l
     return encode_sentences(tokenizer, texts, segmentation)
 
 
-__all__ = [
-    "DecoderScorer",
-    "EvaluationResult",
-    "evaluate_dataset",
-    "evaluate_sequences",
-    "length_sorted_batches",
-    "tokenize_sentences",
-]
+__all__ = ["EvaluationResult", "evaluate_dataset", "evaluate_sequences", "length_sorted_batches", "tokenize_sentences"]

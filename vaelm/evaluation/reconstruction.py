@@ -3,7 +3,7 @@ BLEU-4, the exact-match rate and token accuracy, and the reconstruction term at 
 
 Likelihood alone hides how little a VAE's code may carry (a decoder strong enough to ignore z scores well). This is
 the measure beside it that `vaelm-evaluate` reports (`--reconstruction_sentences`), the model card shows and
-`benchmarks/reconstruction_frontier.sh` plots against IW-NLL:
+`results/frontier/reconstruction_frontier.sh` plots against IW-NLL:
 
 - each sentence x is encoded, and its posterior mean μ = E[q(z|x)] is decoded greedily (`model.generate`, the
   model's own length limit `max_sentence_length + 1`), exactly as the demo's Reconstruct tab does;
@@ -192,7 +192,7 @@ def reconstruct_sequences(
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     vae = SentenceVAE(model, tokenizer)
-    decoding = DecodingConfig(strategy="greedy", no_unk=False)
+    decoding = DecodingConfig(strategy="greedy", suppress_unk=False)
     device = next(model.parameters()).device
     order = sorted(range(len(sequences)), key=lambda index: (-len(sequences[index]), index))
     hypotheses: list[list[int]] = [[] for _ in sequences]

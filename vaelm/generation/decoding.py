@@ -34,7 +34,7 @@ class DecodingConfig:
             log p / length ** length_penalty (0 ranks by log p alone).
         max_new_tokens (`int`, *optional*): the longest output in tokens, `</s>` included; defaults to the
             model's `max_sentence_length + 1`.
-        no_unk (`bool`, *optional*, defaults to `True`): never emit `<unk>` (its probability is set to zero at
+        suppress_unk (`bool`, *optional*, defaults to `True`): never emit `<unk>` (its probability is set to zero at
             every step), so that outputs read as text; scores and evaluation are unaffected. `False` gives the
             model's raw choices, `<unk>` included.
         no_repeat_ngram_size (`int`, *optional*, defaults to 0): never repeat an n-gram of this size within a
@@ -54,10 +54,10 @@ class DecodingConfig:
     max_new_tokens: int | None = field(
         default=None, metadata={"help": "Longest output, </s> included (default: the model's max_sentence_length + 1)."}
     )
-    no_unk: bool = field(
+    suppress_unk: bool = field(
         default=True,
         metadata={
-            "help": "Never output <unk> (decoding only; scores are unaffected). --no_unk false prints the "
+            "help": "Never output <unk> (decoding only; scores are unaffected). --no_suppress_unk prints the "
             "model's raw choices, <unk> included."
         },
     )
@@ -91,7 +91,7 @@ class DecodingConfig:
         Keyword arguments of `model.generate` for this strategy and its constraints (lengths excluded).
 
         Args:
-            unk_token_id (`int`, *optional*): the model's `<unk>` id, which `no_unk` suppresses.
+            unk_token_id (`int`, *optional*): the model's `<unk>` id, which `suppress_unk` suppresses.
         """
         if self.strategy == "greedy":
             kwargs = {"do_sample": False, "num_beams": 1}
@@ -106,9 +106,9 @@ class DecodingConfig:
             }
         else:
             kwargs = {"do_sample": False, "num_beams": self.num_beams, "length_penalty": self.length_penalty}
-        if self.no_unk:
+        if self.suppress_unk:
             if unk_token_id is None:
-                raise ValueError("no_unk needs the model's unk_token_id.")
+                raise ValueError("suppress_unk needs the model's unk_token_id.")
             kwargs["suppress_tokens"] = [unk_token_id]
         else:  # explicit: a saved generation_config suppresses <unk> by default
             kwargs["suppress_tokens"] = None

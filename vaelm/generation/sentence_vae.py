@@ -41,7 +41,6 @@ from .decoding import (
     IMPUTE_STEPS,
     INTERPOLATIONS,
     MASK_PATTERN,
-    STRATEGIES,
     UNSPACED_SEGMENTATIONS,
     DecodingConfig,
 )
@@ -182,11 +181,11 @@ class SentenceVAE:
             `(mu, logvar)`, each of shape `(len(sentences), latent_size)`.
 
         Raises:
-            `ValueError`: for a model without a latent variable (`--latent_dim 0`), which has no posterior.
+            `ValueError`: for a model without a latent variable (`--latent_size 0`), which has no posterior.
         """
         if not self.config.has_latent:
             raise ValueError(
-                "This model has no latent variable (it was trained with --latent_dim 0, a plain language model), so "
+                "This model has no latent variable (it was trained with --latent_size 0, a plain language model), so "
                 "sentences have no posterior to sample, reconstruct or interpolate. Sample it without --sentence, or "
                 "complete a sentence's start with --impute."
             )
@@ -458,4 +457,4 @@ def load(path: str | Path, device: str | torch.device | None = None, **hub_kwarg
     return SentenceVAE.from_pretrained(path, device=device, **hub_kwargs)
 
 
-__all__ = ["INTERPOLATIONS", "STRATEGIES", "DecodingConfig", "SentenceVAE", "interpolate", "load"]
+__all__ = ["SentenceVAE", "interpolate", "load"]

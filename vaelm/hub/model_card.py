@@ -24,7 +24,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_vaelm import VAELMConfig, config_has_latent
 from ..evaluation.reconstruction import reconstruction_paragraph
-from ..generation.sentence_vae import DecodingConfig, SentenceVAE
+from ..generation.decoding import DecodingConfig
+from ..generation.sentence_vae import SentenceVAE
 from ..pretrained.loading import check_model_folder, load_model_and_tokenizer
 from ..pretrained.model_folder import (
     CARD_FILE,
@@ -36,7 +37,7 @@ from ..pretrained.model_folder import (
     TRAINING_RECORD_FILE,
 )
 from ..pretrained.storage import COMPUTE_DTYPE, stored_dtype
-from .reproduce import KNOWN_DATASETS, applied_settings, public_command, public_dataset_flag, training_command
+from .reproduce import applied_settings, public_command, public_dataset_flag, training_command
 from .tokens import redact_tokens
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -63,26 +64,6 @@ EVALUATION_KEYS = (
     "iw_samples",
 )
 CARD_SAMPLE_SEED = 0
-
-
-def dataset_ids(dataset: str | None) -> list[str]:
-    """
-    The Hub dataset ids for a `vaelm-train --dataset`/`--data_dir` value, for the card's `datasets` field.
-
-    Args:
-        dataset (`str`, *optional*): `ptb`, `bookcorpus`, a Hub dataset id, or a local folder name.
-
-    Returns:
-        `list[str]`: one id, or none for a local folder that is not PTB.
-    """
-    if not dataset:
-        return []
-    if dataset in KNOWN_DATASETS:
-        return [KNOWN_DATASETS[dataset]]
-    local = Path(dataset)
-    if local.exists() or dataset.startswith((".", "/", "~")):
-        return [KNOWN_DATASETS["ptb"]] if (local / "ptb.train.txt").is_file() else []
-    return [dataset]
 
 
 # ------------------------------------------------------------------------------------------------ what the card says
@@ -138,7 +119,7 @@ def card_examples(
             # be one sentence (there is no z to vary), so it samples its words.
             language_model = not model.config.has_latent
             strategy = "sample" if language_model else "greedy"
-            decoding = DecodingConfig(strategy=strategy, no_unk=True)
+            decoding = DecodingConfig(strategy=strategy, suppress_unk=True)
             samples = [item["text"] for item in vae.sample_prior(num_samples, decoding)]
             path = []
             # A plain language model (latent_size 0) has no posterior, so no homotopy.
@@ -303,7 +284,7 @@ def _about(cell: str, language_model: bool) -> str:
         return (
             f"A plain {cell} language model, trained with vaelm as the baseline that its sentence VAEs (Bowman et al. "
             "2016, *Generating Sentences from a Continuous Space*) have to beat: the VAE's decoder without the latent "
-            "variable (`--latent_dim 0`), trained the same way. Its NLL is exact; it samples sentences, but has no "
+            "variable (`--latent_size 0`), trained the same way. Its NLL is exact; it samples sentences, but has no "
             "posterior, so no reconstruction or homotopy."
         )
     return (
@@ -608,7 +589,6 @@ def _space_keys(folder: Path) -> dict[str, Any]:
 __all__ = [
     "card_examples",
     "card_metadata",
-    "dataset_ids",
     "find_evaluation_results",
     "render_card_body",
     "render_model_card",

@@ -1,23 +1,24 @@
 """Pushing a saved model folder to the Hub in one commit: weights, config, generation config, tokenizer, the custom
-code (`configuration_vaelm.py`, `modeling_vaelm.py`, `pipeline_vaelm.py`), the training curves and record, and the
+code (`configuration_vaelm.py`, `modeling_vaelm.py`, `tokenization_vaelm.py`, `pipeline_vaelm.py`), the training curves and record, and the
 model card ([`vaelm.hub.model_card`]) rendered again for the repository id.
 
 A push never writes into the folder it pushes: the card rendered for the repository goes into a temporary staging
 folder (links to the folder's files, and the new `README.md`), which is what is uploaded. A push that fails leaves
 the folder as it was; `write_model_card` is there to change the card on disk.
 
-`vaelm-push` calls [`push_model_folder`] (through [`vaelm.hub.job`]); `vaelm-train --push_to_hub` goes through the
+`vaelm-push` calls [`push_model_folder`]; `vaelm-train --push_to_hub` goes through the
 Trainer, which leaves out the same files (`REPO_IGNORE_PATTERNS`). The token is never logged, printed or uploaded
 ([`vaelm.hub.tokens`]).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, HfApi, get_token
@@ -47,6 +48,17 @@ def _is_connection_error(error: BaseException) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _errors_without(token: str | None) -> Iterator[None]:
+    """No error message that leaves this block carries `token` (it crosses the CLI boundary)."""
+    try:
+        yield
+    except Exception as error:
+        if token and token in str(error):
+            raise type(error)(redact_tokens(str(error), token)) from None
+        raise
+
+
 def push_model_folder(
     model_dir: str | Path,
     repo_id: str,
@@ -55,9 +67,9 @@ def push_model_folder(
     revision: str | None = None,
     commit_message: str | None = None,
     token: str | None = None,
-    refresh_card: bool = True,
+    keep_card: bool = False,
     license: str = DEFAULT_LICENSE,
-    extra_datasets: list[str] | None = None,
+    datasets: list[str] | None = None,
     storage_dtype: str | None = None,
 ) -> CommitInfo:
     """
@@ -70,11 +82,11 @@ def push_model_folder(
         revision (`str`, *optional*): a branch to push to (created from `main` when missing).
         commit_message (`str`, *optional*): the commit title.
         token (`str`, *optional*): a write token; default `HF_TOKEN` or the token of `hf auth login`. Never logged.
-        refresh_card (`bool`, *optional*, defaults to `True`): upload the card rendered again for `repo_id` (its
-            id in the examples, any evaluation results added since training) instead of the folder's `README.md`;
-            the folder itself is never written.
+        keep_card (`bool`, *optional*, defaults to `False`): upload the folder's `README.md` as it is, instead of
+            the card rendered again for `repo_id` (its id in the examples, any evaluation results added since
+            training); the folder itself is never written either way.
         license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license.
-        extra_datasets (`list[str]`, *optional*): Hub dataset ids to list in the card.
+        datasets (`list[str]`, *optional*): more Hub dataset ids to list in the card.
         storage_dtype (`str`, *optional*): upload the weights cast to `"float16"` or `"bfloat16"` (half the
             download; they load and compute in float32) or `"float32"`; default: as the folder stores them. The cast
             copy is written into the staging folder ([`vaelm.pretrained.storage.store_weights`]), never over the
@@ -86,42 +98,43 @@ def push_model_folder(
     Raises:
         `FileNotFoundError`: the folder is not a saved model. `ConnectionError`: the Hub endpoint cannot be
         reached. `PermissionError`: the token was refused, or a file to upload contains it. `ValueError`: an
-        unknown `storage_dtype`, or weights that float16 cannot hold.
+        unknown `storage_dtype`, or weights that float16 cannot hold. No error message carries `token`.
     """
-    folder = check_model_folder(model_dir)
-    resolved_token = token or get_token()
-    refuse_files_with_token(folder, resolved_token)
-    with tempfile.TemporaryDirectory(prefix="vaelm-push-") as staging:
-        upload = folder
-        if refresh_card or storage_dtype:
-            upload = Path(staging) / folder.resolve().name
-            written = store_weights(folder, upload, storage_dtype) if storage_dtype else []
-            stage_for_upload(folder, upload, skip={*written, *([CARD_FILE] if refresh_card else [])})
-        if refresh_card:
-            # Rendered from what is uploaded: with --storage_dtype, the card's samples come from the cast weights.
-            model, tokenizer = load_model_and_tokenizer(upload)
-            card = render_model_card(
-                folder,
-                repo_id=repo_id,
-                license=license,
-                extra_datasets=extra_datasets,
-                model=model,
-                tokenizer=tokenizer,
-                weights_dtype=stored_dtype(upload),
+    with _errors_without(token):
+        folder = check_model_folder(model_dir)
+        resolved_token = token or get_token()
+        refuse_files_with_token(folder, resolved_token)
+        with tempfile.TemporaryDirectory(prefix="vaelm-push-") as staging:
+            upload = folder
+            if not keep_card or storage_dtype:
+                upload = Path(staging) / folder.resolve().name
+                written = store_weights(folder, upload, storage_dtype) if storage_dtype else []
+                stage_for_upload(folder, upload, skip={*written, *([] if keep_card else [CARD_FILE])})
+            if not keep_card:
+                # Rendered from what is uploaded: with --storage_dtype, the card's samples come from the cast weights.
+                model, tokenizer = load_model_and_tokenizer(upload)
+                card = render_model_card(
+                    folder,
+                    repo_id=repo_id,
+                    license=license,
+                    extra_datasets=datasets,
+                    model=model,
+                    tokenizer=tokenizer,
+                    weights_dtype=stored_dtype(upload),
+                )
+                card.save(upload / CARD_FILE)
+            commit, pushed_to = _upload(
+                upload,
+                repo_id,
+                folder.resolve().name,
+                private=private,
+                revision=revision,
+                commit_message=commit_message,
+                token=token,
+                resolved_token=resolved_token,
             )
-            card.save(upload / CARD_FILE)
-        commit, pushed_to = _upload(
-            upload,
-            repo_id,
-            folder.resolve().name,
-            private=private,
-            revision=revision,
-            commit_message=commit_message,
-            token=token,
-            resolved_token=resolved_token,
-        )
-    logger.info("Pushed %s to %s (commit %s).", folder, pushed_to, commit.oid)
-    return commit
+        logger.info("Pushed %s to %s (commit %s).", folder, pushed_to, commit.oid)
+        return commit
 
 
 def stage_for_upload(folder: Path, staging: Path, skip: Collection[str] = (CARD_FILE,)) -> Path:

@@ -2,21 +2,64 @@
 shaped it (the card's training table).
 
 Read from a model folder's `config.json` and training record ([`vaelm.training.record`] writes it); a run started
-from another recorded model gives one command per stage.
+from another recorded model gives one command per stage. The Hub ids of a run's datasets (the card's `datasets`) are
+named here too.
 """
 
+import dataclasses
 import json
 import re
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from ..configuration_vaelm import config_has_latent, training_flags
-from ..corpora.data import DATASET_ALIASES
+from ..configuration_vaelm import VAELMConfig, config_has_latent
+from ..corpora.sources import DATASET_ALIASES
 from ..pretrained.model_folder import BEST_MODEL_ARGUMENT_NAMES, KL_ARGUMENT_NAMES
 
-# Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for (one table, in vaelm.corpora.data).
+# Dataset names of `vaelm-train --dataset` and the Hub dataset ids they stand for (one table, in vaelm.corpora.sources).
 KNOWN_DATASETS = DATASET_ALIASES
+
+# The VAELMConfig fields that `vaelm-train`'s model flags set, in --help order (the fields of
+# vaelm.training.settings.ModelArguments, a layer above; tests/test_settings.py keeps the two equal).
+MODEL_FLAGS = (
+    "embedding_size",
+    "hidden_size",
+    "latent_size",
+    "num_layers",
+    "cell_type",
+    "bidirectional_encoder",
+    "word_dropout",
+    "embedding_dropout",
+    "output_dropout",
+    "locked_dropout",
+    "weight_drop",
+    "word_type_dropout",
+    "posterior_bn_gamma",
+    "latent_to_every_step",
+    "bow_loss_weight",
+    "tie_word_embeddings",
+)
+# The original script's model flags: a reproduce command always writes them, the others only away from their default.
+ORIGINAL_MODEL_FLAGS = ("embedding_size", "hidden_size", "latent_size", "word_dropout")
+
+
+def model_flags(config: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    `vaelm-train`'s model flags that build a model shaped like `config`, in --help order: the original script's
+    always, the others where the value differs from the field's default (the model card's reproduce command).
+
+    Args:
+        config (`Mapping`): the configuration as a dict (`config.json`).
+    """
+    defaults = {spec.name: spec.default for spec in dataclasses.fields(VAELMConfig)}
+    flags = {}
+    for name in MODEL_FLAGS:
+        value = defaults[name] if config.get(name) is None else config[name]
+        if name in ORIGINAL_MODEL_FLAGS or value != defaults[name]:
+            flags[name] = value
+    return flags
 
 
 def applied_settings(arguments: Mapping[str, Any], language_model: bool = False) -> dict[str, Any]:
@@ -53,6 +96,26 @@ def applied_settings(arguments: Mapping[str, Any], language_model: bool = False)
         },
     }
     return {key: value for key, value in arguments.items() if not unused.get(key, False)}
+
+
+def dataset_ids(dataset: str | None) -> list[str]:
+    """
+    The Hub dataset ids for a `vaelm-train --dataset`/`--data_dir` value, for the card's `datasets` field.
+
+    Args:
+        dataset (`str`, *optional*): `ptb`, `bookcorpus`, a Hub dataset id, or a local folder name.
+
+    Returns:
+        `list[str]`: one id, or none for a local folder that is not PTB.
+    """
+    if not dataset:
+        return []
+    if dataset in KNOWN_DATASETS:
+        return [KNOWN_DATASETS[dataset]]
+    local = Path(dataset)
+    if local.exists() or dataset.startswith((".", "/", "~")):
+        return [KNOWN_DATASETS["ptb"]] if (local / "ptb.train.txt").is_file() else []
+    return [dataset]
 
 
 def public_dataset_flag(datasets: list[str]) -> str | None:
@@ -118,8 +181,7 @@ def _stage_command(config: Mapping[str, Any], record: Mapping[str, Any]) -> str 
     dataset = public_dataset_flag(list(record.get("datasets", [])))
     if not dataset or not record.get("training_arguments"):
         return None
-    # The model's flags come from the table that makes them (vaelm.configuration_vaelm.TRAINING_FLAGS).
-    flags = [dataset, *(f"--{flag} {_flag_value(value)}" for flag, value in training_flags(config).items())]
+    flags = [dataset, *(f"--{flag} {_flag_value(value)}" for flag, value in model_flags(config).items())]
     arguments = applied_settings(record["training_arguments"], language_model=not config_has_latent(config))
     renamed = {"per_device_train_batch_size": "batch_size"}
     skipped = {"optim", "gradient_accumulation_steps", "max_grad_norm", "seed", *BEST_MODEL_ARGUMENT_NAMES}
@@ -139,4 +201,14 @@ def _flag_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-__all__ = ["KNOWN_DATASETS", "applied_settings", "public_command", "public_dataset_flag", "training_command"]
+__all__ = [
+    "KNOWN_DATASETS",
+    "MODEL_FLAGS",
+    "ORIGINAL_MODEL_FLAGS",
+    "applied_settings",
+    "dataset_ids",
+    "model_flags",
+    "public_command",
+    "public_dataset_flag",
+    "training_command",
+]

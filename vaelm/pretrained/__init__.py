@@ -1,4 +1,4 @@
-"""Models that ship inside the package: `DEFAULT_MODEL` is the reference PTB model (see README "Results").
+"""Models that ship inside the package: `DEFAULT_MODEL` is the reference PTB model (see docs/results.md).
 
 `vaelm-sample`, `vaelm-homotopy` and `vaelm-evaluate` use it when `--model` is omitted; it is an ordinary model
 folder, so `VAELMModel.from_pretrained(DEFAULT_MODEL)` and `AutoModel.from_pretrained(DEFAULT_MODEL,

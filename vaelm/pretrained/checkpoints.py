@@ -126,12 +126,4 @@ def resume_command(output_dir: str | Path) -> str | None:
     return text
 
 
-__all__ = [
-    "RUN_CONFIGURATION_NAME",
-    "checkpoint_step",
-    "is_complete_checkpoint",
-    "last_complete_checkpoint",
-    "resolve_resume",
-    "resume_command",
-    "run_record",
-]
+__all__ = ["checkpoint_step", "is_complete_checkpoint", "last_complete_checkpoint", "resolve_resume", "resume_command", "run_record"]

@@ -27,8 +27,8 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import PreTrainedTokenizerFast
 from transformers.utils import cached_file
 
-from .checkpoints import RUN_CONFIGURATION_NAME, checkpoint_step, last_complete_checkpoint, resume_command, run_record
-from .model_folder import CONFIG_NAME, TOKENIZER_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
+from .checkpoints import checkpoint_step, last_complete_checkpoint, resume_command, run_record
+from .model_folder import CONFIG_NAME, RUN_CONFIGURATION_NAME, TOKENIZER_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 from ..configuration_vaelm import VAELMConfig
 from ..modeling_vaelm import VAELMModel
 from ..tokenization_vaelm import check_tokenizer_matches
@@ -401,7 +401,7 @@ def load_model_and_tokenizer(
     Example:
 
     ```python
-    >>> from vaelm.loading import load_model_and_tokenizer
+    >>> from vaelm.pretrained.loading import load_model_and_tokenizer
 
     >>> model, tokenizer = load_model_and_tokenizer("runs/ptb")
     ```

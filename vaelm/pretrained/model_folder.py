@@ -14,6 +14,9 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 TOKENIZER_NAME = "tokenizer.json"
+# The package's own modules that travel in every model folder, so that `trust_remote_code=True` loads it where vaelm is
+# not installed (`save_pretrained` copies them; scripts/refresh_remote_code.py refreshes the bundled models' copies).
+REMOTE_CODE_FILES = ("configuration_vaelm.py", "modeling_vaelm.py", "tokenization_vaelm.py", "pipeline_vaelm.py")
 # The dtypes weights may be stored in (`vaelm-push --storage_dtype`); every loader computes in float32 whatever the
 # file holds, so float16 and bfloat16 only halve the download (vaelm.pretrained.storage).
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
@@ -71,6 +74,7 @@ __all__ = [
     "BEST_MODEL_ARGUMENT_NAMES",
     "CARD_FILE",
     "CONFIG_NAME",
+    "REMOTE_CODE_FILES",
     "EVALUATION_FILES",
     "KL_ARGUMENT_NAMES",
     "LATENT_MAP_FILE",

@@ -1,4 +1,15 @@
-"""Leaving a multi-process (`accelerate launch`) job in order."""
+"""A multi-process (`accelerate launch`) job: which process speaks for it, and leaving it in order."""
+
+import os
+
+
+def is_main_process() -> bool:
+    """
+    Whether this process speaks for its job: the rank-0 process of a multi-process job (from the launcher's `RANK`
+    variable, without torch), or the only process. Messages meant once per job (the final metrics, an interruption's
+    notice) are printed by it alone.
+    """
+    return os.environ.get("RANK", "0").strip() in ("", "0")
 
 
 def leave_process_group() -> bool:
@@ -19,4 +30,4 @@ def leave_process_group() -> bool:
     return True
 
 
-__all__ = ["leave_process_group"]
+__all__ = ["is_main_process", "leave_process_group"]

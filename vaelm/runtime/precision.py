@@ -1,6 +1,6 @@
 """Whether bfloat16 pays on a device, and the `--bf16` request resolved against it.
 
-vaelm's `--bf16` is a speed option: it moves the figures by a few hundredths of a nat at most (README "Results").
+vaelm's `--bf16` is a speed option: it moves the figures by a few hundredths of a nat at most (docs/results.md).
 CPUs without AVX-512 (AVX2 only, such as many EPYC and older Xeon machines) have no bfloat16 matmul kernels, so
 oneDNN emulates them: measured on a 2-core AVX2 EPYC, a [1000, 350] × [350, 10000] bf16 matmul ran at 1.3 GFLOP/s
 against 29 in fp32, and training ran 14× slower than in fp32 (README "Speed"). There `--bf16` falls back to fp32,

@@ -5,7 +5,8 @@ Under load, the default stays fast because of how idle threads wait, not how man
 oneDNN LSTM above all) split each time step between their threads and meet at a barrier. With libgomp's default, a
 thread that arrives early spins for a few milliseconds, and when another process keeps one of two cores busy, that
 spinning takes the time slices its partner (sharing the busy core) needs: 2 threads then ran 3-4x slower than 1.
-`vaelm` sets `OMP_WAIT_POLICY=PASSIVE` before torch loads (vaelm/__init__.py), so waiting threads sleep. Even so, a
+the commands set `OMP_WAIT_POLICY=PASSIVE` before torch loads ([`wait_passively`], called by `vaelm.cli`), so waiting
+threads sleep; `import vaelm` itself changes no environment. Even so, a
 thread that shares a core with a busy process slows its partners at every barrier, so the default also leaves out
 the cores that other processes keep busy, sampled from /proc/stat for a quarter of a second at start (README
 "Speed"). The choice is logged.
@@ -19,6 +20,16 @@ from dataclasses import field
 logger = logging.getLogger(__name__)
 
 NUM_THREADS_HELP = "CPU threads for torch (default: OMP_NUM_THREADS if set, else the cores this process may use)."
+
+
+def wait_passively() -> None:
+    """
+    Make idle OpenMP threads sleep instead of spinning (`OMP_WAIT_POLICY=PASSIVE`; a value the user set is kept): a
+    spinning thread steals the core that its partner shares with a busy process, and training with 2 threads then
+    ran at a third of the 1-thread speed (docs "Speed"). libgomp reads it once, when torch loads it, so a command calls
+    this before its first torch import.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def num_threads_field():
@@ -102,7 +113,7 @@ def choose_num_threads(requested: int | None = None) -> tuple[int, str]:
     if busy:
         # A thread on a busy core holds up its partners at every barrier: beside a process keeping one of two
         # cores busy, 1 thread trained 1.64 steps/s and 2 passive threads 1.56 (medians of three rounds of
-        # benchmarks/contention.sh; spinning threads 1.15).
+        # a contention study, docs/speed.md; spinning threads 1.15).
         threads = max(1, cores - busy)
         return threads, f"{cores} usable cores, {min(busy, cores)} kept busy by other processes"
     return cores, f"{cores} usable cores"
@@ -124,7 +135,7 @@ def configure_threads(requested: int | None = None) -> int:
 
     threads, reason = choose_num_threads(requested)
     torch.set_num_threads(threads)
-    pyarrow.set_cpu_count(threads)  # the data path's Arrow threads and sentence-splitting processes (vaelm.data)
+    pyarrow.set_cpu_count(threads)  # the data path's Arrow threads and sentence-splitting processes (vaelm.corpora)
     logger.info("Using %d CPU thread%s (%s; --num_threads N overrides).", threads, "" if threads == 1 else "s", reason)
     return threads
 
@@ -136,4 +147,5 @@ __all__ = [
     "configure_threads",
     "num_threads_field",
     "usable_cores",
+    "wait_passively",
 ]

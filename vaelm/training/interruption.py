@@ -16,6 +16,8 @@ import sys
 import torch
 from transformers import TrainerCallback
 
+from ..runtime.distributed import is_main_process
+
 logger = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -46,7 +48,7 @@ class GracefulInterruption(TrainerCallback):
                 flush=True,
             )
             os._exit(128 + signal.SIGINT)
-        if self.received is None:
+        if self.received is None and is_main_process():  # every rank receives it: one notice per job
             print(
                 f"\n{signal.Signals(signum).name} received: finishing the current step and saving a checkpoint "
                 "(press Ctrl-C again to stop at once, without saving).",

@@ -19,17 +19,17 @@ from transformers import GenerationConfig, set_seed
 
 from .. import pipeline_vaelm
 from ..configuration_vaelm import VAELMConfig
-from ..corpora.data import VAELMCollator, load_text_splits, text_column, tokenize_splits
+from ..corpora.data import VAELMCollator, text_column, tokenize_splits
 from ..corpora.report import PreparationReport
-from ..corpora.sources import check_output_dir
+from ..corpora.sources import check_output_dir, load_text_splits
 from ..corpora.streaming import group_by_length, stream_text_splits, vocabulary_sample
 from ..corpora.vocabulary import build_tokenizer
 from ..evaluation.metrics import evaluate_dataset, tokenize_sentences
 from ..generation.decoding import DecodingConfig
 from ..modeling_vaelm import VAELMModel
-from ..pretrained.checkpoints import RUN_CONFIGURATION_NAME, checkpoint_step, resolve_resume
+from ..pretrained.checkpoints import checkpoint_step, resolve_resume
 from ..pretrained.loading import check_fit, check_model_source, load_model, load_tokenizer
-from ..pretrained.model_folder import RESULTS_NAME
+from ..pretrained.model_folder import RESULTS_NAME, RUN_CONFIGURATION_NAME
 from ..runtime.allocator import keep_freed_memory
 from ..runtime.precision import resolve_bf16
 from ..tokenization_vaelm import check_tokenizer_matches, segment
@@ -54,7 +54,7 @@ def prepare_tokenizer(model_args: ModelArguments, data_args: DataArguments, trai
         return load_tokenizer(resume)
     source = data_args.tokenizer or model_args.model_name_or_path or model_args.init_from
     if source:
-        return load_tokenizer(source)  # vaelm.loading's: a clear error for a folder without tokenizer.json
+        return load_tokenizer(source)  # vaelm.pretrained.loading's: a clear error for a folder without tokenizer.json
     logger.info(
         "Building a word-level tokenizer (vocab_size %d, min_frequency %d).",
         data_args.vocab_size,
@@ -119,7 +119,7 @@ def default_generation_config(config: VAELMConfig) -> GenerationConfig:
     """
     What `model.generate` and `pipeline("text-generation")` do without arguments: a whole sentence (a length in
     `max_new_tokens`, so that a caller's `max_new_tokens` replaces it without a warning) and, as `DecodingConfig`'s
-    default `no_unk` says, no `<unk>` (small vocabularies otherwise print runs of it; `suppress_tokens=None` gives the
+    default `suppress_unk` says, no `<unk>` (small vocabularies otherwise print runs of it; `suppress_tokens=None` gives the
     raw model back).
 
     Args:
@@ -155,7 +155,7 @@ def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> No
     """
     if source.encoder is None:
         raise ValueError(
-            f"--init_from {source_name} is a plain language model (latent_dim 0): it has no encoder to copy."
+            f"--init_from {source_name} is a plain language model (latent_size 0): it has no encoder to copy."
         )
     source_state = source.state_dict()
     target_state = target.state_dict()
@@ -165,7 +165,7 @@ def copy_encoder(source: VAELMModel, target: VAELMModel, source_name: str) -> No
             shape = tuple(target_state[name].shape) if name in target_state else "absent"
             raise ValueError(
                 f"--init_from {source_name}: its {name} has shape {tuple(tensor.shape)}, the new model's is {shape}. "
-                "Give the same --embedding_size, --num_units, --latent_dim, --num_layers, --cell_type, "
+                "Give the same --embedding_size, --hidden_size, --latent_size, --num_layers, --cell_type, "
                 "--bidirectional_encoder and --posterior_bn_gamma (on/off) as that model, and its tokenizer."
             )
     target.load_state_dict(copied, strict=False)

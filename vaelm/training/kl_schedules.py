@@ -13,7 +13,6 @@ from typing import Any
 
 # The training arguments the schedules read (shown in the model card's training settings): listed with the training
 # record's other argument groups, where the card (vaelm.hub, a lower layer) reads them too. A new parameter goes there.
-from ..pretrained.model_folder import KL_ARGUMENT_NAMES
 
 
 def _sigmoid(x: float) -> float:
@@ -61,7 +60,7 @@ def kl_weight_at(step: int, args: Any, total_steps: int | None = None) -> float:
 
     Args:
         step (`int`): the global step.
-        args ([`~vaelm.trainer.VAETrainingArguments`]): `kl_schedule`, `kl_weight` and the schedule's parameters.
+        args ([`~vaelm.training.trainer.VAETrainingArguments`]): `kl_schedule`, `kl_weight` and the schedule's parameters.
         total_steps (`int`, *optional*): the run's steps; needed by `cyclical` and when `annealing_pivot` is unset.
     """
     pivot = args.annealing_pivot or max(1, (total_steps or 2) // 2)
@@ -125,4 +124,4 @@ class KLController:
         self.integral = float(state["integral"])
 
 
-__all__ = ["KL_ARGUMENT_NAMES", "KL_SCHEDULES", "KLController", "kl_weight_at"]
+__all__ = ["KL_SCHEDULES", "KLController", "kl_weight_at"]

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..evaluation.latent_map import draw_training_map
-from ..hub.model_card import dataset_ids, write_model_card
+from ..hub.model_card import write_model_card
+from ..hub.reproduce import dataset_ids
 from ..pretrained import DEFAULT_MODEL
 from ..pretrained.loading import model_file
 from ..pretrained.model_folder import (

@@ -72,7 +72,7 @@ class VAETrainingArguments(TrainingArguments):
         kl_control_ki (`float`, *optional*, defaults to 0.002): the controller's integral gain (per step).
         ema_decay (`float`, *optional*, defaults to 0.0):
             Weight averaging: keep an exponential moving average of the weights with this decay (e.g. 0.999) and
-            evaluate and save the averaged weights ([`~vaelm.weight_averaging.WeightAveragingCallback`]). 0 turns it
+            evaluate and save the averaged weights ([`~vaelm.training.weight_averaging.WeightAveragingCallback`]). 0 turns it
             off.
         freeze_decoder (`bool`, *optional*, defaults to `False`):
             Train the encoder alone (its recurrent layer and the posterior heads) of a trained model: the decoder,
@@ -81,7 +81,7 @@ class VAETrainingArguments(TrainingArguments):
             tightens the bound and the importance-sampled NLL (q(z|x) is the proposal) without changing p(x); He et
             al. (2019) found the encoder lags behind its decoder.
         num_threads (`int`, *optional*):
-            CPU threads for torch; see [`vaelm.threads.choose_num_threads`] for the default.
+            CPU threads for torch; see [`vaelm.runtime.threads.choose_num_threads`] for the default.
         batch_size (`int`, *optional*):
             The original script's name for `per_device_train_batch_size`.
 
@@ -207,7 +207,7 @@ def freeze_all_but_encoder(model: torch.nn.Module) -> None:
     trainable = {name for name, _ in model.named_parameters() if name.startswith(ENCODER_OWN_PREFIXES)}
     if not trainable:
         raise ValueError(
-            "--freeze_decoder trains the encoder, and this model has none (it was built with --latent_dim 0)."
+            "--freeze_decoder trains the encoder, and this model has none (it was built with --latent_size 0)."
         )
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name in trainable)
@@ -477,11 +477,4 @@ class VAETrainer(Trainer):
         super().log(logs, start_time)
 
 
-__all__ = [
-    "KL_SCHEDULES",
-    "NonFiniteLossError",
-    "VAETrainer",
-    "VAETrainingArguments",
-    "follow_umask",
-    "kl_weight_at",
-]
+__all__ = ["NonFiniteLossError", "VAETrainer", "VAETrainingArguments", "follow_umask"]

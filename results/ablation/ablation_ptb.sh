@@ -4,7 +4,7 @@
 # SET=short (default): KL schedule x free bits x latent size, each trained for the same 2,000 steps with the
 #   bundled model's previous small architecture (350/256, z at every step, dropout 0.3, cosine lr 1e-3, bf16), scored
 #   with K=100. About 10 min per recipe on one core.
-# SET=quality (issue 17): the bundled model's recipe (benchmarks/reproduce_ptb.sh: 350/512, tied, 16,000 steps) as
+# SET=quality (issue 17): the bundled model's recipe (configuration/reproduce_ptb.sh: 350/512, tied, 16,000 steps) as
 #   the reference, our LSTM language model baseline (--latent_dim 0) with the same budget, and the regularisation
 #   (weight drop, locked and word-type dropout, weight averaging) and collapse remedies (BN-VAE, auto-encoder
 #   pre-training + decoder reset) of issue 17, scored with K=500. 16,000 steps took 70-90 min per recipe on one
@@ -16,11 +16,11 @@
 #
 # Writes results/ablation/<recipe>.valid.json, <run>/wall_seconds.txt (one line per training segment) and the table
 # (results/ablation.md for SET=short, results/ablation_quality.md for SET=quality).
-# Usage:  [SET=quality] [JOBS=2] [THREADS=1] [STEPS=N] bash benchmarks/ablation_ptb.sh [PTB_DIR] [RUNS_DIR]
+# Usage:  [SET=quality] [JOBS=2] [THREADS=1] [STEPS=N] bash results/ablation/ablation_ptb.sh [PTB_DIR] [RUNS_DIR]
 # THREADS: torch threads of each training and evaluation (default 1; 2 when one recipe is left on a 2-core machine).
 # In the background (JOBS runs side by side, THREADS threads each):
-#   SET=quality JOBS=2 nohup bash benchmarks/ablation_ptb.sh > runs/ablation_quality.log 2>&1 &
-# Only some recipes: RECIPES_ONLY="lm-baseline awd" SET=quality bash benchmarks/ablation_ptb.sh
+#   SET=quality JOBS=2 nohup bash results/ablation/ablation_ptb.sh > runs/ablation_quality.log 2>&1 &
+# Only some recipes: RECIPES_ONLY="lm-baseline awd" SET=quality bash results/ablation/ablation_ptb.sh
 set -euo pipefail
 PTB_DIR=${1:-../shared/data/ptb}
 SET=${SET:-short}
@@ -126,7 +126,7 @@ done
 wait
 
 # The committed results/ablation.md also lists the two full-length runs, as extra RUN_DIR=EVAL_JSON pairs:
-#   python benchmarks/ablation_table.py runs/ablation results/ablation \
+#   python results/ablation/ablation_table.py runs/ablation results/ablation \
 #     runs/ptb-small=results/ptb-small.valid.json runs/ptb-512=results/ptb-best.valid.json
-python benchmarks/ablation_table.py "$RUNS" results/ablation > "$TABLE"
+python results/ablation/ablation_table.py "$RUNS" results/ablation > "$TABLE"
 cat "$TABLE"

@@ -6,21 +6,17 @@
 # (--average_with); with three runs or more, the new runs' average alone. Each candidate and the starting model are
 # scored on *valid* (K = 50, seed 0, paired latent noise); the best of them, if it beats the starting model there, is
 # stored in float16 as it would ship and scored once on *test* with the full protocol (K = 500). Never selected on
-# test. START_MODEL (default: the bundled model) is where the runs start. On 2026-12-04 two calls ran: the first from
-# the bundled model of git fef33a0 (test 100.15; with the device check, BUDGET=535): one run fitted, and its
-# averaged refit won on valid (101.135, test 99.957; the average was made by a one-off script with the same
-# arithmetic as --average_with); the second from that model (SEEDS=48 SKIP_DEVICE_CHECK=1 BUDGET=300 RESERVE=200):
-# one run, and its averaged refit became the bundled model (valid 101.083, test 99.859).
+# test. START_MODEL (default: the bundled model) is where the runs start. What its runs gave: results/ablation.md.
 # Evaluation runs with TF32 off (vaelm-evaluate's default; cuDNN's RNNs would use it): the scores are float32's.
 #
 # Prepare here:  benchmarks/device_check.sh --prepare       (PTB into .ptb/, wheels into .whl/; carry both)
-# Run there:     bash benchmarks/quality_v3_gpu.sh     (carry .ptb .whl; into $OUT: results.tgz with the logs and
+# Run there:     bash results/ablation/quality_v3_gpu.sh     (carry .ptb .whl; into $OUT: results.tgz with the logs and
 #                the scores, and the chosen model's folder as model.tgz.part-*, pieces under the tool's 16 MiB)
 #                Settings (environment): BUDGET, RESERVE, START_MODEL, SEEDS, SKIP_DEVICE_CHECK=1, TRAIN_SECONDS.
-# A CPU smoke test of the logic: SMOKE=1 OUT=/tmp/out PTB=SMALL_PTB_DIR bash benchmarks/quality_v3_gpu.sh (tiny steps;
+# A CPU smoke test of the logic: SMOKE=1 OUT=/tmp/out PTB=SMALL_PTB_DIR bash results/ablation/quality_v3_gpu.sh (tiny steps;
 # the last candidate is taken whatever its score, so that the test pass and the packing run too).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 START=$SECONDS
 BUDGET=${BUDGET:-540}       # seconds for the whole script
 RESERVE=${RESERVE:-240}     # kept for the refits, the scores, the test pass and the packing
@@ -60,7 +56,7 @@ fi
 COMMON=(--data_dir "$PTB" --disable_tqdm true --report_to none --final_eval_iw_samples 0 --per_device_eval_batch_size 512)
 train() { "$PYTHON" scripts/train.py "$@" "${COMMON[@]}" >> "$R/train.log" 2>&1; }
 # score FOLDER NAME SPLIT K FLAGS...: IW-NLL and the rest into $R/NAME.SPLIT.kK.json, in float32 (vaelm-evaluate turns
-# TF32 off; the calls of 2026-12-04 wrapped it to do so, before it did)
+# TF32 off)
 score() {
     local folder=$1 name=$2 split=$3 k=$4
     shift 4

@@ -1,6 +1,6 @@
 """Markdown table of PTB recipes: one row per run folder, with its valid-split evaluation JSON.
 
-Usage: python benchmarks/ablation_table.py RUNS_DIR EVAL_DIR [RUN_DIR=EVAL_JSON ...]
+Usage: python results/ablation/ablation_table.py RUNS_DIR EVAL_DIR [RUN_DIR=EVAL_JSON ...]
 Each RUNS_DIR/<name> is paired with EVAL_DIR/<name>.valid.json (folders without one are left out); extra pairs add
 full-length runs to the table. A language model (latent 0) shows "LM" as its KL schedule and its exact NLL. The
 "other options" column lists the issue-17 options that differ from their defaults; "train time" is the sum of the

@@ -1,6 +1,6 @@
-"""The reconstruction / likelihood frontier of benchmarks/reconstruction_frontier.sh: a Markdown table and a plot.
+"""The reconstruction / likelihood frontier of results/frontier/reconstruction_frontier.sh: a Markdown table and a plot.
 
-Usage: python benchmarks/frontier_plot.py RUNS_DIR EVAL_DIR TABLE.md PLOT.png
+Usage: python results/frontier/frontier_plot.py RUNS_DIR EVAL_DIR TABLE.md PLOT.png
 Each RUNS_DIR/<name> is paired with EVAL_DIR/<name>.valid.json (a `vaelm-evaluate --output` file with a
 `reconstruction` entry) and with EVAL_DIR/<name>.step<N>.valid.json (its checkpoint at step N, the half-way screen);
 folders without one are left out. The table gives each run's free bits, whether z feeds
@@ -163,7 +163,7 @@ def main() -> None:
         notes = table_path.read_text().split(NOTES_MARKER, 1)[1]
     header = (
         "# The reconstruction / likelihood frontier (PTB valid)\n\n"
-        "Written by `benchmarks/reconstruction_frontier.sh` (and `benchmarks/frontier_plot.py`): short runs that "
+        "Written by `results/frontier/reconstruction_frontier.sh` (and `results/frontier/frontier_plot.py`): short runs that "
         "differ "
         "only in free bits and in whether z feeds every decoder step, scored on the first sentences of `ptb.valid.txt` "
         "with the likelihood protocol (`vaelm-evaluate`, seed 0) and with greedy reconstruction from the posterior "

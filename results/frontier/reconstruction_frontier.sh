@@ -4,17 +4,17 @@
 # the *valid* split with the likelihood protocol (IW-NLL, KL, MI, AU) and with greedy reconstruction from the
 # posterior mean (corpus BLEU-4 and exact match, `<unk>` allowed; vaelm/evaluation/reconstruction.py).
 #
-# Every recipe is trained the same short way as benchmarks/ablation_ptb.sh SET=short (350/256, linear KL schedule with
+# Every recipe is trained the same short way as results/ablation/ablation_ptb.sh SET=short (350/256, linear KL schedule with
 # pivot 1,000, dropout 0.3, cosine lr 1e-3, 2,000 steps, seed 42): a screen, to be compared with its own fb 0.2 row,
 # not with the bundled model's absolute figures. Checkpoints every 500 steps; run the script again after an
 # interruption and every recipe resumes (finished trainings and evaluations are skipped).
 #
 # Writes results/frontier/<recipe>.valid.json, <run>/wall_seconds.txt, then results/frontier.md and
-# results/frontier.png (benchmarks/frontier_plot.py).
+# results/frontier.png (results/frontier/frontier_plot.py).
 # Each run is also scored at its half-way checkpoint (results/frontier/<recipe>.step<STEPS/2>.valid.json); HALF_ONLY=1
 # stops every training there (a later run without it resumes to the end).
 # Usage:  [JOBS=2] [THREADS=1] [STEPS=2000] [K=100] [EVAL_SENTENCES=1000] [RECON_SENTENCES=1000] [HALF_ONLY=1] \
-#           [RECIPES_ONLY="fb0.2 fb1"] bash benchmarks/reconstruction_frontier.sh [PTB_DIR] [RUNS_DIR]
+#           [RECIPES_ONLY="fb0.2 fb1"] bash results/frontier/reconstruction_frontier.sh [PTB_DIR] [RUNS_DIR]
 # EVAL_SENTENCES: the first N valid sentences scored (IW-NLL, KL, MI, AU; 0 = all 3,370); RECON_SENTENCES: the first
 # N of those reconstructed. On a shared 2-core machine, keep JOBS <= 2 (runs are niced).
 set -euo pipefail
@@ -94,5 +94,5 @@ for recipe in "${RECIPES[@]}"; do
 done
 wait
 
-python benchmarks/frontier_plot.py "$RUNS" results/frontier results/frontier.md results/frontier.png
+python results/frontier/frontier_plot.py "$RUNS" results/frontier results/frontier.md results/frontier.png
 cat results/frontier.md

@@ -6,8 +6,8 @@
 # bundled model scored the same way); the test split is evaluated once per model that is reported.
 #
 #   git clone -q . ../quality && cd ../quality
-#   nohup nice -n 19 bash benchmarks/quality_v3.sh cont-cyclic PTB_DIR > runs/cont-cyclic.log 2>&1 &
-#   nohup nice -n 19 bash benchmarks/quality_v3.sh wd-ema PTB_DIR > runs/wd-ema.log 2>&1 &
+#   nohup nice -n 19 bash results/ablation/quality_v3.sh cont-cyclic PTB_DIR > runs/cont-cyclic.log 2>&1 &
+#   nohup nice -n 19 bash results/ablation/quality_v3.sh wd-ema PTB_DIR > runs/wd-ema.log 2>&1 &
 #
 # cont-cyclic: the bundled model continued for 4,000 steps: β = 1, free bits 0.2, 4 cosine cycles of the learning
 #   rate (5e-4 down to 0 each), an EMA of the weights (0.9995) across the cycles, the best of 9 evaluations kept.

@@ -8,13 +8,13 @@
 # steps once more from stage 6.
 # Each stage is scored on valid at K = 50 (seed 0; the selection screen of results/ablation.md); the last is stored in
 # float16 as it ships (28 MB; it computes in float32) and scored once on test with the full protocol (K = 500).
-# Usage: bash benchmarks/reproduce_ptb.sh [PTB_DIR] [OUT_DIR]
+# Usage: bash configuration/reproduce_ptb.sh [PTB_DIR] [OUT_DIR]
 #   (the later stages go to OUT_DIR-continued, -cyclic, -cyclic2, -cyclic3, -refit, -cyclic4, -average-refit,
 #   -cyclic5 and -average-refit2)
 #   PTB_DIR defaults to ../shared/data/ptb; without it, use `--dataset ptb` (downloads the standard files).
 # Measured with one thread, fp32, beside one other run (results/ablation.md): 5.3 h + 0.85 h + 0.93 h of training on
 # a 2-core AVX2 EPYC, then 1.74 h + 0.91 h + 10 min on a 2-core AVX-512 Xeon (the second cyclic run's time includes
-# pauses); stages 5 to 8 ran on one NVIDIA H200 (100 s + 50 s + 74 s + 30 s, benchmarks/quality_v3_gpu.sh; for
+# pauses); stages 5 to 8 ran on one NVIDIA H200 (100 s + 50 s + 74 s + 30 s, results/ablation/quality_v3_gpu.sh; for
 # stage 6 a one-off script averaged with the same arithmetic before --average_with existed), as did their valid
 # screens and the test pass (18 s; an earlier model's took 37 min on two threads of the Xeon).
 # Threads: OMP_NUM_THREADS (default 1 here).
