@@ -38,6 +38,7 @@ MODEL_FIELDS = (
     "posterior_bn_gamma",
     "latent_to_every_step",
     "bow_loss_weight",
+    "num_softmax_experts",
     "tie_word_embeddings",
 )
 COMMANDS = ["train", "prepare", "evaluate", "sample", "homotopy", "map", "demo", "push"]

@@ -39,6 +39,7 @@ MODEL_FLAGS = (
     "posterior_bn_gamma",
     "latent_to_every_step",
     "bow_loss_weight",
+    "num_softmax_experts",
     "tie_word_embeddings",
 )
 # The original script's model flags: a reproduce command always writes them, the others only away from their default.
