@@ -20,27 +20,9 @@ import vaelm
 from vaelm import pipeline_vaelm
 from vaelm.configuration_vaelm import CELL_TYPES, SEGMENTATIONS, VAELMConfig
 from vaelm.generation import decoding
+from vaelm.hub.reproduce import MODEL_FLAGS
 
 # VAELMConfig fields that vaelm-train's model flags set, in --help order.
-MODEL_FIELDS = (
-    "embedding_size",
-    "hidden_size",
-    "latent_size",
-    "num_layers",
-    "cell_type",
-    "bidirectional_encoder",
-    "word_dropout",
-    "embedding_dropout",
-    "output_dropout",
-    "locked_dropout",
-    "weight_drop",
-    "word_type_dropout",
-    "posterior_bn_gamma",
-    "latent_to_every_step",
-    "bow_loss_weight",
-    "num_softmax_experts",
-    "tie_word_embeddings",
-)
 COMMANDS = ["train", "prepare", "evaluate", "sample", "homotopy", "map", "demo", "push"]
 
 
@@ -89,7 +71,7 @@ def library_defaults(command: str) -> dict:
 
     config = dataclass_defaults(VAELMConfig)
     if command == "train":
-        model = {name: config[name] for name in MODEL_FIELDS}
+        model = {name: config[name] for name in MODEL_FLAGS}
         data = {
             "max_length": config["max_sentence_length"],
             "vocab_size": config["vocab_size"],
@@ -176,17 +158,16 @@ def test_prepare_flags_are_vaelm_trains_data_flags():
 
 
 def test_model_arguments_are_the_config_fields_with_their_defaults():
-    from vaelm.hub.reproduce import MODEL_FLAGS
     from vaelm.training.settings import ModelArguments
 
     config = dataclass_defaults(VAELMConfig)
     fields = {spec.name: spec for spec in dataclasses.fields(ModelArguments)}
-    assert tuple(name for name in fields if name in config) == MODEL_FIELDS
-    assert MODEL_FIELDS == MODEL_FLAGS  # the reproduce command writes every model flag, in --help order
-    assert {name: fields[name].default for name in MODEL_FIELDS} == {name: config[name] for name in MODEL_FIELDS}
-    for name in MODEL_FIELDS:
+    # The reproduce command writes every model flag, in --help order.
+    assert tuple(name for name in fields if name in config) == MODEL_FLAGS
+    assert {name: fields[name].default for name in MODEL_FLAGS} == {name: config[name] for name in MODEL_FLAGS}
+    for name in MODEL_FLAGS:
         assert fields[name].type == VAELMConfig.__dataclass_fields__[name].type, name
-    assert ModelArguments().config_values() == {name: config[name] for name in MODEL_FIELDS}
+    assert ModelArguments().config_values() == {name: config[name] for name in MODEL_FLAGS}
 
 
 def train_config(*flags: str) -> VAELMConfig:
@@ -228,7 +209,7 @@ def test_train_help_lists_each_field_once():
     from vaelm.cli.train import make_parser
 
     text = make_parser().format_help()
-    for name in MODEL_FIELDS:
+    for name in MODEL_FLAGS:
         assert len(re.findall(rf"^  --{name}\b", text, re.MULTILINE)) == 1, name
     assert "--latent_dim" in text and "--num_units" in text and "--keep_prob" in text
     assert "--no_no_" not in text
