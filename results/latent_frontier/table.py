@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent
 BUNDLED = RESULTS / "ptb-wide-avg45-refit.test.json"
+BUNDLED_VALID = RESULTS / "ablation" / "wide-avg45-refit.valid.k50.json"
 BUNDLED_RECONSTRUCTION = HERE / "bundled.test.reconstruction.json"  # the same model, token accuracy and rec at μ
 LANGUAGE_MODEL = RESULTS / "lm960.test.json"
 START, END = "<!-- table -->", "<!-- /table -->"
@@ -34,15 +35,18 @@ def rows() -> list[dict]:
         name = valid_path.name.split(".")[0]
         test = load(HERE / f"{name}.test.json")
         figures = test or load(valid_path)
-        found.append({"model": f"ptb-latent, --target_kl {name[2:]}", "split": "test" if test else "valid", **figures})
+        found.append({**figures, "model": f"ptb-latent, --target_kl {name[2:]}", "split": "test" if test else "valid"})
+    bundled_valid = load(BUNDLED_VALID)
+    if bundled_valid:
+        found.append({**bundled_valid, "model": "bundled (DEFAULT_MODEL)", "split": "valid"})
     bundled = load(BUNDLED)
     if bundled:
         extra = (load(BUNDLED_RECONSTRUCTION) or {}).get("reconstruction", {})
         bundled["reconstruction"] = {**bundled["reconstruction"], **extra}
-        found.append({"model": "bundled (DEFAULT_MODEL)", "split": "test", **bundled})
+        found.append({**bundled, "model": "bundled (DEFAULT_MODEL)", "split": "test"})
     language_model = load(LANGUAGE_MODEL)
     if language_model:
-        found.append({"model": "LSTM-LM, same width as the bundled model", "split": "test", **language_model})
+        found.append({**language_model, "model": "LSTM-LM, same width as the bundled model", "split": "test"})
     return found
 
 
@@ -73,15 +77,17 @@ def plot(found: list[dict], path: Path) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for row in points:
         marker = "o" if row["split"] == "test" else "s"
+        label = row["model"].replace("ptb-latent, --target_kl ", "R = ") + f" ({row['split']})"
         bleu = row["reconstruction"]["bleu4"]
         axes[0].scatter(row["nll"], bleu, marker=marker)
-        axes[0].annotate(row["model"].replace("ptb-latent, --target_kl ", "R = "), (row["nll"], bleu), fontsize=8)
+        axes[0].annotate(label, (row["nll"], bleu), fontsize=8)
         axes[1].scatter(row["kl"], bleu, marker=marker)
-        axes[1].annotate(row["model"].replace("ptb-latent, --target_kl ", "R = "), (row["kl"], bleu), fontsize=8)
+        axes[1].annotate(label, (row["kl"], bleu), fontsize=8)
     axes[0].set(xlabel="IW-NLL (nats per sentence)", ylabel="BLEU-4 of greedy reconstruction from μ")
     axes[1].set(xlabel="KL (nats per sentence)", ylabel="BLEU-4")
     for axis in axes:
         axis.grid(alpha=0.3)
+        axis.margins(x=0.25, y=0.15)  # room for the labels
     figure.suptitle("PTB: likelihood against reconstruction (circles: test, squares: valid)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
