@@ -218,11 +218,6 @@ def freeze_all_but_encoder(model: torch.nn.Module) -> None:
     )
 
 
-def model_config(model: torch.nn.Module):
-    """The [`VAELMConfig`] of a model, wrapped (DDP, compiled) or not."""
-    return getattr(model, "module", model).config
-
-
 def follow_umask(paths) -> None:
     """
     Give files written private (mode 0600: safetensors writes its files so) the mode every other file gets, 0666
@@ -413,7 +408,7 @@ class VAETrainer(Trainer):
                 kl_term = outputs.kl
             loss = outputs.rec_loss + beta * kl_term
             if outputs.bow_loss is not None:  # a training signal only: evaluation's loss is the ELBO
-                loss = loss + model_config(model).bow_loss_weight * outputs.bow_loss
+                loss = loss + self.model.config.bow_loss_weight * outputs.bow_loss
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"The training loss became {loss.item()} at step {self.state.global_step + 1} "
@@ -456,7 +451,7 @@ class VAETrainer(Trainer):
                 logs.update(rec_loss=round(rec / steps, 4), kl=round(kl / steps, 4), beta=round(beta / steps, 6))
                 if self.kl_controller is not None:
                     logs.update(target_kl=self.kl_controller.target)
-                if model_config(self.model).bow_loss_weight > 0:
+                if self.model.config.bow_loss_weight > 0:
                     logs.update(bow_loss=round(bow / steps, 4))
         # Evaluation metrics come as {prefix}loss, {prefix}runtime, …; train_runtime closes training instead.
         prefix = next(
